@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make serve` and `make test`. Everything else is a convenience.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: serve sandbox sim test lint typecheck imports unit deps system-deps bench package-aws clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+deps: $(STAMP)
+
+serve: $(STAMP)
+	$(VENV)/bin/grokgate serve
+
+sandbox: $(STAMP)
+	$(VENV)/bin/grokgate serve --sandbox
+
+sim: $(STAMP)
+	$(VENV)/bin/grokgate sim
+
+# Debian's redis-server backs the Redis and Upstash-shim tests; install it when missing and we can.
+system-deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "redis-server is missing: install Debian's redis-server (needs root)" >&2; exit 1; fi; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+test: $(STAMP) system-deps lint typecheck imports unit
+
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
