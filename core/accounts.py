@@ -1,0 +1,192 @@
+"""Accounts: the records of the pool, their tokens, quota windows, leases and outcomes.
+
+These are plain data shared by every `AccountStore` adapter, so that the SQLite, Redis and
+DynamoDB stores speak the same domain and one contract suite can test them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from enum import Enum
+
+from core.catalog import Tier
+
+MAX_TOKEN_BYTES = 16 * 1024
+
+# Default quota windows per tier and mode: (total queries, window seconds), protocol §7.2 [v2].
+DEFAULT_QUOTAS: dict[Tier, dict[str, tuple[int, int]]] = {
+    Tier.BASIC: {"auto": (20, 72000), "fast": (60, 72000), "expert": (8, 36000)},
+    Tier.SUPER: {"auto": (50, 7200), "fast": (140, 7200), "expert": (50, 7200)},
+    Tier.HEAVY: {"auto": (150, 7200), "fast": (400, 7200), "expert": (150, 7200), "heavy": (20, 7200)},
+}
+
+
+class AccountStatus(str, Enum):
+    ACTIVE = "active"
+    COOLING = "cooling"  # rate limited until `cooling_until`
+    EXPIRED = "expired"  # the upstream refused the token
+    BLOCKED = "blocked"  # the upstream blocked the user
+    DISABLED = "disabled"  # an operator took it out
+
+
+class OutcomeKind(str, Enum):
+    SUCCESS = "success"
+    RATE_LIMITED = "rate_limited"
+    EXPIRED = "expired"
+    BLOCKED = "blocked"
+    CHALLENGE = "challenge"  # Cloudflare or anti-bot: the egress is at fault, not the account
+    TRANSIENT = "transient"  # 5xx, reset, timeout: nothing to hold against the account
+    CANCELLED = "cancelled"  # the client went away
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """One mode's window for one account."""
+
+    remaining: int
+    total: int
+    window_seconds: int
+    reset_at: float  # when the window refills; estimated, the upstream reports no reset time
+
+    def current(self, now: float) -> Quota:
+        """The window as it stands at `now` (refilled if it has ended)."""
+        if now >= self.reset_at:
+            return Quota(self.total, self.total, self.window_seconds, now + self.window_seconds)
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account record as stores return it. `token` is the secret: never log it."""
+
+    id: str
+    token: str
+    tier: Tier
+    status: AccountStatus = AccountStatus.ACTIVE
+    note: str = ""
+    tags: tuple[str, ...] = ()
+    quotas: dict[str, Quota] = field(default_factory=dict)
+    in_flight: int = 0
+    cooling_until: float = 0.0
+    reason: str = ""  # the upstream's words for the last failure
+    created_at: float = 0.0
+    last_used_at: float = 0.0
+    last_failure_at: float = 0.0
+    use_count: int = 0
+    fail_count: int = 0
+
+    @property
+    def masked(self) -> str:
+        return mask_token(self.token)
+
+    def public(self) -> dict[str, object]:
+        """A listing of the record with the token masked."""
+        return {
+            "id": self.id,
+            "token": self.masked,
+            "tier": self.tier.value,
+            "status": self.status.value,
+            "note": self.note,
+            "tags": list(self.tags),
+            "in_flight": self.in_flight,
+            "cooling_until": self.cooling_until or None,
+            "reason": self.reason,
+            "quotas": {
+                mode: {"remaining": q.remaining, "total": q.total, "window_seconds": q.window_seconds,
+                       "reset_at": q.reset_at}
+                for mode, q in sorted(self.quotas.items())
+            },
+            "created_at": self.created_at,
+            "last_used_at": self.last_used_at or None,
+            "use_count": self.use_count,
+            "fail_count": self.fail_count,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    """An account to import: a normalised token and what the operator said of it."""
+
+    token: str
+    tier: Tier = Tier.BASIC
+    note: str = ""
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A claim on one account for one request: one quota unit reserved, counted in flight."""
+
+    id: str
+    account_id: str
+    token: str
+    tier: Tier
+    mode: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to a leased request, applied to the account on release."""
+
+    kind: OutcomeKind
+    reason: str = ""
+    cooling_until: float = 0.0  # for RATE_LIMITED
+    refund: bool = False  # give the reserved quota unit back (the upstream never counted it)
+    quota: Quota | None = None  # the window the upstream reported, if it did
+
+    @classmethod
+    def success(cls, quota: Quota | None = None) -> Outcome:
+        return cls(OutcomeKind.SUCCESS, quota=quota)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    added: int
+    skipped: int
+    invalid: int
+
+
+def account_id_for(token: str) -> str:
+    """A stable id derived from the token, so that a re-import is a duplicate, not a new account."""
+    return "acc_" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def mask_token(token: str) -> str:
+    if len(token) <= 12:
+        return "*" * len(token)
+    return f"{token[:4]}…{token[-4:]}"
+
+
+_INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff]")
+_DASHES = re.compile("[\u2010-\u2015\u2212]")
+
+
+def normalize_token(raw: str) -> str | None:
+    """Clean a pasted `sso` cookie value (protocol §2.1); None when nothing usable is left.
+
+    Accepts `sso=…` prefixes (any case) and a whole cookie line (cut at the first `;`), maps
+    look-alike dashes and spaces to ASCII, drops zero-width characters and whitespace.
+    """
+    value = unicodedata.normalize("NFKC", raw)
+    value = _INVISIBLE.sub("", value)
+    value = _DASHES.sub("-", value)
+    value = value.replace("\x00", "").strip()
+    if value[:4].lower() == "sso=":
+        value = value[4:]
+    value = value.split(";", 1)[0]
+    value = "".join(value.split())
+    if not value or not value.isascii() or not value.isprintable():
+        return None
+    if len(value.encode()) > MAX_TOKEN_BYTES:
+        return None
+    return value
+
+
+def default_quotas(tier: Tier, now: float) -> dict[str, Quota]:
+    return {
+        mode: Quota(total, total, window, now + window) for mode, (total, window) in DEFAULT_QUOTAS[tier].items()
+    }

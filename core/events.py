@@ -1,0 +1,97 @@
+"""The internal event union that flows from the upstream decoder to the client dialects.
+
+Upstream frames are decoded into these; each dialect's accumulator (OpenAI chat, Responses,
+Anthropic) turns them into its own wire events. Slotted dataclasses: these sit on the per-token
+hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.errors import GatewayError
+
+
+@dataclass(slots=True, frozen=True)
+class TextDelta:
+    """A piece of the visible answer."""
+
+    text: str
+
+
+@dataclass(slots=True, frozen=True)
+class ReasoningDelta:
+    """A piece of reasoning; `agent` names the rollout in multi-agent modes ("Grok", "Agent 1")."""
+
+    text: str
+    agent: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCall:
+    """A client-side tool call found in the answer by the emulation detector."""
+
+    id: str
+    name: str
+    arguments: str  # JSON text
+
+
+@dataclass(slots=True, frozen=True)
+class ServerToolUse:
+    """The upstream ran one of its own tools (web search, browse): shown as reasoning, never a call."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class ImageOut:
+    """A generated image; `url` is the upstream asset URL, `final` once progress reached 100."""
+
+    url: str
+    progress: int = 100
+    final: bool = True
+    moderated: bool = False
+    id: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class VideoOut:
+    """Progress of a generated video; `url` is set on the final frame."""
+
+    progress: int
+    url: str = ""
+    thumbnail_url: str = ""
+    post_id: str = ""
+    moderated: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True, frozen=True)
+class Finish:
+    """The answer ended; `reason` is one of stop, length, tool_calls, stop_sequence."""
+
+    reason: str = "stop"
+    stop_sequence: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Fault:
+    """A failure inside a stream; the dialect renders it as its in-stream error."""
+
+    error: GatewayError
+
+
+Event = TextDelta | ReasoningDelta | ToolCall | ServerToolUse | ImageOut | VideoOut | Usage | Finish | Fault

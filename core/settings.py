@@ -1,0 +1,205 @@
+"""Settings: one frozen object, built from an injected mapping and validated at start.
+
+`Settings.from_env(mapping)` is the only constructor the application uses. It never reads
+`os.environ` itself: `functions/_wiring.py` passes the environment (and an optional `.env`).
+Every field is named after its variable; a wrong value raises `SettingsError`, whose message
+names the variable and the form it accepts, so a bad deploy stops at start-up, not mid-request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PREFIX = "GROKGATE_"
+
+# Variables read without the prefix: they belong to the platforms (Upstash, Vercel cron).
+FOREIGN_VARIABLES = {
+    "upstash_redis_rest_url": "UPSTASH_REDIS_REST_URL",
+    "upstash_redis_rest_token": "UPSTASH_REDIS_REST_TOKEN",
+    "cron_secret": "CRON_SECRET",
+}
+
+
+SECRET_FIELDS = frozenset(
+    {"api_keys", "admin_key", "cf_cookies", "media_secret", "upstash_redis_rest_token", "cron_secret"}
+)
+
+
+class SettingsError(ValueError):
+    """A setting is missing, unknown or malformed; the message is meant for an operator."""
+
+
+class Settings(BaseModel):
+    """Every setting of the gateway. The README's table is generated from these descriptions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_keys: tuple[str, ...] = Field(
+        default=(), description="Comma-separated client API keys. Empty: open, loopback only."
+    )
+    admin_key: str | None = Field(default=None, description="Key for /admin routes (Bearer or x-api-key).")
+    env: Literal["development", "production"] = Field(
+        default="development", description="`production` refuses to start without keys."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `grokgate serve` listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `grokgate serve` listens on.")
+    store: str = Field(
+        default="sqlite:///./data/grokgate.db",
+        description="Account store: `sqlite:///path`, `redis://…`, `rediss://…`, `upstash`, `dynamodb://TABLE`.",
+    )
+    media: str = Field(default="./data/media", description="Media store: a folder, or `s3://bucket/prefix`.")
+    public_url: str | None = Field(
+        default=None, description="Public base URL of the gateway, used in media links."
+    )
+    upstream_url: str = Field(default="https://grok.com", description="Grok web app base URL.")
+    assets_url: str = Field(default="https://assets.grok.com", description="Grok assets host base URL.")
+    accounts_url: str = Field(default="https://accounts.x.ai", description="xAI accounts host base URL.")
+    proxy_url: str | None = Field(default=None, description="Egress proxy for upstream calls (http/socks5).")
+    impersonate: str = Field(default="chrome", description="curl_cffi browser impersonation target.")
+    user_agent: str = Field(
+        default=(
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/136.0.0.0 Safari/537.36"
+        ),
+        description="User-Agent sent upstream (must match the impersonation target's browser).",
+    )
+    cf_cookies: str | None = Field(
+        default=None, description="Cloudflare cookies (`cf_clearance=…`) sent with every upstream call."
+    )
+    flaresolverr_url: str | None = Field(
+        default=None, description="FlareSolverr base URL for Cloudflare clearance; unset: none."
+    )
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to connect upstream.")
+    read_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds of upstream silence before a stream is abandoned."
+    )
+    total_timeout: float = Field(default=300.0, gt=0, description="Seconds one upstream call may take.")
+    retry_budget: int = Field(
+        default=2, ge=0, le=10, description="Extra accounts tried after a retryable failure."
+    )
+    max_body_bytes: int = Field(
+        default=20 * 1024 * 1024, gt=0, description="Largest accepted request body, in bytes."
+    )
+    lease_ttl: float = Field(
+        default=600.0, gt=0, description="Seconds before a lease of a crashed holder returns by itself."
+    )
+    cooldown_seconds: float = Field(
+        default=900.0, ge=0, description="Cooling time after a 429 that names no retry time."
+    )
+    heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="SSE comment sent after this much silence in a stream."
+    )
+    image_format: Literal["url", "b64_json", "markdown"] = Field(
+        default="url", description="How generated images are delivered by default."
+    )
+    allow_private_fetch: bool = Field(
+        default=False, description="Let client-supplied URLs reach private/loopback addresses (tests only)."
+    )
+    fetch_max_bytes: int = Field(
+        default=20 * 1024 * 1024, gt=0, description="Largest file fetched from a client-supplied URL."
+    )
+    fetch_timeout: float = Field(default=15.0, gt=0, description="Seconds to fetch a client-supplied URL.")
+    media_secret: str | None = Field(
+        default=None, description="HMAC key for local media links; derived from the admin key when unset."
+    )
+    media_ttl: int = Field(default=3600, gt=0, description="Seconds a signed media link stays valid.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    upstash_redis_rest_url: str | None = Field(default=None, description="Upstash REST URL (store `upstash`).")
+    upstash_redis_rest_token: str | None = Field(default=None, description="Upstash REST token.")
+    cron_secret: str | None = Field(default=None, description="Bearer secret that cron calls must carry.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("upstream_url", "assets_url", "accounts_url", "public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "redis://", "rediss://", "dynamodb://")) and value != "upstash":
+            raise ValueError("expected sqlite:///path, redis://…, rediss://…, upstash or dynamodb://TABLE")
+        return value
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://", "socks5://", "socks5h://", "socks4://")):
+            raise ValueError("expected http://, https://, socks5:// or socks4:// proxy URL")
+        return value or None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from `GROKGATE_*` variables (plus the few platform ones).
+
+        Unknown `GROKGATE_*` names are refused: a typo must not silently fall back to a default.
+        """
+        raw: dict[str, str] = {}
+        known = set(cls.model_fields)
+        for name, value in env.items():
+            if name.startswith(PREFIX):
+                field = name[len(PREFIX) :].lower()
+                if field not in known or field in FOREIGN_VARIABLES:
+                    raise SettingsError(f"{name}: unknown setting (see the settings table in README.md)")
+                raw[field] = value
+        for field, name in FOREIGN_VARIABLES.items():
+            if name in env:
+                raw[field] = env[name]
+        raw = {k: v for k, v in raw.items() if not (v == "" and k not in ("api_keys",))}
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc)) from None
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable that sets `field`."""
+        return FOREIGN_VARIABLES.get(field, PREFIX + field.upper())
+
+    def require_production_ready(self) -> None:
+        """Refuse configurations that must never face the internet."""
+        if self.env == "production":
+            if not self.api_keys:
+                raise SettingsError(f"{self.variable('api_keys')}: required when GROKGATE_ENV=production")
+            if not self.admin_key:
+                raise SettingsError(f"{self.variable('admin_key')}: required when GROKGATE_ENV=production")
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        name = Settings.variable(field)
+        accepted = error["msg"].removeprefix("Value error, ")
+        shown = "<hidden>" if field in SECRET_FIELDS else repr(error.get("input"))
+        lines.append(f"{name}: {accepted} (got {shown})")
+    return "; ".join(lines)
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """Parse a `.env` file: `NAME=value` lines, `#` comments, optional quotes."""
+    result: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.partition("=")
+        name = name.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        result[name] = value
+    return result
