@@ -5,7 +5,9 @@ whichever envelope the route speaks (OpenAI or Anthropic). Adapters translate fo
 exceptions (curl_cffi, botocore, redis) into these at their boundary.
 
     GatewayError                      500  server_error           / api_error
+    ├── InternalError                 500  server_error           / api_error
     ├── InvalidRequest                400  invalid_request_error  / invalid_request_error
+    │   └── MethodNotAllowed          405
     ├── AuthenticationFailed          401  invalid_request_error  / authentication_error
     ├── PermissionDenied              403  permission_error       / permission_error
     ├── NotFound                      404  invalid_request_error  / not_found_error
@@ -53,10 +55,18 @@ class GatewayError(Exception):
         return {"type": "error", "error": {"type": self.anthropic_type, "message": self.message}}
 
 
+class InternalError(GatewayError):
+    """An unexpected fault; the message names the request id, never the cause."""
+
+
 class InvalidRequest(GatewayError):
     status = 400
     openai_type = "invalid_request_error"
     anthropic_type = "invalid_request_error"
+
+
+class MethodNotAllowed(InvalidRequest):
+    status = 405
 
 
 class AuthenticationFailed(GatewayError):

@@ -1,0 +1,98 @@
+"""Edge codecs: request bodies into models, errors into envelopes, events into SSE bytes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from core.errors import GatewayError, InvalidRequest, RequestTooLarge
+from functions._wiring import Deps, get_deps
+
+M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger("grokgate.http")
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def deps_of(request: Request) -> Deps:
+    deps: Deps | None = getattr(request.app.state, "deps", None)
+    if deps is None:
+        deps = get_deps()
+        request.app.state.deps = deps
+    return deps
+
+
+def is_anthropic(path: str) -> bool:
+    return path.startswith("/v1/messages")
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(content, status_code=status, headers=headers)
+
+
+def sse_response(body: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> StreamingResponse:
+    return StreamingResponse(body, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})})
+
+
+def error_response(error: GatewayError, path: str, request_id: str | None = None) -> Response:
+    body = error.anthropic_body() if is_anthropic(path) else error.openai_body()
+    headers = dict(error.headers)
+    if request_id:
+        headers["x-request-id"] = request_id
+    return json_response(body, error.status, headers)
+
+
+async def read_body(request: Request) -> bytes:
+    limit = deps_of(request).settings.max_body_bytes
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, model: type[M]) -> M:
+    """Parse and validate a JSON body; any fault is a 400 that names the field."""
+    raw = await read_body(request)
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; a JSON object is required.")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+    return validate(data, model)
+
+
+def validate(data: Any, model: type[M]) -> M:
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_from(exc) from None
+
+
+def invalid_from(exc: ValidationError) -> InvalidRequest:
+    """The first validation fault as a readable 400: `messages[0].role: Field required`."""
+    first = exc.errors()[0]
+    param = ""
+    for part in first["loc"]:
+        param += f"[{part}]" if isinstance(part, int) else (f".{part}" if param else str(part))
+    message = first["msg"].removeprefix("Value error, ")
+    return InvalidRequest(f"Invalid value for '{param}': {message}." if param else message, param=param or None)

@@ -1,0 +1,93 @@
+"""The composition root: Settings -> adapters -> services, built once per process.
+
+This is the only module that knows which adapter backs which port. What it caches per
+process is safe to lose (settings, an HTTP session, a store client): any instance may serve
+any request, because shared state lives in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.ports import AccountStore
+from core.settings import Settings, parse_dotenv
+
+log = logging.getLogger("grokgate")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path | None = ".env") -> Settings:
+    """Settings from the environment, over an optional `.env` file (the environment wins)."""
+    env: dict[str, str] = {}
+    if dotenv is not None and Path(dotenv).is_file():
+        env.update(parse_dotenv(Path(dotenv).read_text()))
+    env.update(os.environ if environ is None else environ)
+    return Settings.from_env(env)
+
+
+def open_store(settings: Settings) -> AccountStore:
+    if settings.store.startswith("sqlite:///"):
+        from infra.state.sqlite import SQLiteAccountStore
+
+        return SQLiteAccountStore.from_url(settings.store)
+    from infra.state.factory import open_account_store  # the distributed stores, imported when chosen
+
+    store: AccountStore = open_account_store(settings)
+    return store
+
+
+@dataclass
+class Deps:
+    """Everything a route needs, built lazily so a deployable pays only for what it uses."""
+
+    settings: Settings
+    clock: Callable[[], float] = time.time
+    _store: AccountStore | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def store(self) -> AccountStore:
+        if self._store is None:
+            self._store = open_store(self.settings)
+        return self._store
+
+    def lazy(self, name: str, build: Callable[[Deps], Any]) -> Any:
+        """A per-process singleton (an HTTP session, a media store), built on first use."""
+        if name not in self.extras:
+            self.extras[name] = build(self)
+        return self.extras[name]
+
+    async def aclose(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+        for value in self.extras.values():
+            closer = getattr(value, "aclose", None)
+            if closer is not None:
+                await closer()
+        self.extras.clear()
+
+
+_deps: Deps | None = None
+
+
+def get_deps() -> Deps:
+    """The process-wide dependencies, built from the environment on first use."""
+    global _deps
+    if _deps is None:
+        settings = load_settings()
+        settings.require_production_ready()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        _deps = Deps(settings=settings)
+    return _deps
+
+
+def set_deps(deps: Deps | None) -> None:
+    """Install dependencies for this process (the local server, tests)."""
+    global _deps
+    _deps = deps

@@ -1,0 +1,153 @@
+"""The `grokgate` command: serve the gateway, run the simulator, manage accounts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from core.catalog import Tier
+from core.services.accounts import import_accounts
+from core.settings import Settings, SettingsError
+from functions._wiring import Deps, load_settings, set_deps
+
+log = logging.getLogger("grokgate")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings, host: str) -> None:
+    """No keys is fine on loopback (with a warning); anywhere else it is refused."""
+    settings.require_production_ready()
+    if settings.api_keys:
+        return
+    if not is_loopback(host):
+        raise SettingsError(
+            f"GROKGATE_API_KEYS: refusing to listen on {host} with no API key; set GROKGATE_API_KEYS "
+            "(comma-separated) or listen on 127.0.0.1"
+        )
+    log.warning("GROKGATE_API_KEYS is empty: the gateway is open to anyone on this machine")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from functions.local import create_app
+
+    settings = load_settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.sandbox:
+        from functions.sandbox import prepare_sandbox
+
+        settings = prepare_sandbox(settings, host, port)
+    check_exposure(settings, host)
+    deps = Deps(settings=settings)
+    set_deps(deps)
+    uvicorn.run(create_app(deps), host=host, port=port, log_level=settings.log_level.lower())
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from infra.sim.server import run
+
+    run(args.host, args.port)
+    return 0
+
+
+def _store_call(coro_factory):  # type: ignore[no-untyped-def]
+    async def call():  # type: ignore[no-untyped-def]
+        deps = Deps(settings=load_settings())
+        try:
+            return await coro_factory(deps)
+        finally:
+            await deps.aclose()
+
+    return asyncio.run(call())
+
+
+def cmd_accounts_import(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+    report = _store_call(lambda deps: import_accounts(deps.store, text, time.time(), Tier(args.tier)))
+    print(f"added {report.added}, skipped {report.skipped}, invalid {report.invalid}")
+    return 0
+
+
+def cmd_accounts_list(args: argparse.Namespace) -> int:
+    async def collect(deps: Deps) -> list[dict[str, object]]:
+        rows, cursor = [], None
+        while True:
+            page = await deps.store.list(cursor=cursor, limit=500)
+            rows += [account.public() for account in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                return rows
+
+    rows = _store_call(collect)
+    print(f"{'ID':22} {'TIER':6} {'STATUS':9} {'IN-FLIGHT':9} {'TOKEN':14} NOTE")
+    for row in rows:
+        print(f"{row['id']:22} {row['tier']:6} {row['status']:9} {row['in_flight']!s:9} {row['token']:14} {row['note']}")
+    print(f"{len(rows)} account(s)")
+    return 0
+
+
+def cmd_accounts_remove(args: argparse.Namespace) -> int:
+    removed = _store_call(lambda deps: deps.store.remove(args.id))
+    print("removed" if removed else f"no account {args.id}")
+    return 0 if removed else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="grokgate", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway (all routes) with uvicorn")
+    serve.add_argument("--host", help="listen address (default GROKGATE_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default GROKGATE_PORT or 8000)")
+    serve.add_argument("--sandbox", action="store_true", help="run with the simulator and seeded accounts")
+    serve.set_defaults(run=cmd_serve)
+
+    sim = sub.add_parser("sim", help="run the Grok web simulator alone")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8900)
+    sim.set_defaults(run=cmd_sim)
+
+    accounts = sub.add_parser("accounts", help="manage the account pool").add_subparsers(
+        dest="action", required=True
+    )
+    imp = accounts.add_parser("import", help="import tokens: one per line, or JSON")
+    imp.add_argument("file", help="a file path, or - for standard input")
+    imp.add_argument("--tier", default="basic", choices=[t.value for t in Tier], help="tier when not given")
+    imp.set_defaults(run=cmd_accounts_import)
+    lst = accounts.add_parser("list", help="list accounts (tokens masked)")
+    lst.set_defaults(run=cmd_accounts_list)
+    rm = accounts.add_parser("remove", help="remove an account by id")
+    rm.add_argument("id")
+    rm.set_defaults(run=cmd_accounts_remove)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except SettingsError as exc:
+        print(f"grokgate: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
