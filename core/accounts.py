@@ -10,7 +10,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from core.catalog import Tier
 
@@ -24,7 +24,7 @@ DEFAULT_QUOTAS: dict[Tier, dict[str, tuple[int, int]]] = {
 }
 
 
-class AccountStatus(str, Enum):
+class AccountStatus(StrEnum):
     ACTIVE = "active"
     COOLING = "cooling"  # rate limited until `cooling_until`
     EXPIRED = "expired"  # the upstream refused the token
@@ -32,7 +32,7 @@ class AccountStatus(str, Enum):
     DISABLED = "disabled"  # an operator took it out
 
 
-class OutcomeKind(str, Enum):
+class OutcomeKind(StrEnum):
     SUCCESS = "success"
     RATE_LIMITED = "rate_limited"
     EXPIRED = "expired"
@@ -95,8 +95,12 @@ class Account:
             "cooling_until": self.cooling_until or None,
             "reason": self.reason,
             "quotas": {
-                mode: {"remaining": q.remaining, "total": q.total, "window_seconds": q.window_seconds,
-                       "reset_at": q.reset_at}
+                mode: {
+                    "remaining": q.remaining,
+                    "total": q.total,
+                    "window_seconds": q.window_seconds,
+                    "reset_at": q.reset_at,
+                }
                 for mode, q in sorted(self.quotas.items())
             },
             "created_at": self.created_at,
@@ -188,5 +192,6 @@ def normalize_token(raw: str) -> str | None:
 
 def default_quotas(tier: Tier, now: float) -> dict[str, Quota]:
     return {
-        mode: Quota(total, total, window, now + window) for mode, (total, window) in DEFAULT_QUOTAS[tier].items()
+        mode: Quota(total, total, window, now + window)
+        for mode, (total, window) in DEFAULT_QUOTAS[tier].items()
     }

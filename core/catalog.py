@@ -8,7 +8,7 @@ higher one, lowest sufficient tier first (protocol §12.1).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from core.errors import InvalidRequest, NotFound
 
@@ -17,7 +17,7 @@ CREATED = 1773014400
 OWNER = "xai"
 
 
-class Tier(str, Enum):
+class Tier(StrEnum):
     BASIC = "basic"
     SUPER = "super"
     HEAVY = "heavy"
@@ -30,7 +30,7 @@ class Tier(str, Enum):
 TIER_ORDER = (Tier.BASIC, Tier.SUPER, Tier.HEAVY)
 
 
-class Capability(str, Enum):
+class Capability(StrEnum):
     CHAT = "chat"
     IMAGE = "image"
     IMAGE_EDIT = "image-edit"

@@ -48,7 +48,12 @@ class GatewayError(Exception):
 
     def openai_body(self) -> dict[str, object]:
         return {
-            "error": {"message": self.message, "type": self.openai_type, "param": self.param, "code": self.code}
+            "error": {
+                "message": self.message,
+                "type": self.openai_type,
+                "param": self.param,
+                "code": self.code,
+            }
         }
 
     def anthropic_body(self) -> dict[str, object]:

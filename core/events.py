@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.errors import GatewayError
+    from core.protocol.classify import UpstreamFailure
 
 
 @dataclass(slots=True, frozen=True)
@@ -88,10 +89,25 @@ class Finish:
 
 
 @dataclass(slots=True, frozen=True)
+class Citation:
+    """A source the answer cites; the text already carries it as `[[index]](url)`."""
+
+    index: int
+    url: str
+    title: str = ""
+
+
+@dataclass(slots=True, frozen=True)
 class Fault:
-    """A failure inside a stream; the dialect renders it as its in-stream error."""
+    """A failure inside a stream; the dialect renders it as its in-stream error.
+
+    `failure` is set when the upstream caused it (the account outcome comes from it).
+    """
 
     error: GatewayError
+    failure: UpstreamFailure | None = None
 
 
-Event = TextDelta | ReasoningDelta | ToolCall | ServerToolUse | ImageOut | VideoOut | Usage | Finish | Fault
+Event = (
+    TextDelta | ReasoningDelta | ToolCall | ServerToolUse | ImageOut | VideoOut | Citation | Usage | Finish | Fault
+)

@@ -107,7 +107,9 @@ class Settings(BaseModel):
     )
     media_ttl: int = Field(default=3600, gt=0, description="Seconds a signed media link stays valid.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
-    upstash_redis_rest_url: str | None = Field(default=None, description="Upstash REST URL (store `upstash`).")
+    upstash_redis_rest_url: str | None = Field(
+        default=None, description="Upstash REST URL (store `upstash`)."
+    )
     upstash_redis_rest_token: str | None = Field(default=None, description="Upstash REST token.")
     cron_secret: str | None = Field(default=None, description="Bearer secret that cron calls must carry.")
 
@@ -130,7 +132,10 @@ class Settings(BaseModel):
     @field_validator("store")
     @classmethod
     def _store_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite:///", "redis://", "rediss://", "dynamodb://")) and value != "upstash":
+        if (
+            not value.startswith(("sqlite:///", "redis://", "rediss://", "dynamodb://"))
+            and value != "upstash"
+        ):
             raise ValueError("expected sqlite:///path, redis://…, rediss://…, upstash or dynamodb://TABLE")
         return value
 

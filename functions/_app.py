@@ -74,15 +74,14 @@ class EdgeMiddleware:
         headers = dict(scope["headers"])
         settings = deps_of(Request(scope)).settings
         error: GatewayError | None = None
-        if path.startswith("/v1/") or path == "/v1":
-            if settings.api_keys:
-                key = presented_key(headers)
-                if not key:
-                    error = AuthenticationFailed(
-                        "Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`."
-                    )
-                elif not key_matches(key, settings.api_keys):
-                    error = AuthenticationFailed("Incorrect API key provided.")
+        if (path.startswith("/v1/") or path == "/v1") and settings.api_keys:
+            key = presented_key(headers)
+            if not key:
+                error = AuthenticationFailed(
+                    "Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`."
+                )
+            elif not key_matches(key, settings.api_keys):
+                error = AuthenticationFailed("Incorrect API key provided.")
         length = headers.get(b"content-length")
         if error is None and length and length.isdigit() and int(length) > settings.max_body_bytes:
             error = RequestTooLarge(
@@ -133,7 +132,9 @@ async def health(request: Request) -> Response:
     except GatewayError:
         store = "unavailable"
     status = 200 if store == "ok" else 503
-    return json_response({"status": "ok" if status == 200 else "degraded", "version": VERSION, "store": store}, status)
+    return json_response(
+        {"status": "ok" if status == 200 else "degraded", "version": VERSION, "store": store}, status
+    )
 
 
 def build_app(routes: Sequence[BaseRoute], *, deps: Deps | None = None) -> Starlette:

@@ -95,4 +95,6 @@ def invalid_from(exc: ValidationError) -> InvalidRequest:
     for part in first["loc"]:
         param += f"[{part}]" if isinstance(part, int) else (f".{part}" if param else str(part))
     message = first["msg"].removeprefix("Value error, ")
-    return InvalidRequest(f"Invalid value for '{param}': {message}." if param else message, param=param or None)
+    return InvalidRequest(
+        f"Invalid value for '{param}': {message}." if param else message, param=param or None
+    )

@@ -79,7 +79,11 @@ def _store_call(coro_factory):  # type: ignore[no-untyped-def]
 
 
 def cmd_accounts_import(args: argparse.Namespace) -> int:
-    text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+    if args.file == "-":
+        text = sys.stdin.read()
+    else:
+        with open(args.file, encoding="utf-8") as handle:
+            text = handle.read()
     report = _store_call(lambda deps: import_accounts(deps.store, text, time.time(), Tier(args.tier)))
     print(f"added {report.added}, skipped {report.skipped}, invalid {report.invalid}")
     return 0
@@ -98,7 +102,9 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
     rows = _store_call(collect)
     print(f"{'ID':22} {'TIER':6} {'STATUS':9} {'IN-FLIGHT':9} {'TOKEN':14} NOTE")
     for row in rows:
-        print(f"{row['id']:22} {row['tier']:6} {row['status']:9} {row['in_flight']!s:9} {row['token']:14} {row['note']}")
+        print(
+            f"{row['id']:22} {row['tier']:6} {row['status']:9} {row['in_flight']!s:9} {row['token']:14} {row['note']}"
+        )
     print(f"{len(rows)} account(s)")
     return 0
 

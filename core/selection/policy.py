@@ -60,16 +60,27 @@ def apply_outcome(account: Account, mode: str, outcome: Outcome, now: float) -> 
     if kind is OutcomeKind.SUCCESS:
         status = AccountStatus.ACTIVE if account.status is not AccountStatus.DISABLED else account.status
         return replace(
-            account, quotas=quotas, in_flight=in_flight, status=status, cooling_until=0.0,
-            use_count=account.use_count + 1, reason="" if status is AccountStatus.ACTIVE else account.reason,
+            account,
+            quotas=quotas,
+            in_flight=in_flight,
+            status=status,
+            cooling_until=0.0,
+            use_count=account.use_count + 1,
+            reason="" if status is AccountStatus.ACTIVE else account.reason,
         )
     failed = replace(
-        account, quotas=quotas, in_flight=in_flight, fail_count=account.fail_count + 1,
-        last_failure_at=now, reason=outcome.reason or kind.value,
+        account,
+        quotas=quotas,
+        in_flight=in_flight,
+        fail_count=account.fail_count + 1,
+        last_failure_at=now,
+        reason=outcome.reason or kind.value,
     )
     if kind is OutcomeKind.RATE_LIMITED:
         if quota is not None:
-            quotas[mode] = Quota(0, quota.total, quota.window_seconds, max(quota.reset_at, outcome.cooling_until))
+            quotas[mode] = Quota(
+                0, quota.total, quota.window_seconds, max(quota.reset_at, outcome.cooling_until)
+            )
         if account.status is AccountStatus.DISABLED:
             return failed
         return replace(failed, status=AccountStatus.COOLING, cooling_until=outcome.cooling_until)

@@ -38,7 +38,9 @@ def parse_import(text: str, default_tier: Tier = Tier.BASIC) -> ParsedImport:
             raise InvalidRequest("A JSON import must be a list, or an object with an `accounts` list.")
         entries = data
     else:
-        entries = [line for line in stripped.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        entries = [
+            line for line in stripped.splitlines() if line.strip() and not line.lstrip().startswith("#")
+        ]
 
     accounts: list[NewAccount] = []
     seen: set[str] = set()
@@ -72,15 +74,23 @@ def _entry(entry: object, default_tier: Tier) -> NewAccount | None:
         return None
     note = entry.get("note") or ""
     tags = entry.get("tags") or ()
-    if not isinstance(note, str) or not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
+    if (
+        not isinstance(note, str)
+        or not isinstance(tags, list | tuple)
+        or not all(isinstance(t, str) for t in tags)
+    ):
         return None
     return NewAccount(token, tier, note, tuple(tags))
 
 
-async def import_accounts(store: AccountStore, text: str, now: float, default_tier: Tier = Tier.BASIC) -> ImportReport:
+async def import_accounts(
+    store: AccountStore, text: str, now: float, default_tier: Tier = Tier.BASIC
+) -> ImportReport:
     """Parse and add; skipped counts repeats in the input and tokens already in the store."""
     parsed = parse_import(text, default_tier)
     report = await store.add(parsed.accounts, now)
     return ImportReport(
-        added=report.added, skipped=report.skipped + parsed.duplicates, invalid=parsed.invalid + report.invalid
+        added=report.added,
+        skipped=report.skipped + parsed.duplicates,
+        invalid=parsed.invalid + report.invalid,
     )

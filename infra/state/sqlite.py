@@ -130,7 +130,7 @@ class SQLiteAccountStore:
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"The account store is unavailable ({type(exc).__name__}).") from exc
 
     # -- reading --------------------------------------------------------------------------
@@ -145,10 +145,21 @@ class SQLiteAccountStore:
             )
         }
         return Account(
-            id=row[0], token=row[1], tier=Tier(row[2]), status=AccountStatus(row[3]), note=row[4],
-            tags=tuple(json.loads(row[5])), quotas=quotas, in_flight=row[6], cooling_until=row[7],
-            reason=row[8], created_at=row[9], last_used_at=row[10], last_failure_at=row[11],
-            use_count=row[12], fail_count=row[13],
+            id=row[0],
+            token=row[1],
+            tier=Tier(row[2]),
+            status=AccountStatus(row[3]),
+            note=row[4],
+            tags=tuple(json.loads(row[5])),
+            quotas=quotas,
+            in_flight=row[6],
+            cooling_until=row[7],
+            reason=row[8],
+            created_at=row[9],
+            last_used_at=row[10],
+            last_failure_at=row[11],
+            use_count=row[12],
+            fail_count=row[13],
         )
 
     def _load(self, db: sqlite3.Connection, account_id: str) -> Account | None:
@@ -164,9 +175,17 @@ class SQLiteAccountStore:
             "UPDATE accounts SET status=?, note=?, tags=?, in_flight=?, cooling_until=?, reason=?, "
             "last_used_at=?, last_failure_at=?, use_count=?, fail_count=? WHERE id=?",
             (
-                account.status.value, account.note, json.dumps(list(account.tags)), account.in_flight,
-                account.cooling_until, account.reason, account.last_used_at, account.last_failure_at,
-                account.use_count, account.fail_count, account.id,
+                account.status.value,
+                account.note,
+                json.dumps(list(account.tags)),
+                account.in_flight,
+                account.cooling_until,
+                account.reason,
+                account.last_used_at,
+                account.last_failure_at,
+                account.use_count,
+                account.fail_count,
+                account.id,
             ),
         )
         usable = int(account.status is AccountStatus.ACTIVE)
@@ -178,8 +197,16 @@ class SQLiteAccountStore:
                 "total=excluded.total, window_seconds=excluded.window_seconds, reset_at=excluded.reset_at, "
                 "usable=excluded.usable, in_flight=excluded.in_flight, last_used_at=excluded.last_used_at",
                 (
-                    account.id, mode, q.remaining, q.total, q.window_seconds, q.reset_at, usable,
-                    account.tier.rank, account.in_flight, account.last_used_at,
+                    account.id,
+                    mode,
+                    q.remaining,
+                    q.total,
+                    q.window_seconds,
+                    q.reset_at,
+                    usable,
+                    account.tier.rank,
+                    account.in_flight,
+                    account.last_used_at,
                 ),
             )
 
@@ -212,15 +239,28 @@ class SQLiteAccountStore:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO accounts (id, token, tier, status, note, tags, created_at) "
                     "VALUES (?,?,?,?,?,?,?)",
-                    (account_id, new.token, new.tier.value, "active", new.note, json.dumps(list(new.tags)), now),
+                    (
+                        account_id,
+                        new.token,
+                        new.tier.value,
+                        "active",
+                        new.note,
+                        json.dumps(list(new.tags)),
+                        now,
+                    ),
                 )
                 if cursor.rowcount == 0:
                     skipped += 1
                     continue
                 added += 1
                 account = Account(
-                    id=account_id, token=new.token, tier=new.tier, note=new.note, tags=new.tags,
-                    quotas=default_quotas(new.tier, now), created_at=now,
+                    id=account_id,
+                    token=new.token,
+                    tier=new.tier,
+                    note=new.note,
+                    tags=new.tags,
+                    quotas=default_quotas(new.tier, now),
+                    created_at=now,
                 )
                 self._save(db, account, now)
             return ImportReport(added=added, skipped=skipped, invalid=0)
@@ -296,15 +336,16 @@ class SQLiteAccountStore:
                 "ORDER BY tier_rank, remaining DESC, in_flight, last_used_at LIMIT ?",
                 (mode, *ranks, PICK_WINDOW),
             ).fetchall()
-            pick = choose(
-                [Candidate(r[0], TIER_ORDER[r[1]], r[2], r[3], r[4]) for r in rows], self._rng
-            )
+            pick = choose([Candidate(r[0], TIER_ORDER[r[1]], r[2], r[3], r[4]) for r in rows], self._rng)
             if pick is None:
                 return None
             lease = Lease(
-                id="lease_" + uuid.uuid4().hex, account_id=pick.account_id,
+                id="lease_" + uuid.uuid4().hex,
+                account_id=pick.account_id,
                 token=db.execute("SELECT token FROM accounts WHERE id=?", (pick.account_id,)).fetchone()[0],
-                tier=pick.tier, mode=mode, expires_at=now + ttl,
+                tier=pick.tier,
+                mode=mode,
+                expires_at=now + ttl,
             )
             db.execute(
                 "UPDATE accounts SET in_flight=in_flight+1, last_used_at=? WHERE id=?", (now, pick.account_id)
@@ -314,7 +355,8 @@ class SQLiteAccountStore:
                 (now, pick.account_id),
             )
             db.execute(
-                "UPDATE quotas SET remaining=remaining-1 WHERE account_id=? AND mode=?", (pick.account_id, mode)
+                "UPDATE quotas SET remaining=remaining-1 WHERE account_id=? AND mode=?",
+                (pick.account_id, mode),
             )
             db.execute(
                 "INSERT INTO leases (id, account_id, mode, expires_at) VALUES (?,?,?,?)",

@@ -1,0 +1,69 @@
+import json
+
+import pytest
+
+from core.settings import Settings, SettingsError
+from functions.cli import check_exposure, main
+
+
+@pytest.fixture
+def store_env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    monkeypatch.setenv("GROKGATE_STORE", f"sqlite:///{tmp_path}/pool.db")
+    return tmp_path
+
+
+def test_import_list_remove(store_env, capsys, monkeypatch):
+    tokens = store_env / "tokens.txt"
+    tokens.write_text("sso=alpha-token-0001\nbeta-token-00002\nalpha-token-0001\n\u00e9\n")
+    assert main(["accounts", "import", str(tokens)]) == 0
+    assert capsys.readouterr().out.strip() == "added 2, skipped 1, invalid 1"
+
+    import io
+
+    monkeypatch.setattr(
+        "sys.stdin",
+        io.StringIO(
+            json.dumps(
+                [{"token": "beta-token-00002"}, {"token": "gamma-token-0003", "tier": "heavy", "note": "big"}]
+            )
+        ),
+    )
+    assert main(["accounts", "import", "-"]) == 0
+    assert capsys.readouterr().out.strip() == "added 1, skipped 1, invalid 0"
+
+    assert main(["accounts", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "3 account(s)" in listing
+    assert "alpha-token-0001" not in listing and "alph…0001" in listing
+    assert "heavy" in listing and "big" in listing
+
+    account_id = next(line.split()[0] for line in listing.splitlines() if "heavy" in line)
+    assert main(["accounts", "remove", account_id]) == 0
+    assert main(["accounts", "remove", account_id]) == 1
+    capsys.readouterr()
+    main(["accounts", "list"])
+    assert "2 account(s)" in capsys.readouterr().out
+
+
+def test_configuration_errors_exit_2_with_the_variable(store_env, monkeypatch, capsys):
+    monkeypatch.setenv("GROKGATE_PORT", "not-a-port")
+    assert main(["accounts", "list"]) == 2
+    assert "GROKGATE_PORT" in capsys.readouterr().err
+
+
+def test_exposure_rules():
+    open_settings = Settings.from_env({})
+    check_exposure(open_settings, "127.0.0.1")
+    check_exposure(open_settings, "::1")
+    check_exposure(open_settings, "localhost")
+    with pytest.raises(SettingsError, match="GROKGATE_API_KEYS"):
+        check_exposure(open_settings, "0.0.0.0")
+    check_exposure(Settings.from_env({"GROKGATE_API_KEYS": "k"}), "0.0.0.0")
+    with pytest.raises(SettingsError, match="GROKGATE_ADMIN_KEY"):
+        check_exposure(Settings.from_env({"GROKGATE_API_KEYS": "k", "GROKGATE_ENV": "production"}), "0.0.0.0")
+
+
+def test_serve_refuses_a_public_address_without_keys(store_env, capsys):
+    assert main(["serve", "--host", "0.0.0.0", "--port", "1"]) == 2
+    assert "GROKGATE_API_KEYS" in capsys.readouterr().err
