@@ -109,5 +109,14 @@ class Fault:
 
 
 Event = (
-    TextDelta | ReasoningDelta | ToolCall | ServerToolUse | ImageOut | VideoOut | Citation | Usage | Finish | Fault
+    TextDelta
+    | ReasoningDelta
+    | ToolCall
+    | ServerToolUse
+    | ImageOut
+    | VideoOut
+    | Citation
+    | Usage
+    | Finish
+    | Fault
 )

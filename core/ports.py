@@ -7,9 +7,9 @@ step in whatever the store offers (a transaction, a Lua script, a conditional wr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.accounts import Account, AccountStatus, ImportReport, Lease, NewAccount, Outcome, Quota
 from core.catalog import Tier
@@ -84,3 +84,52 @@ class AccountStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class UpstreamStream(Protocol):
+    """An open upstream response body: raw byte chunks as the transport read them.
+
+    Iterating raises `core.protocol.classify.UpstreamFailure` on a transport failure (reset,
+    timeout). `aclose()` aborts the transfer at once (the client went away) and is idempotent.
+    """
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Upstream(Protocol):
+    """Grok's web app, as the chat service needs it. Foreign errors never leave the adapter:
+    non-200 answers and transport failures are raised as a classified `UpstreamFailure`.
+    `token` is the account's `sso` cookie value: adapters must never log it.
+    """
+
+    async def chat(self, token: str, body: dict[str, Any]) -> UpstreamStream:
+        """POST a new conversation (E1) and return its stream once the status is 200."""
+        ...
+
+    async def upload(self, token: str, name: str, mime: str, data: bytes) -> str:
+        """Upload one attachment (E5) and return the id to put in `fileAttachments`."""
+        ...
+
+    async def download(self, token: str, url: str, max_bytes: int) -> tuple[bytes, str]:
+        """Fetch a generated asset (E9) with the account's cookie: (bytes, content type)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedFile:
+    data: bytes
+    mime: str  # the Content-Type the server sent, without parameters ("" if none)
+
+
+class UrlFetcher(Protocol):
+    """Fetches client-supplied URLs with no account cookie, behind an SSRF guard and limits.
+
+    Refusals (private target, too large, too slow, HTTP error) raise `core.errors.InvalidRequest`
+    whose `param` is the one given.
+    """
+
+    async def fetch(self, url: str, *, param: str = "url") -> FetchedFile: ...

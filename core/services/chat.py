@@ -1,0 +1,306 @@
+"""The chat use case: lease an account, call the upstream, hold, retry, stream, release.
+
+Dialect-agnostic: `ChatService.open(request)` returns a `ChatStream` of `core.events` batches
+(one batch per upstream read); OpenAI chat, Responses and Messages each put their accumulator on
+top. The timeline of one request:
+
+    open()                                      ChatStream (iterated by the route)
+    ├─ fetch client URLs (no cookie, SSRF guard)
+    ├─ attempt 1..1+retry_budget:
+    │   lease ── upload attachments ── POST E1
+    │   hold: read until the first meaningful event
+    │     early failure (expired, 429, challenge, in-band, empty)
+    │       -> release(outcome, refund) and try another account, or raise its error
+    └─ return, holding the first batch          yield batches ... Finish -> release(SUCCESS)
+                                                failure -> Fault, release(outcome)
+                                                client gone -> finally: abort upstream, release(CANCELLED)
+
+Nothing reaches the client before the hold ends, so until then every failure is still a proper
+HTTP error; after it, failures are `Fault` events and the stream still ends properly.
+A retry leases the next account while the failed lease is still held, so the store prefers
+another account; an account already tried is handed straight back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any
+
+from core.accounts import AccountStatus, Lease, Outcome, OutcomeKind
+from core.catalog import Model
+from core.errors import GatewayError, InvalidRequest, Overloaded, RateLimited
+from core.events import Event, Fault, Finish, ImageOut, ReasoningDelta, TextDelta
+from core.ports import AccountStore, Upstream, UrlFetcher
+from core.protocol.classify import UpstreamFailure, transport_failure
+from core.protocol.frames import FrameDecoder
+from core.protocol.payload import chat_body
+from core.settings import Settings
+from core.transcode.limits import Limits
+from core.transcode.normalize import Attachment, ChatRequest, check_attachment, check_attachments
+from core.transcode.usage import estimate_usage
+
+log = logging.getLogger("grokgate.chat")
+
+# Releases that must finish even when the request task is being cancelled.
+_background: set[asyncio.Task[Any]] = set()
+
+
+class ChatService:
+    """Args:
+    settings: retry budget, lease ttl, cooldown, assets URL, image format.
+    store: the account pool.
+    upstream: Grok's web app (the curl_cffi adapter, or the simulator behind it).
+    fetcher: client-supplied URL fetcher; None refuses http(s) attachments.
+    clock: seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: AccountStore,
+        upstream: Upstream,
+        *,
+        fetcher: UrlFetcher | None = None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.upstream = upstream
+        self.fetcher = fetcher
+        self.clock = clock
+
+    async def open(self, request: ChatRequest) -> ChatStream:
+        """Start the answer; raises a `GatewayError` if it cannot start on any account."""
+        files = await self._resolve(request.attachments)
+        last: UpstreamFailure | None = None
+        # Failed leases stay held until the end, so the next lease prefers another account.
+        tried: list[tuple[Lease, Outcome]] = []
+        try:
+            for attempt in range(1 + self.settings.retry_budget):
+                lease = await self.store.lease(
+                    mode=request.model.mode,
+                    tiers=request.model.tiers,
+                    now=self.clock(),
+                    ttl=self.settings.lease_ttl,
+                )
+                if lease is None:
+                    if last is not None:
+                        break
+                    raise await self._no_account(request.model)
+                if any(held.account_id == lease.account_id for held, _ in tried):
+                    await self._release(lease, Outcome(OutcomeKind.CANCELLED, refund=True))
+                    break
+                try:
+                    return await self._attempt(request, files, lease)
+                except UpstreamFailure as failure:
+                    last = failure
+                    log.info("attempt %d on %s failed: %s", attempt + 1, lease.account_id, failure.reason)
+                    outcome = failure.outcome(self.clock(), self.settings.cooldown_seconds)
+                    if not failure.retryable:
+                        await self._release(lease, outcome)
+                        raise failure.to_error() from None
+                    tried.append((lease, outcome))
+                except BaseException:
+                    await self._release(lease, Outcome(OutcomeKind.CANCELLED))
+                    raise
+        finally:
+            for held, outcome in tried:
+                await self._release(held, outcome)
+        assert last is not None
+        raise last.to_error()
+
+    async def _attempt(self, request: ChatRequest, files: list[Attachment], lease: Lease) -> ChatStream:
+        file_ids = [await self.upstream.upload(lease.token, f.name, f.mime, f.data or b"") for f in files]
+        body = chat_body(request.message, request.model.mode, file_ids=file_ids)
+        upstream = await self.upstream.chat(lease.token, body)
+        decoder = FrameDecoder(assets_url=self.settings.assets_url)
+        chunks = upstream.__aiter__()
+        first: list[Event] = []
+        try:
+            while not first:
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    first = decoder.flush()
+                    break
+                first = decoder.feed(chunk)
+            if first and isinstance(first[0], Fault) and first[0].failure is not None:
+                raise first[0].failure
+        except BaseException:
+            await upstream.aclose()
+            raise
+        return ChatStream(self, request, lease, upstream, chunks, decoder, first, len(files))
+
+    async def _resolve(self, attachments: tuple[Attachment, ...]) -> list[Attachment]:
+        """Fetch URL attachments (without any account cookie) and check every file."""
+        files: list[Attachment] = []
+        for att in attachments:
+            if att.url is not None:
+                if self.fetcher is None:
+                    raise InvalidRequest(f"'{att.param}': URL inputs are disabled.", param=att.param)
+                fetched = await self.fetcher.fetch(att.url, param=att.param)
+                att = Attachment(att.name, att.mime or fetched.mime, data=fetched.data, param=att.param)
+            files.append(check_attachment(att))
+        check_attachments(files)
+        return files
+
+    async def _no_account(self, model: Model) -> GatewayError:
+        tiers = "/".join(t.value for t in model.tiers)
+        for status in (AccountStatus.ACTIVE, AccountStatus.COOLING):
+            for tier in model.tiers:
+                page = await self.store.list(status=status, tier=tier, limit=1)
+                if page.items:
+                    return RateLimited(
+                        f"No account of tier {tiers} has quota left for mode '{model.mode}' "
+                        f"(model {model.id}): every one is cooling down or used up. Try again later.",
+                        code="no_account_available",
+                        headers={"retry-after": "30"},
+                    )
+        return Overloaded(
+            f"No usable account of tier {tiers} for mode '{model.mode}' (model {model.id}): "
+            "the pool has none that is active (all expired, blocked, disabled, or none imported).",
+            code="no_account_available",
+        )
+
+    async def _release(self, lease: Lease, outcome: Outcome) -> None:
+        """Release even while the calling task is being cancelled (the client went away)."""
+        task = asyncio.ensure_future(self.store.release(lease, outcome, self.clock()))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            raise
+        except GatewayError as exc:
+            log.warning("release of %s failed: %s", lease.account_id, exc.message)
+
+
+class ChatStream:
+    """The started answer: `async for batch in stream` yields lists of events; always `aclose()`.
+
+    The first batch is the one the hold read. Usage comes just before `Finish`; `Finish` or
+    `Fault` is always the last event. Closing early (client gone) aborts the upstream read and
+    releases the lease as CANCELLED.
+    """
+
+    def __init__(
+        self,
+        service: ChatService,
+        request: ChatRequest,
+        lease: Lease,
+        upstream: Any,
+        chunks: AsyncIterator[bytes],
+        decoder: FrameDecoder,
+        first: list[Event],
+        attachments: int,
+    ) -> None:
+        self.service = service
+        self.request = request
+        self.lease = lease
+        self.decoder = decoder
+        self._upstream = upstream
+        self._chunks = chunks
+        self._first = first
+        self._attachments = attachments
+        self._limits = Limits(request.stop, request.max_output_tokens)
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._released = False
+        self._gen = self._run()
+
+    @property
+    def account_id(self) -> str:
+        return self.lease.account_id
+
+    def __aiter__(self) -> AsyncIterator[list[Event]]:
+        return self._gen
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+        await self._finish(Outcome(OutcomeKind.CANCELLED))
+
+    async def collect(self) -> list[Event]:
+        """Drain the stream (non-streaming calls)."""
+        events: list[Event] = []
+        try:
+            async for batch in self:
+                events.extend(batch)
+        finally:
+            await self.aclose()
+        return events
+
+    async def _run(self) -> AsyncGenerator[list[Event], None]:
+        try:
+            batch = self._first
+            self._first = []
+            while True:
+                out = await self._process(batch)
+                if out:
+                    yield out
+                if self._released:
+                    return
+                try:
+                    chunk = await self._chunks.__anext__()
+                    batch = self.decoder.feed(chunk)
+                except StopAsyncIteration:
+                    batch = self.decoder.flush()
+                except UpstreamFailure as failure:
+                    batch = [Fault(failure.to_error(), failure)]
+        finally:
+            await self._upstream.aclose()
+            await self._finish(Outcome(OutcomeKind.CANCELLED))
+
+    async def _process(self, batch: list[Event]) -> list[Event]:
+        if self._limits.active:
+            batch = self._limits.apply(batch)
+        text = self._text
+        reasoning = self._reasoning
+        fmt = self.service.settings.image_format
+        for i, event in enumerate(batch):
+            kind = type(event)
+            if kind is TextDelta:
+                text.append(event.text)  # type: ignore[union-attr]
+            elif kind is ReasoningDelta:
+                reasoning.append(event.text)  # type: ignore[union-attr]
+            elif kind is ImageOut and fmt == "b64_json":
+                batch[i] = await self._inline(event)  # type: ignore[arg-type]
+            elif kind is Finish:
+                usage = estimate_usage(
+                    self.request.message, "".join(text), "".join(reasoning), attachments=self._attachments
+                )
+                batch.insert(i, usage)
+                await self._finish(Outcome.success())
+                return batch[: i + 2]
+            elif kind is Fault:
+                failure = event.failure  # type: ignore[union-attr]
+                if failure is None:
+                    failure = transport_failure(event.error.message)  # type: ignore[union-attr]
+                settings = self.service.settings
+                await self._finish(
+                    failure.outcome(self.service.clock(), settings.cooldown_seconds, started=True)
+                )
+                return batch[: i + 1]
+        return batch
+
+    async def _inline(self, image: ImageOut) -> ImageOut:
+        """`image_format=b64_json`: fetch the asset with the account's cookie, inline it."""
+        if not image.final or image.moderated:
+            return image
+        try:
+            data, mime = await self.service.upstream.download(
+                self.lease.token, image.url, self.service.settings.fetch_max_bytes
+            )
+        except (UpstreamFailure, GatewayError) as exc:
+            log.info("inlining image failed, keeping the URL: %s", exc)
+            return image
+        url = f"data:{mime or 'image/jpeg'};base64,{base64.b64encode(data).decode('ascii')}"
+        return ImageOut(url, image.progress, image.final, image.moderated, image.id)
+
+    async def _finish(self, outcome: Outcome) -> None:
+        if self._released:
+            return
+        self._released = True
+        await self.service._release(self.lease, outcome)

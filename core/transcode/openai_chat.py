@@ -1,0 +1,307 @@
+"""OpenAI chat completions: the request model, its normalisation, and one accumulator for both
+the streamed chunks and the non-streamed object (openai-python's ChatCompletionStreamState idea).
+
+Contract kept exactly: `stream` omitted means a JSON object; a stream is a role chunk, content and
+`reasoning_content` deltas, one `finish_reason` chunk, an optional usage chunk
+(`stream_options.include_usage`) and `[DONE]` (written by the edge). A failure after the first
+chunk becomes a chunk carrying `error`, which the SDKs raise as an `APIError`. Parameters the
+gateway cannot honour are refused with a 400 naming them, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.catalog import Capability, require_capability
+from core.errors import GatewayError, InvalidRequest
+from core.events import Event, Fault, Finish, ImageOut, ReasoningDelta, ServerToolUse, TextDelta, Usage
+from core.protocol.render import render_image
+from core.transcode.normalize import ChatRequest, openai_messages
+
+REASONING_OFF = ("none", "minimal")
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_usage: bool = False
+    include_obfuscation: bool | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """The body of `POST /v1/chat/completions`. Unknown fields are refused, like OpenAI does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    messages: list[Any] = Field(min_length=1)
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    n: int | None = Field(default=None, ge=1, le=128)
+    stop: str | list[str] | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: int | None = None
+    user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    parallel_tool_calls: bool | None = None
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+    response_format: dict[str, Any] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    logit_bias: dict[str, Any] | None = None
+    modalities: list[str] | None = None
+    audio: dict[str, Any] | None = None
+    prediction: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
+    verbosity: str | None = None
+
+
+def _unsupported(param: str, why: str) -> InvalidRequest:
+    return InvalidRequest(f"'{param}' is not supported: {why}", param=param, code="unsupported_parameter")
+
+
+def normalize_request(body: ChatCompletionRequest) -> ChatRequest:
+    """Check what the upstream can honour, then flatten the messages (400s name the field)."""
+    model = require_capability(body.model, Capability.CHAT)
+    if body.n not in (None, 1):
+        raise _unsupported("n", "the upstream returns one answer per request; use n=1.")
+    if body.logprobs or body.top_logprobs:
+        raise _unsupported(
+            "logprobs" if body.logprobs else "top_logprobs", "the upstream reports no logprobs."
+        )
+    if body.logit_bias:
+        raise _unsupported("logit_bias", "the upstream has no token biasing.")
+    if body.audio is not None or (body.modalities and set(body.modalities) - {"text"}):
+        raise _unsupported("modalities" if body.modalities else "audio", "only text output is available.")
+    if body.prediction is not None:
+        raise _unsupported("prediction", "predicted outputs are not available.")
+    if body.response_format and body.response_format.get("type") not in (None, "text"):
+        raise _unsupported("response_format", "only {'type': 'text'} can be guaranteed by this upstream.")
+    if (body.tools or body.functions) and body.tool_choice != "none":
+        raise _unsupported(
+            "tools" if body.tools else "functions", "tool calling is not available on this route yet."
+        )
+    if body.stream_options is not None and not body.stream:
+        raise InvalidRequest(
+            "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
+        )
+    stop: tuple[str, ...] = ()
+    if body.stop is not None:
+        stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop)
+        if len(stop) > 4 or any(not s for s in stop):
+            raise InvalidRequest("'stop' takes up to 4 non-empty sequences.", param="stop")
+    limit = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    message, attachments = openai_messages(body.messages)
+    reasoning = model.reasoning and body.reasoning_effort not in REASONING_OFF
+    return ChatRequest(
+        model=model,
+        message=message,
+        attachments=tuple(attachments),
+        reasoning=reasoning,
+        max_output_tokens=limit,
+        stop=stop,
+    )
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{int(time.time() * 1000)}{secrets.token_hex(6)}"
+
+
+def usage_body(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": usage.reasoning_tokens,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+class ChatCompletionState:
+    """Events -> OpenAI chunks (`handle`), and the same events -> one completion (`final`).
+
+    Consecutive deltas of one batch (one upstream read) merge into one chunk, so a read makes one
+    write. `collect=False` (streaming) keeps no text: the service already counts usage.
+    """
+
+    __slots__ = (
+        "_collect",
+        "_content",
+        "_ends_newline",
+        "_reasoning",
+        "_show_reasoning",
+        "created",
+        "error",
+        "finish_reason",
+        "id",
+        "image_format",
+        "include_usage",
+        "model",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        reasoning: bool = True,
+        include_usage: bool = False,
+        image_format: str = "url",
+        collect: bool = False,
+        id: str | None = None,
+        created: int | None = None,
+    ) -> None:
+        self.id = id or completion_id()
+        self.created = created or int(time.time())
+        self.model = model
+        self.include_usage = include_usage
+        self.image_format = image_format
+        self._show_reasoning = reasoning
+        self._collect = collect
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self._ends_newline = True
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.error: GatewayError | None = None
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+
+    def start(self) -> dict[str, Any]:
+        """The first chunk: the role, before any content."""
+        return self._chunk({"role": "assistant", "content": "", "refusal": None})
+
+    def handle(self, events: list[Event]) -> list[dict[str, Any]]:
+        chunks: list[dict[str, Any]] = []
+        text: list[str] = []
+        thought: list[str] = []
+        for event in events:
+            kind = type(event)
+            if kind is TextDelta:
+                if thought:
+                    chunks.append(self._chunk({"reasoning_content": "".join(thought)}))
+                    thought.clear()
+                text.append(event.text)  # type: ignore[union-attr]
+            elif kind is ReasoningDelta or kind is ServerToolUse:
+                if not self._show_reasoning:
+                    continue
+                if text:
+                    chunks.append(self._content_chunk(text))
+                    text.clear()
+                if kind is ReasoningDelta:
+                    thought.append(event.text)  # type: ignore[union-attr]
+                else:
+                    thought.append(_tool_line(event))  # type: ignore[arg-type]
+                if self._collect:
+                    self._reasoning.append(thought[-1])
+            elif kind is ImageOut:
+                image: ImageOut = event  # type: ignore[assignment]
+                if image.final and not image.moderated:
+                    if not (text[-1].endswith("\n") if text else self._ends_newline):
+                        text.append("\n\n")
+                    text.append(render_image(image.url, self.image_format) + "\n\n")
+            elif kind is Usage:
+                self.usage = event  # type: ignore[assignment]
+            elif kind is Finish or kind is Fault:
+                if thought:
+                    chunks.append(self._chunk({"reasoning_content": "".join(thought)}))
+                    thought.clear()
+                if text:
+                    chunks.append(self._content_chunk(text))
+                    text.clear()
+                if kind is Fault:
+                    self.error = event.error  # type: ignore[union-attr]
+                    chunks.append(self.error.openai_body())
+                else:
+                    self.finish_reason = event.reason  # type: ignore[union-attr]
+                    chunks.append(self._chunk({}, self.finish_reason))
+                    if self.include_usage and self.usage is not None:
+                        chunks.append(self._usage_chunk(self.usage))
+        if thought:
+            chunks.append(self._chunk({"reasoning_content": "".join(thought)}))
+        if text:
+            chunks.append(self._content_chunk(text))
+        return chunks
+
+    def _content_chunk(self, text: list[str]) -> dict[str, Any]:
+        joined = "".join(text)
+        self._ends_newline = joined.endswith("\n")
+        if self._collect:
+            self._content.append(joined)
+        return self._chunk({"content": joined})
+
+    def _usage_chunk(self, usage: Usage) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [],
+            "usage": usage_body(usage),
+        }
+
+    def final(self) -> dict[str, Any]:
+        """The non-streamed object (after every event was handled with `collect=True`)."""
+        if self.error is not None:
+            raise self.error
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self._content), "refusal": None}
+        if self._reasoning:
+            message["reasoning_content"] = "".join(self._reasoning)
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": self.finish_reason or "stop",
+                }
+            ],
+        }
+        if self.usage is not None:
+            body["usage"] = usage_body(self.usage)
+        return body
+
+
+def _tool_line(event: ServerToolUse) -> str:
+    detail = ""
+    for key in ("query", "q", "url", "image_description", "imageDescription", "message"):
+        value = event.args.get(key)
+        if isinstance(value, str) and value:
+            detail = f": {value}"
+            break
+    return f"\n[{event.name}{detail}]\n"
