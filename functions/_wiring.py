@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.ports import AccountStore
+from core.ports import AccountStore, Upstream, UrlFetcher
 from core.settings import Settings, parse_dotenv
 
 log = logging.getLogger("grokgate")
@@ -27,6 +27,10 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path |
     if dotenv is not None and Path(dotenv).is_file():
         env.update(parse_dotenv(Path(dotenv).read_text()))
     env.update(os.environ if environ is None else environ)
+    if env.get("SSM_PARAMETER_NAMES"):  # Lambda: secrets from SSM, read on first use (INVOKE phase)
+        from infra.aws.parameters import fetch_parameters
+
+        env.update(fetch_parameters(env))
     return Settings.from_env(env)
 
 
@@ -55,6 +59,30 @@ class Deps:
         if self._store is None:
             self._store = open_store(self.settings)
         return self._store
+
+    @property
+    def upstream(self) -> Upstream:
+        """Grok's web app over curl_cffi: one warm session per process (per event loop)."""
+
+        def build(deps: Deps) -> Upstream:
+            from infra.upstream.client import CurlUpstream
+
+            return CurlUpstream(deps.settings)
+
+        upstream: Upstream = self.lazy("upstream", build)
+        return upstream
+
+    @property
+    def fetcher(self) -> UrlFetcher:
+        """Client-supplied URL fetches: no account cookie, behind the SSRF guard."""
+
+        def build(deps: Deps) -> UrlFetcher:
+            from infra.fetch import SafeFetcher
+
+            return SafeFetcher(deps.settings)
+
+        fetcher: UrlFetcher = self.lazy("fetcher", build)
+        return fetcher
 
     def lazy(self, name: str, build: Callable[[Deps], Any]) -> Any:
         """A per-process singleton (an HTTP session, a media store), built on first use."""

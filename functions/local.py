@@ -5,14 +5,14 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from functions import models
+from functions import chat, models
 from functions._app import build_app
 from functions._wiring import Deps
 
 
 def all_routes() -> list[BaseRoute]:
     """Every deployable's routes. Each module keeps its own `routes` list."""
-    groups = [models.routes]
+    groups = [models.routes, chat.routes]
     return [route for group in groups for route in group]
 
 
