@@ -76,7 +76,12 @@ class EventStream(Response):
     media_type = "text/event-stream"
 
     def __init__(self, body: AsyncGenerator[bytes, None], *, heartbeat: float, ping: bytes = PING) -> None:
-        super().__init__(None, status_code=200, headers=SSE_HEADERS, media_type=self.media_type)
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            *((k.encode(), v.encode()) for k, v in SSE_HEADERS.items()),
+        ]
         self.body_iterator = body
         self.heartbeat = heartbeat
         self.ping = ping
