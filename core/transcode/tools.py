@@ -1,0 +1,409 @@
+"""Emulated tool calling: tools rendered into the prompt, calls found in the streamed answer.
+
+The upstream has no tools. `ToolSpec.prompt()` asks the model for one markup (protocol §3.4's
+`<tool_calls>` XML); `ToolDetector` finds that markup, and the variants models drift into
+(`tool_markup`), in the answer as it streams, even split across tokens. Text before a call is
+released as it comes; only a tail that may still become markup (`<too`, a backtick) is held.
+Markup that turns out not to be a call is released as text. Text after a call is dropped: the
+model cannot know the result yet, so anything it writes there is speculation about it.
+
+`tool_choice` required or forced: the detector holds the text until a call appears (then the
+text before it is released); if the answer ends without one, `ToolFilter.retry` is set and the
+service runs the turn once more with `ToolSpec.corrective()` appended. The same detector serves
+chat completions, Responses and Messages; only the call-id prefix differs (`call_`, `toolu_`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from core.events import Event, Fault, Finish, TextDelta, ToolCall
+from core.transcode.tool_args import check, parse_arguments
+from core.transcode.tool_markup import OPEN_TAG, TAGS, RawCall, fenced_calls, parse_element
+
+ChoiceMode = Literal["none", "auto", "required", "forced"]
+_ALPHABET = string.ascii_letters + string.digits
+_OPENER = re.compile(r"<(?:tool_calls|tool_call|function_calls|function_call|invoke)(?=[\s>/])|```", re.I)
+_PREFIXES = tuple("<" + tag for tag in TAGS)
+_FENCE_INFOS = ("", "json", "json5", "jsonc", "tool_call", "tool_calls", "tool_code", "xml")
+MAX_CAPTURE = 1024 * 1024  # markup that never closes is given back as text past this size
+_GIVE_UP_AFTER_CLOSE = 4096  # chars past a first closing tag before a block that won't parse is text
+
+
+def new_call_id(prefix: str = "call_") -> str:
+    """`call_…` (OpenAI) or `toolu_01…` (Anthropic) with 24 random base62 characters."""
+    body = "".join(secrets.choice(_ALPHABET) for _ in range(24))
+    return prefix + ("01" + body[2:] if prefix == "toolu_" else body)
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the client offers: name, description and a JSON schema for its arguments."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    strict: bool = False  # a schema violation makes the call invalid rather than reported
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    mode: ChoiceMode = "auto"
+    name: str | None = None  # the forced tool
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """The tools of one request and how they may be called; builds the prompt and the detector."""
+
+    tools: tuple[Tool, ...] = ()
+    choice: ToolChoice = ToolChoice()
+    id_prefix: str = "call_"
+    parallel: bool = True
+    new_id: Callable[[str], str] = new_call_id
+
+    @property
+    def active(self) -> bool:
+        """Whether calls are offered at all (tools present and choice not `none`)."""
+        return bool(self.tools) and self.choice.mode != "none"
+
+    @property
+    def requires_call(self) -> bool:
+        return self.active and self.choice.mode in ("required", "forced")
+
+    def prompt(self) -> str:
+        """The instructions that offer the tools, for the system part of the upstream message."""
+        if not self.active:
+            return ""
+        lines = [
+            "# Tools",
+            "",
+            "You can call the tools listed below. To call tools, write exactly this block:",
+            "",
+            "<tool_calls>",
+            '<tool_call><tool_name>TOOL_NAME</tool_name><parameters>{"arg": "value"}</parameters></tool_call>',
+            "</tool_calls>",
+            "",
+            "Rules:",
+            "- <parameters> holds one JSON object whose keys follow the tool's parameters schema.",
+            "- To call several tools at once, put one <tool_call> per call inside the one <tool_calls> block."
+            if self.parallel
+            else "- Call one tool at a time.",
+            "- Write nothing after </tool_calls>: stop there. The results come back to you in the next turn "
+            "as [tool result ...] blocks.",
+            "- Do not wrap the block in a markdown code fence and do not describe a call instead of making it.",
+            "- A short sentence before the block is fine. Earlier calls in this conversation are shown in "
+            "the same form.",
+            "",
+            "Available tools:",
+        ]
+        for tool in self.tools:
+            lines += ["", f"## {tool.name}"]
+            if tool.description:
+                lines.append(tool.description.strip())
+            schema = tool.parameters or {"type": "object", "properties": {}}
+            lines.append(
+                "Parameters (JSON schema): " + json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+            )
+        lines += ["", "When to call: " + self._when()]
+        return "\n".join(lines)
+
+    def _when(self) -> str:
+        mode = self.choice.mode
+        if mode == "forced":
+            return f"this reply MUST call the tool `{self.choice.name}`: write the <tool_calls> block now."
+        if mode == "required":
+            return "this reply MUST call at least one tool: pick the most suitable one and write the block."
+        return "call a tool when it is needed to answer well; otherwise answer in plain text."
+
+    def corrective(self) -> str:
+        """Appended for the one retry when a required call was not made."""
+        target = f"the tool `{self.choice.name}`" if self.choice.mode == "forced" else "one of the tools"
+        return (
+            f"[system]: Your reply must call {target}. Answer with only a <tool_calls> block in the form "
+            "given above, with the arguments as a JSON object. No other text."
+        )
+
+    def detector(self) -> ToolDetector:
+        return ToolDetector(self.resolve, hold_all=self.requires_call, single=not self.parallel)
+
+    def resolve(self, raw: RawCall) -> ToolCall | None:
+        """A raw call as a `ToolCall` when it names an offered tool with object arguments that fit."""
+        tool = self._tool(raw.name)
+        if tool is None:
+            return None
+        args = parse_arguments(raw.arguments)
+        if args is None:
+            return None
+        if tool.parameters:
+            fixed, problems = check(args, tool.parameters)
+            if isinstance(fixed, dict):
+                args = fixed
+            if problems and tool.strict:
+                return None
+        text = json.dumps(args, ensure_ascii=False, separators=(",", ":"))
+        return ToolCall(self.new_id(self.id_prefix), tool.name, text)
+
+    def _tool(self, name: str) -> Tool | None:
+        name = name.strip().strip("`\"'")
+        if name.startswith("functions."):
+            name = name[len("functions.") :]
+        if self.choice.mode == "forced" and name.lower() != (self.choice.name or "").lower():
+            return None
+        exact = [t for t in self.tools if t.name == name]
+        if exact:
+            return exact[0]
+        folded = [t for t in self.tools if t.name.lower() == name.lower()]
+        return folded[0] if len(folded) == 1 else None
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+def render_calls(calls: Sequence[tuple[str, str]]) -> str:
+    """Earlier calls `(name, arguments JSON)` in the markup the prompt asks for."""
+    parts = []
+    for name, arguments in calls:
+        args = parse_arguments(arguments)
+        text = json.dumps(args, ensure_ascii=False, separators=(",", ":")) if args is not None else arguments
+        parts.append(f"<tool_call><tool_name>{name}</tool_name><parameters>{text}</parameters></tool_call>")
+    return "<tool_calls>" + "".join(parts) + "</tool_calls>"
+
+
+def result_role(call_id: str, name: str = "", *, is_error: bool = False) -> str:
+    """The `[role]` of a tool result block: `tool result for call_1 (get_weather)`."""
+    role = "tool error" if is_error else "tool result"
+    if call_id:
+        role += f" for {call_id}"
+    if name:
+        role += f" ({name})"
+    return role
+
+
+# --- the streaming detector ---------------------------------------------------------------------
+
+
+def _prefix_tail(text: str) -> int:
+    """Where the tail that may still grow into an opener starts (len(text) when none may)."""
+    ticks = len(text) - len(text.rstrip("`"))
+    if ticks:
+        return len(text) - min(ticks, 2)
+    at = text.rfind("<", max(0, len(text) - 16))
+    if at >= 0:
+        tail = text[at:].lower()
+        if any(p.startswith(tail) for p in _PREFIXES):
+            return at
+    return len(text)
+
+
+class ToolDetector:
+    """`feed(text)` -> text to show and `ToolCall`s found; `flush()` at the end of the answer."""
+
+    __slots__ = ("_buf", "_closed_at", "_held", "_mode", "_resolve", "calls", "hold_all", "single")
+
+    def __init__(
+        self,
+        resolve: Callable[[RawCall], ToolCall | None],
+        *,
+        hold_all: bool = False,
+        single: bool = False,
+    ) -> None:
+        self._resolve = resolve
+        self.hold_all = hold_all
+        self.single = single
+        self._buf = ""
+        self._mode = "scan"  # or "tag", "fence": _buf starts with the opener
+        self._held: list[str] = []
+        self._closed_at = -1
+        self.calls = 0
+
+    def feed(self, text: str) -> list[TextDelta | ToolCall]:
+        out: list[TextDelta | ToolCall] = []
+        if text:
+            self._buf += text
+            self._scan(out)
+        return out
+
+    def flush(self) -> list[TextDelta | ToolCall]:
+        out: list[TextDelta | ToolCall] = []
+        if self._mode == "tag":
+            for suffix in _CLOSERS:
+                found = parse_element(self._buf + suffix, 0, self._resolve)
+                if found is not None:
+                    self._emit(found[0], out)
+                    self._buf = ""
+                    break
+        elif self._mode == "fence":
+            newline = self._buf.find("\n")
+            calls = fenced_calls(self._buf[newline + 1 :], self._resolve) if newline >= 0 else None
+            if calls:
+                self._emit(calls, out)
+                self._buf = ""
+        self._release(self._buf, out)
+        self._buf = ""
+        self._mode = "scan"
+        if self._held:
+            out.append(TextDelta("".join(self._held)))
+            self._held = []
+        return out
+
+    # -- internals
+
+    def _release(self, text: str, out: list[TextDelta | ToolCall]) -> None:
+        if not text or self.calls:
+            return  # after a call, text is speculation about its result
+        if self.hold_all:
+            self._held.append(text)
+        elif out and isinstance(out[-1], TextDelta):
+            out[-1] = TextDelta(out[-1].text + text)
+        else:
+            out.append(TextDelta(text))
+
+    def _emit(self, calls: list[ToolCall], out: list[TextDelta | ToolCall]) -> None:
+        if self.single:
+            calls = calls[: max(0, 1 - self.calls)]
+        if self._held and not self.calls:
+            out.append(TextDelta("".join(self._held)))
+            self._held = []
+        out.extend(calls)
+        self.calls += len(calls)
+
+    def _scan(self, out: list[TextDelta | ToolCall]) -> None:
+        while self._buf:
+            if self._mode == "scan":
+                match = _OPENER.search(self._buf)
+                if match is None:
+                    keep = _prefix_tail(self._buf)
+                    self._release(self._buf[:keep], out)
+                    self._buf = self._buf[keep:]
+                    return
+                self._release(self._buf[: match.start()], out)
+                self._buf = self._buf[match.start() :]
+                self._mode = "fence" if self._buf.startswith("`") else "tag"
+                self._closed_at = -1
+            elif not (self._tag(out) if self._mode == "tag" else self._fence(out)):
+                return
+
+    def _give_back(self, upto: int, out: list[TextDelta | ToolCall]) -> bool:
+        self._release(self._buf[:upto], out)
+        self._buf = self._buf[upto:]
+        self._mode = "scan"
+        return True
+
+    def _tag(self, out: list[TextDelta | ToolCall]) -> bool:
+        """One step on a captured tag; False when more text is needed."""
+        buf = self._buf
+        opening = OPEN_TAG.match(buf)
+        if opening is None:
+            # the opener's `<name` is here but its `>` is not, or never comes
+            bad = ">" in buf or "<" in buf[1:] or len(buf) > 512
+            return self._give_back(1, out) if bad else False
+        body = buf[opening.end() :].lstrip()
+        if body and body[0] not in "<{[" and not opening.group(2).rstrip().endswith("/"):
+            return self._give_back(opening.end(), out)  # prose that mentions a tag
+        found = parse_element(buf, 0, self._resolve)
+        if found is not None:
+            self._emit(found[0], out)
+            self._buf = buf[found[1] :]
+            self._mode = "scan"
+            return True
+        tag = opening.group(1).lower()
+        if self._closed_at < 0:
+            close = re.search(rf"</{tag}\s*>", buf[opening.end() :], re.I)
+            if close is not None:
+                self._closed_at = opening.end() + close.end()
+        if self._closed_at >= 0 and len(buf) - self._closed_at > _GIVE_UP_AFTER_CLOSE:
+            return self._give_back(self._closed_at, out)
+        if len(buf) > MAX_CAPTURE:
+            return self._give_back(len(buf), out)
+        return False
+
+    def _fence(self, out: list[TextDelta | ToolCall]) -> bool:
+        buf = self._buf
+        newline = buf.find("\n")
+        info = buf[3 : newline if newline >= 0 else len(buf)].strip().lower()
+        if newline < 0:
+            # the info string is still arriving: wait while it may become one we read
+            return False if any(known.startswith(info) for known in _FENCE_INFOS) else self._give_back(3, out)
+        if info not in _FENCE_INFOS:
+            return self._give_back(3, out)
+        body = buf[newline + 1 :].lstrip()
+        if not body:
+            return False
+        if body[0] not in "{[<":
+            return self._give_back(newline + 1, out)
+        close = buf.find("```", newline + 1)
+        if close < 0:
+            return self._give_back(len(buf), out) if len(buf) > MAX_CAPTURE else False
+        calls = fenced_calls(buf[newline + 1 : close], self._resolve)
+        if calls:
+            self._emit(calls, out)
+            self._buf = buf[close + 3 :]
+            self._mode = "scan"
+            return True
+        return self._give_back(close + 3, out)
+
+
+# Closing tags a model may leave off at the very end of its answer.
+_CLOSERS = (
+    "",
+    "</tool_call></tool_calls>",
+    "</parameters></tool_call></tool_calls>",
+    "}</parameters></tool_call></tool_calls>",
+    "</parameters></tool_call>",
+    "</tool_calls>",
+    "</tool_call>",
+    "</invoke></function_calls>",
+    "</parameter></invoke></function_calls>",
+    "</function_calls>",
+    "</invoke>",
+    "</function_call>",
+)
+
+
+# --- the event filter ---------------------------------------------------------------------------
+
+
+class ToolFilter:
+    """Core events through the detector: calls become `ToolCall`s, the finish becomes `tool_calls`.
+
+    When a call was required and none came, the finish is swallowed and `retry` is set if
+    `may_retry`: the caller discards this attempt's held text and runs the corrective turn.
+    """
+
+    __slots__ = ("detector", "may_retry", "retry", "spec")
+
+    def __init__(self, spec: ToolSpec, *, may_retry: bool = True) -> None:
+        self.spec = spec
+        self.detector = spec.detector()
+        self.may_retry = may_retry
+        self.retry = False
+
+    def handle(self, event: Event) -> list[Event]:
+        if self.retry:
+            return []
+        if isinstance(event, TextDelta):
+            return list(self.detector.feed(event.text))
+        if isinstance(event, Finish):
+            return self._finish(event)
+        if isinstance(event, Fault):
+            return [*self.detector.flush(), event]
+        return [event]
+
+    def _finish(self, event: Finish) -> list[Event]:
+        if self.spec.requires_call and self.may_retry:
+            out: list[Event] = list(self.detector.flush())
+            if not self.detector.calls:
+                self.retry = True  # the held text is this attempt's answer: dropped with it
+                return []
+        else:
+            out = list(self.detector.flush())
+        if self.detector.calls:
+            return [*out, Finish("tool_calls")]
+        return [*out, event]
