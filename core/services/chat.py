@@ -40,6 +40,7 @@ from core.protocol.payload import chat_body
 from core.settings import Settings
 from core.transcode.limits import Limits
 from core.transcode.normalize import Attachment, ChatRequest, check_attachment, check_attachments
+from core.transcode.tools import ToolFilter
 from core.transcode.usage import estimate_usage
 
 log = logging.getLogger("grokgate.chat")
@@ -206,6 +207,7 @@ class ChatStream:
         self._first = first
         self._attachments = attachments
         self._limits = Limits(request.stop, request.max_output_tokens)
+        self._tools = ToolFilter(request.tools) if request.tools is not None and request.tools.active else None
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._released = False
@@ -254,6 +256,8 @@ class ChatStream:
             await self._finish(Outcome(OutcomeKind.CANCELLED))
 
     async def _process(self, batch: list[Event]) -> list[Event]:
+        if self._tools is not None:  # before the limits: markup is not answer text
+            batch = self._tools.apply(batch)
         if self._limits.active:
             batch = self._limits.apply(batch)
         text = self._text

@@ -17,12 +17,15 @@ import binascii
 import mimetypes
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from core.catalog import Model
 from core.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from core.transcode.tools import ToolSpec
 
 MAX_ATTACHMENTS = 8
 MAX_ATTACHMENT_BYTES = 32 * 1024 * 1024
@@ -81,6 +84,7 @@ class ChatRequest:
     max_output_tokens: int | None = None
     stop: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    tools: ToolSpec | None = None  # offered tools: the service runs the answer through the detector
 
 
 def flatten(blocks: Sequence[Block]) -> str:

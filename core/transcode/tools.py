@@ -8,8 +8,8 @@ Markup that turns out not to be a call is released as text. Text after a call is
 model cannot know the result yet, so anything it writes there is speculation about it.
 
 `tool_choice` required or forced: the detector holds the text until a call appears (then the
-text before it is released); if the answer ends without one, `ToolFilter.retry` is set and the
-service runs the turn once more with `ToolSpec.corrective()` appended. The same detector serves
+text before it is released); if the answer ends without one, `ToolFilter` ends it with
+`Finish(RETRY)` and the service runs the turn once more with `ToolSpec.corrective()` appended. The same detector serves
 chat completions, Responses and Messages; only the call-id prefix differs (`call_`, `toolu_`).
 """
 
@@ -67,6 +67,8 @@ class ToolSpec:
     id_prefix: str = "call_"
     parallel: bool = True
     new_id: Callable[[str], str] = new_call_id
+    max_calls: int | None = None
+    retry: bool = False  # this attempt may end in `Finish(RETRY)` when a required call is missing
 
     @property
     def active(self) -> bool:
@@ -131,7 +133,8 @@ class ToolSpec:
         )
 
     def detector(self) -> ToolDetector:
-        return ToolDetector(self.resolve, hold_all=self.requires_call, single=not self.parallel)
+        limit = 1 if not self.parallel else self.max_calls
+        return ToolDetector(self.resolve, hold_all=self.requires_call, limit=limit)
 
     def resolve(self, raw: RawCall) -> ToolCall | None:
         """A raw call as a `ToolCall` when it names an offered tool with object arguments that fit."""
@@ -205,18 +208,18 @@ def _prefix_tail(text: str) -> int:
 class ToolDetector:
     """`feed(text)` -> text to show and `ToolCall`s found; `flush()` at the end of the answer."""
 
-    __slots__ = ("_buf", "_closed_at", "_held", "_mode", "_resolve", "calls", "hold_all", "single")
+    __slots__ = ("_buf", "_closed_at", "_held", "_mode", "_resolve", "calls", "hold_all", "limit")
 
     def __init__(
         self,
         resolve: Callable[[RawCall], ToolCall | None],
         *,
         hold_all: bool = False,
-        single: bool = False,
+        limit: int | None = None,
     ) -> None:
         self._resolve = resolve
         self.hold_all = hold_all
-        self.single = single
+        self.limit = limit
         self._buf = ""
         self._mode = "scan"  # or "tag", "fence": _buf starts with the opener
         self._held: list[str] = []
@@ -266,8 +269,8 @@ class ToolDetector:
             out.append(TextDelta(text))
 
     def _emit(self, calls: list[ToolCall], out: list[TextDelta | ToolCall]) -> None:
-        if self.single:
-            calls = calls[: max(0, 1 - self.calls)]
+        if self.limit is not None:
+            calls = calls[: max(0, self.limit - self.calls)]
         if self._held and not self.calls:
             out.append(TextDelta("".join(self._held)))
             self._held = []
@@ -370,40 +373,40 @@ _CLOSERS = (
 # --- the event filter ---------------------------------------------------------------------------
 
 
+RETRY = "retry"  # the reason of the Finish that asks the caller for the corrective turn
+
+
 class ToolFilter:
     """Core events through the detector: calls become `ToolCall`s, the finish becomes `tool_calls`.
 
-    When a call was required and none came, the finish is swallowed and `retry` is set if
-    `may_retry`: the caller discards this attempt's held text and runs the corrective turn.
+    When a call was required, none came and the spec allows a `retry`, the held text is dropped
+    and the finish becomes `Finish(RETRY)`: the caller runs the turn once more with
+    `ToolSpec.corrective()` appended (see `core.services.tool_turns`).
     """
 
-    __slots__ = ("detector", "may_retry", "retry", "spec")
+    __slots__ = ("detector", "spec")
 
-    def __init__(self, spec: ToolSpec, *, may_retry: bool = True) -> None:
+    def __init__(self, spec: ToolSpec) -> None:
         self.spec = spec
         self.detector = spec.detector()
-        self.may_retry = may_retry
-        self.retry = False
+
+    def apply(self, events: list[Event]) -> list[Event]:
+        out: list[Event] = []
+        for event in events:
+            out += self.handle(event)
+        return out
 
     def handle(self, event: Event) -> list[Event]:
-        if self.retry:
-            return []
         if isinstance(event, TextDelta):
             return list(self.detector.feed(event.text))
         if isinstance(event, Finish):
-            return self._finish(event)
+            if self.spec.retry and self.spec.requires_call:
+                flushed: list[Event] = list(self.detector.flush())
+                if not self.detector.calls:
+                    return [Finish(RETRY)]  # the held text was this attempt's answer: dropped with it
+                return [*flushed, Finish("tool_calls")]
+            out: list[Event] = list(self.detector.flush())
+            return [*out, Finish("tool_calls")] if self.detector.calls else [*out, event]
         if isinstance(event, Fault):
             return [*self.detector.flush(), event]
         return [event]
-
-    def _finish(self, event: Finish) -> list[Event]:
-        if self.spec.requires_call and self.may_retry:
-            out: list[Event] = list(self.detector.flush())
-            if not self.detector.calls:
-                self.retry = True  # the held text is this attempt's answer: dropped with it
-                return []
-        else:
-            out = list(self.detector.flush())
-        if self.detector.calls:
-            return [*out, Finish("tool_calls")]
-        return [*out, event]

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.events import Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from core.events import Finish, ReasoningDelta, TextDelta, ToolCall
 from core.transcode.tool_args import check, loads_lenient, parse_arguments, repair_json
 from core.transcode.tools import (
+    RETRY,
     Tool,
     ToolChoice,
     ToolFilter,
@@ -313,14 +314,16 @@ def test_filter_finishes_with_tool_calls_and_asks_for_one_retry() -> None:
     assert [type(e).__name__ for e in out] == ["ReasoningDelta", "TextDelta", "ToolCall", "Finish"]
     assert out[-1] == Finish("tool_calls")
 
-    required = spec(choice=ToolChoice("required"))
+    required = spec(choice=ToolChoice("required"), retry=True)
     first = ToolFilter(required)
     assert first.handle(TextDelta("no call")) == []
-    assert first.handle(Finish()) == [] and first.retry
-    assert first.handle(Usage(1, 2)) == []
-    second = ToolFilter(required, may_retry=False)
+    assert first.handle(Finish()) == [Finish(RETRY)]
+    second = ToolFilter(spec(choice=ToolChoice("required")))
     assert second.handle(TextDelta("still none")) == []
     assert second.handle(Finish()) == [TextDelta("still none"), Finish()]
+    assert ToolFilter(spec(max_calls=2)).apply(
+        [TextDelta(markup("get_weather", {"city": "x"}, "xml") * 3), Finish()]
+    ) == [ToolCall("call_x", "get_weather", '{"city":"x"}')] * 2 + [Finish("tool_calls")]
 
 
 def test_history_rendering_and_ids() -> None:
