@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve sandbox sim test lint typecheck imports unit deps system-deps bench package-aws clean
+.PHONY: serve sandbox sim test lint typecheck imports unit deps system-deps bench package-aws deps-aws deploy-aws node-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,10 +42,33 @@ imports: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q
 
-test: $(STAMP) system-deps lint typecheck imports unit
+test: $(STAMP) system-deps node-deps lint typecheck imports unit
 
 bench: $(STAMP)
 	$(PY) -m bench.run
 
+# Deployment tooling (osls, @vercel/python), pinned by package-lock.json; the deploy tests need it.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+node-deps: $(NODE_STAMP)
+
+# Offline: no AWS account, credentials or network (dummy credentials keep the AWS SDK quiet).
+OFFLINE_AWS := AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_REGION=$${AWS_REGION:-us-east-1} \
+	SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off
+package-aws: $(STAMP) $(NODE_STAMP)
+	$(PY) -m infra.aws.bundle zip
+	$(OFFLINE_AWS) npx --no-install osls package
+
+# The Lambda dependencies (python3.12, arm64 wheels) go into the artifact; needs the package index.
+deps-aws: $(STAMP)
+	$(PY) -m infra.aws.bundle deps
+
+deploy-aws: deps-aws $(NODE_STAMP)
+	$(PY) -m infra.aws.bundle zip
+	npx --no-install osls deploy
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .serverless build

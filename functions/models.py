@@ -9,6 +9,7 @@ from starlette.routing import Route
 from core.catalog import MODELS, get_model
 from functions._app import build_app
 from functions._http import json_response
+from functions._lambda import lambda_handler
 
 
 async def list_models(request: Request) -> Response:
@@ -24,3 +25,4 @@ routes = [
     Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
 ]
 app = build_app(routes)
+handler = lambda_handler(app)
