@@ -150,9 +150,13 @@ def test_no_wildcard_iam_actions_and_scoped_resources(template):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         for action in actions:
             assert action != "*" and not action.endswith(":*"), f"wildcard action {action}"
-        targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        targets = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
         assert "*" not in targets, f"unscoped resource for {actions}"
-    granted = {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    granted = {
+        a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
     assert {"dynamodb:UpdateItem", "s3:GetObject", "ssm:GetParameter"} <= granted
 
 
@@ -191,7 +195,9 @@ def test_artifact_holds_the_code_and_an_executable_start_script(tmp_path):
         mode = archive.getinfo("run.sh").external_attr >> 16
     assert mode & stat.S_IXUSR
     assert {"functions/models.py", "functions/_lambda.py", "core/settings.py"} <= names
-    assert not any(n.startswith(("tests/", "infra/sim/", "node_modules/")) or "__pycache__" in n for n in names)
+    assert not any(
+        n.startswith(("tests/", "infra/sim/", "node_modules/")) or "__pycache__" in n for n in names
+    )
     again = bundle.build_zip(tmp_path / "again.zip", deps=tmp_path / "no-deps")
     assert again.read_bytes() == artifact.read_bytes()  # reproducible: same tree, same code hash
 
