@@ -127,7 +127,7 @@ def parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("sim", help="run the Grok web simulator alone")
     sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8900)
+    sim.add_argument("--port", type=int, default=8790)
     sim.set_defaults(run=cmd_sim)
 
     accounts = sub.add_parser("accounts", help="manage the account pool").add_subparsers(
