@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from core.services.chat import ChatService, ChatStream
 from core.transcode.openai_chat import ChatCompletionRequest, ChatCompletionState, normalize_request
+from functions import messages, responses
 from functions._app import build_app
 from functions._http import SSE_HEADERS, deps_of, json_response, read_json
 from functions._wiring import Deps
@@ -166,5 +167,9 @@ async def chat_completions(request: Request) -> Response:
     return json_response(state.final())
 
 
-routes = [Route("/v1/chat/completions", chat_completions, methods=["POST"])]
+routes = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    *responses.routes,
+    *messages.routes,
+]
 app = build_app(routes)

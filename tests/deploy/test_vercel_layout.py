@@ -48,10 +48,13 @@ def sample_paths(route: Route) -> list[str]:
 
 
 def owner(route: BaseRoute) -> str:
+    """The deployable (a configured function) whose `routes` hold this route; a deployable may
+    include routes written in other modules (chat serves /v1/responses and /v1/messages)."""
     assert isinstance(route, Route)
-    module: str = route.endpoint.__module__
-    assert module.startswith("functions."), module
-    return module.removeprefix("functions.")
+    names = [Path(entry).stem for entry in CONFIG["functions"]]
+    owners = [n for n in names if route in importlib.import_module(f"functions.{n}").routes]
+    assert len(owners) == 1, (route.path, owners)
+    return owners[0]
 
 
 def functions_for(path: str) -> list[str]:

@@ -1,0 +1,353 @@
+"""OpenAI Responses: core events -> the streamed events and the response object, one accumulator.
+
+The stream follows the official event reference, each event with its `sequence_number`:
+
+    response.created, response.in_progress
+    reasoning item:  output_item.added, reasoning_summary_part.added,
+                     reasoning_summary_text.delta*, reasoning_summary_text.done,
+                     reasoning_summary_part.done, output_item.done
+    message item:    output_item.added, content_part.added, output_text.delta*,
+                     output_text.done, content_part.done, output_item.done
+    function call:   output_item.added, function_call_arguments.delta*,
+                     function_call_arguments.done, output_item.done
+    response.completed | response.incomplete (max_output_tokens) | error + response.failed
+
+Items never overlap: one is closed before the next opens, so output indexes are dense and each
+`done` matches its `added` (the SDK's accumulator checks both). No `[DONE]` line: the terminal
+lifecycle event ends the stream.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from core.errors import GatewayError, RateLimited
+from core.events import (
+    Event,
+    Fault,
+    Finish,
+    ImageOut,
+    ReasoningDelta,
+    ServerToolUse,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
+from core.protocol.render import render_image
+
+ARGUMENT_PIECE = 32  # function-call arguments stream in pieces of this many characters
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(24)}"
+
+
+def usage_body(usage: Usage | None) -> dict[str, Any] | None:
+    if usage is None:
+        return None
+    return {
+        "input_tokens": usage.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": usage.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def _tool_line(event: ServerToolUse) -> str:
+    for key in ("query", "q", "url", "message"):
+        value = event.args.get(key)
+        if isinstance(value, str) and value:
+            return f"\n[{event.name}: {value}]\n"
+    return f"\n[{event.name}]\n"
+
+
+class ResponsesState:
+    """`start()` then `handle(events)` -> stream events; `final()` -> the response object.
+
+    `echo` holds the request fields a response repeats (instructions, tools, tool_choice,
+    temperature, metadata ...).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        echo: dict[str, Any] | None = None,
+        reasoning: bool = True,
+        image_format: str = "url",
+        id: str | None = None,
+        created_at: int | None = None,
+    ) -> None:
+        self.id = id or new_id("resp")
+        self.created_at = created_at or int(time.time())
+        self.model = model
+        self.echo = echo or {}
+        self.show_reasoning = reasoning
+        self.image_format = image_format
+        self.seq = 0
+        self.output: list[dict[str, Any]] = []  # completed items
+        self.open: dict[str, Any] | None = None  # the item being streamed
+        self.usage: Usage | None = None
+        self.status = "in_progress"
+        self.incomplete: str | None = None
+        self.error: GatewayError | None = None
+        self.ends_newline = True
+
+    # -- the response object
+
+    def response(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": self.status,
+            "background": False,
+            "error": None,
+            "incomplete_details": {"reason": self.incomplete} if self.incomplete else None,
+            "instructions": None,
+            "max_output_tokens": None,
+            "max_tool_calls": None,
+            "model": self.model,
+            "output": list(self.output) if self.status != "in_progress" else [],
+            "parallel_tool_calls": True,
+            "previous_response_id": None,
+            "reasoning": {"effort": None, "summary": None},
+            "service_tier": "default",
+            "store": False,
+            "temperature": None,
+            "text": {"format": {"type": "text"}},
+            "tool_choice": "auto",
+            "tools": [],
+            "top_p": None,
+            "truncation": "disabled",
+            "usage": usage_body(self.usage) if self.status != "in_progress" else None,
+            "user": None,
+            "metadata": {},
+        }
+        body.update(self.echo)
+        if self.status in ("completed", "incomplete"):
+            body["completed_at"] = int(time.time())
+        if self.error is not None:
+            code = "rate_limit_exceeded" if isinstance(self.error, RateLimited) else "server_error"
+            body["error"] = {"code": code, "message": self.error.message}
+        return body
+
+    def final(self) -> dict[str, Any]:
+        """The non-streamed response (a failure is raised, to become an HTTP error)."""
+        if self.error is not None:
+            raise self.error
+        return self.response()
+
+    # -- events
+
+    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = {"type": kind, "sequence_number": self.seq, **fields}
+        self.seq += 1
+        return event
+
+    def start(self) -> list[dict[str, Any]]:
+        return [
+            self._event("response.created", response=self.response()),
+            self._event("response.in_progress", response=self.response()),
+        ]
+
+    def handle(self, events: list[Event]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for event in events:
+            if isinstance(event, TextDelta):
+                self._text(event.text, out)
+            elif isinstance(event, ReasoningDelta):
+                if self.show_reasoning:
+                    self._reasoning(event.text, out)
+            elif isinstance(event, ServerToolUse):
+                if self.show_reasoning:
+                    self._reasoning(_tool_line(event), out)
+            elif isinstance(event, ImageOut):
+                if event.final and not event.moderated:
+                    lead = "" if self.ends_newline else "\n\n"
+                    self._text(lead + render_image(event.url, self.image_format) + "\n\n", out)
+            elif isinstance(event, ToolCall):
+                self._call(event, out)
+            elif isinstance(event, Usage):
+                self.usage = event
+            elif isinstance(event, Finish):
+                self._close(out, "incomplete" if event.reason == "length" else "completed")
+                if event.reason == "length":
+                    self.status, self.incomplete = "incomplete", "max_output_tokens"
+                    out.append(self._event("response.incomplete", response=self.response()))
+                else:
+                    self.status = "completed"
+                    out.append(self._event("response.completed", response=self.response()))
+            elif isinstance(event, Fault):
+                self._close(out, "incomplete")
+                self.status, self.error = "failed", event.error
+                code = "rate_limit_exceeded" if isinstance(event.error, RateLimited) else "server_error"
+                out.append(self._event("error", code=code, message=event.error.message, param=None))
+                out.append(self._event("response.failed", response=self.response()))
+        return out
+
+    def _index(self) -> int:
+        return len(self.output)
+
+    def _open(self, item: dict[str, Any], out: list[dict[str, Any]]) -> None:
+        self.open = item
+        out.append(self._event("response.output_item.added", output_index=self._index(), item=dict(item)))
+
+    def _close(self, out: list[dict[str, Any]], status: str = "completed") -> None:
+        item = self.open
+        if item is None:
+            return
+        index = self._index()
+        if item["type"] == "reasoning":
+            text = item.pop("_text")
+            part = {"type": "summary_text", "text": text}
+            out.append(
+                self._event(
+                    "response.reasoning_summary_text.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    text=text,
+                )
+            )
+            out.append(
+                self._event(
+                    "response.reasoning_summary_part.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    part=part,
+                )
+            )
+            item["summary"] = [part]
+        elif item["type"] == "message":
+            text = item.pop("_text")
+            part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+            out.append(
+                self._event(
+                    "response.output_text.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    text=text,
+                    logprobs=[],
+                )
+            )
+            out.append(
+                self._event(
+                    "response.content_part.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    part=part,
+                )
+            )
+            item["content"] = [part]
+        item["status"] = status
+        out.append(self._event("response.output_item.done", output_index=index, item=item))
+        self.output.append(item)
+        self.open = None
+
+    def _reasoning(self, text: str, out: list[dict[str, Any]]) -> None:
+        if not text:
+            return
+        if self.open is None or self.open["type"] != "reasoning":
+            self._close(out)
+            self._open({"id": new_id("rs"), "type": "reasoning", "summary": []}, out)
+            assert self.open is not None
+            self.open["_text"] = ""
+            out.append(
+                self._event(
+                    "response.reasoning_summary_part.added",
+                    item_id=self.open["id"],
+                    output_index=self._index(),
+                    summary_index=0,
+                    part={"type": "summary_text", "text": ""},
+                )
+            )
+        item = self.open
+        assert item is not None
+        item["_text"] += text
+        out.append(
+            self._event(
+                "response.reasoning_summary_text.delta",
+                item_id=item["id"],
+                output_index=self._index(),
+                summary_index=0,
+                delta=text,
+            )
+        )
+
+    def _text(self, text: str, out: list[dict[str, Any]]) -> None:
+        if not text:
+            return
+        if self.open is None or self.open["type"] != "message":
+            self._close(out)
+            item = {
+                "id": new_id("msg"),
+                "type": "message",
+                "status": "in_progress",
+                "role": "assistant",
+                "content": [],
+            }
+            self._open(item, out)
+            item["_text"] = ""
+            out.append(
+                self._event(
+                    "response.content_part.added",
+                    item_id=item["id"],
+                    output_index=self._index(),
+                    content_index=0,
+                    part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""},
+                )
+            )
+        current = self.open
+        assert current is not None
+        current["_text"] += text
+        self.ends_newline = text.endswith("\n")
+        out.append(
+            self._event(
+                "response.output_text.delta",
+                item_id=current["id"],
+                output_index=self._index(),
+                content_index=0,
+                delta=text,
+                logprobs=[],
+            )
+        )
+
+    def _call(self, call: ToolCall, out: list[dict[str, Any]]) -> None:
+        self._close(out)
+        item: dict[str, Any] = {
+            "id": new_id("fc"),
+            "type": "function_call",
+            "status": "in_progress",
+            "arguments": "",
+            "call_id": call.id,
+            "name": call.name,
+        }
+        self._open(item, out)
+        index = self._index()
+        for at in range(0, len(call.arguments), ARGUMENT_PIECE):
+            out.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    delta=call.arguments[at : at + ARGUMENT_PIECE],
+                )
+            )
+        out.append(
+            self._event(
+                "response.function_call_arguments.done",
+                item_id=item["id"],
+                output_index=index,
+                name=call.name,
+                arguments=call.arguments,
+            )
+        )
+        item["arguments"] = call.arguments
+        self._close(out)

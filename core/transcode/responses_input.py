@@ -1,0 +1,302 @@
+"""OpenAI Responses requests -> one normalised `ChatRequest` (instructions, input items, tools).
+
+Input is a string or a list of items: messages (`input_text`, `output_text`, `refusal`,
+`input_image`, `input_file` parts), `function_call` and `function_call_output` (rendered into the
+history in the markup the tool prompt asks for), and `reasoning` items (skipped: the upstream's
+thinking is never replayed). Anything that needs server-side state (`previous_response_id`,
+`item_reference`, uploaded `file_id`s, `store: true`) is refused with a 400 that says why.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.catalog import Capability, require_capability
+from core.errors import InvalidRequest
+from core.transcode.normalize import (
+    Attachment,
+    Block,
+    ChatRequest,
+    attachment_from_base64,
+    attachment_from_url,
+    check_attachments,
+    flatten,
+)
+from core.transcode.tools import Tool, ToolChoice, ToolSpec, render_calls, result_role
+
+REASONING_OFF = ("none", "minimal")
+# `include` values that only concern tools this gateway never runs: nothing to include, no harm.
+_INCLUDE_OK = (
+    "reasoning.encrypted_content",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "file_search_call.results",
+    "code_interpreter_call.outputs",
+    "computer_call_output.output.image_url",
+    "message.input_image.image_url",
+)
+
+
+class ReasoningParam(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+    generate_summary: Literal["auto", "concise", "detailed"] | None = None
+
+
+class ResponsesRequest(BaseModel):
+    """The body of `POST /v1/responses`. Unknown fields are refused, as OpenAI does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    input: str | list[Any] = Field(min_length=1)
+    instructions: str | None = None
+    stream: bool | None = None
+    stream_options: dict[str, Any] | None = None
+    reasoning: ReasoningParam | None = None
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    max_tool_calls: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    previous_response_id: str | None = None
+    store: bool | None = None
+    metadata: dict[str, str] | None = None
+    include: list[str] | None = None
+    text: dict[str, Any] | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    service_tier: str | None = None
+    background: bool | None = None
+    conversation: Any = None
+    prompt: Any = None
+
+
+def _unsupported(param: str, why: str) -> InvalidRequest:
+    return InvalidRequest(f"'{param}' is not supported: {why}", param=param, code="unsupported_parameter")
+
+
+def _check(body: ResponsesRequest) -> None:
+    if body.previous_response_id is not None:
+        raise _unsupported(
+            "previous_response_id",
+            "responses are not stored by this gateway; send the whole conversation in 'input' "
+            "(earlier output items can be passed back as input items).",
+        )
+    if body.store:
+        raise _unsupported(
+            "store",
+            "responses are not stored by this gateway (it is stateless); omit 'store' or set it to false.",
+        )
+    if body.background:
+        raise _unsupported(
+            "background", "background responses need stored responses; use stream=true instead."
+        )
+    if body.conversation is not None:
+        raise _unsupported(
+            "conversation", "the Conversations API is not available; send the history in 'input'."
+        )
+    if body.prompt is not None:
+        raise _unsupported("prompt", "stored prompt templates are not available; send 'instructions'.")
+    if body.top_logprobs:
+        raise _unsupported("top_logprobs", "the upstream reports no logprobs.")
+    for value in body.include or ():
+        if value not in _INCLUDE_OK:
+            raise _unsupported("include", f"{value!r} cannot be produced by this upstream.")
+    fmt = (body.text or {}).get("format")
+    if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
+        raise _unsupported("text.format", "only {'type': 'text'} can be guaranteed by this upstream.")
+    if body.stream_options is not None and not body.stream:
+        raise InvalidRequest(
+            "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
+        )
+
+
+def tool_spec(tools: list[Any] | None, choice: Any, parallel: bool | None) -> ToolSpec | None:
+    """Flat function tools (chat-style wrapped ones too) and every `tool_choice` form."""
+    offered: list[Tool] = []
+    for i, raw in enumerate(tools or ()):
+        param = f"tools[{i}]"
+        if not isinstance(raw, dict):
+            raise InvalidRequest(f"'{param}' must be an object.", param=param)
+        kind = raw.get("type")
+        if kind != "function":
+            raise _unsupported(
+                f"{param}.type",
+                f"{kind!r} tools run on OpenAI's servers; only 'function' tools (run by the client) are available.",
+            )
+        inner = raw.get("function")
+        fn: dict[str, Any] = inner if isinstance(inner, dict) else raw
+        name = fn.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidRequest(f"'{param}.name' is required.", param=f"{param}.name")
+        params = fn.get("parameters")
+        if params is not None and not isinstance(params, dict):
+            raise InvalidRequest(
+                f"'{param}.parameters' must be a JSON schema object.", param=f"{param}.parameters"
+            )
+        offered.append(Tool(name, str(fn.get("description") or ""), params or {}, bool(fn.get("strict"))))
+    names = {t.name for t in offered}
+    mode: Literal["none", "auto", "required", "forced"] = "auto"
+    forced: str | None = None
+    if choice is None or choice in ("auto", "none", "required"):
+        mode = choice or "auto"
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        named = choice.get("function")
+        forced_fn: dict[str, Any] = named if isinstance(named, dict) else choice
+        forced = forced_fn.get("name")
+        mode = "forced"
+    elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        allowed = {t.get("name") for t in choice.get("tools") or () if isinstance(t, dict)}
+        offered = [t for t in offered if t.name in allowed]
+        mode = "required" if choice.get("mode") == "required" else "auto"
+    else:
+        raise _unsupported(
+            "tool_choice",
+            "use 'none', 'auto', 'required', {'type': 'function', 'name': ...} "
+            "or {'type': 'allowed_tools', ...}.",
+        )
+    if forced is not None and forced not in names:
+        raise InvalidRequest(f"'tool_choice' names {forced!r}, which is not in 'tools'.", param="tool_choice")
+    if not offered:
+        if mode in ("required", "forced"):
+            raise InvalidRequest(
+                "'tool_choice' requires a tool but no function tools were given.", param="tool_choice"
+            )
+        return None
+    return ToolSpec(tuple(offered), ToolChoice(mode, forced), "call_", parallel is not False)
+
+
+def _text_of(value: Any, param: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"'{param}' must be a string.", param=param)
+    return value
+
+
+def _parts(content: Any, param: str, atts: list[Attachment]) -> str:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise InvalidRequest(f"'{param}' must be a string or an array.", param=param)
+    texts: list[str] = []
+    for j, part in enumerate(content):
+        where = f"{param}[{j}]"
+        if not isinstance(part, dict):
+            raise InvalidRequest(f"'{where}' must be an object.", param=where)
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text", "summary_text"):
+            texts.append(_text_of(part.get("text"), f"{where}.text"))
+        elif kind == "refusal":
+            texts.append(str(part.get("refusal") or ""))
+        elif kind == "input_image":
+            if part.get("file_id"):
+                raise _unsupported(f"{where}.file_id", "uploaded files are not available; send image_url.")
+            url = part.get("image_url")
+            if not isinstance(url, str) or not url:
+                raise InvalidRequest(f"'{where}.image_url' is required.", param=f"{where}.image_url")
+            atts.append(attachment_from_url(url, f"{where}.image_url"))
+        elif kind == "input_file":
+            if part.get("file_id"):
+                raise _unsupported(f"{where}.file_id", "uploaded files are not available; send file_data.")
+            if isinstance(part.get("file_url"), str):
+                atts.append(attachment_from_url(part["file_url"], f"{where}.file_url"))
+                continue
+            data = part.get("file_data")
+            if not isinstance(data, str) or not data:
+                raise InvalidRequest(f"'{where}.file_data' is required.", param=f"{where}.file_data")
+            atts.append(attachment_from_base64(data, part.get("filename"), f"{where}.file_data"))
+        elif kind == "input_audio":
+            raise _unsupported(where, "audio input is not available from this upstream.")
+        else:
+            raise InvalidRequest(f"'{where}.type' {kind!r} is not supported.", param=f"{where}.type")
+    return "\n".join(t for t in texts if t)
+
+
+def input_blocks(items: str | list[Any], atts: list[Attachment]) -> list[Block]:
+    """`input` -> history blocks; calls grouped into one assistant turn, outputs as tool results."""
+    if isinstance(items, str):
+        return [Block("user", items)]
+    blocks: list[Block] = []
+    names: dict[str, str] = {}
+    calls: list[tuple[str, str]] = []
+
+    def close_calls() -> None:
+        if calls:
+            blocks.append(Block("assistant", render_calls(calls)))
+            calls.clear()
+
+    for i, item in enumerate(items):
+        param = f"input[{i}]"
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"'{param}' must be an object.", param=param)
+        kind = item.get("type", "message" if "role" in item else None)
+        if kind == "function_call":
+            name = _text_of(item.get("name"), f"{param}.name")
+            call_id = _text_of(item.get("call_id"), f"{param}.call_id")
+            arguments = item.get("arguments", "{}")
+            names[call_id] = name
+            calls.append((name, arguments if isinstance(arguments, str) else "{}"))
+            continue
+        close_calls()
+        if kind == "message":
+            role = item.get("role")
+            if role not in ("user", "assistant", "system", "developer"):
+                raise InvalidRequest(
+                    f"'{param}.role' must be user, assistant, system or developer (got {role!r}).",
+                    param=f"{param}.role",
+                )
+            blocks.append(Block(role, _parts(item.get("content"), f"{param}.content", atts)))
+        elif kind == "function_call_output":
+            call_id = _text_of(item.get("call_id"), f"{param}.call_id")
+            output = _parts(item.get("output"), f"{param}.output", atts)
+            blocks.append(Block(result_role(call_id, names.get(call_id, "")), output or "(no output)"))
+        elif kind == "reasoning":
+            continue  # the upstream's thinking is not replayed; the answer that followed it is
+        elif kind == "item_reference":
+            raise _unsupported(
+                f"{param}.type", "item references need stored responses; send the item itself."
+            )
+        else:
+            raise InvalidRequest(
+                f"'{param}.type' {kind!r} is not supported (message, function_call, function_call_output "
+                "and reasoning items are).",
+                param=f"{param}.type",
+            )
+    close_calls()
+    return blocks
+
+
+def normalize_responses(body: ResponsesRequest) -> ChatRequest:
+    """Check what the upstream can honour, then flatten instructions, tools and input."""
+    _check(body)
+    model = require_capability(body.model, Capability.CHAT)
+    spec = tool_spec(body.tools, body.tool_choice, body.parallel_tool_calls)
+    atts: list[Attachment] = []
+    blocks: list[Block] = []
+    if body.instructions:
+        blocks.append(Block("system", body.instructions))
+    if spec is not None and spec.active:
+        blocks.append(Block("system", spec.prompt()))
+    blocks += input_blocks(body.input, atts)
+    message = flatten(blocks)
+    if not message.strip() and not atts:
+        raise InvalidRequest("'input' holds no text and no attachments.", param="input")
+    check_attachments(atts)
+    effort = body.reasoning.effort if body.reasoning else None
+    return ChatRequest(
+        model=model,
+        message=message,
+        attachments=tuple(atts),
+        reasoning=model.reasoning and effort not in REASONING_OFF,
+        max_output_tokens=body.max_output_tokens,
+        tools=spec if spec is not None and spec.active else None,
+    )

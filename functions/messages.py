@@ -1,0 +1,98 @@
+"""POST /v1/messages and /v1/messages/count_tokens (Anthropic Messages API) over the chat service.
+
+HTTP only. Errors on these paths are rendered in Anthropic's envelope by `build_app`; inside a
+stream a failure is an `event: error`. The heartbeat during long silences is Anthropic's own
+`ping` event, which the SDKs skip. `anthropic-version` is accepted whatever its value (there is
+one wire format); `x-api-key` or a Bearer key authenticates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from core.errors import GatewayError, InternalError, UpstreamError
+from core.events import Fault
+from core.services.chat import ChatStream
+from core.services.tool_turns import ToolTurn, open_turn
+from core.transcode.anthropic import MessagesState
+from core.transcode.anthropic_input import CountTokensRequest, MessagesRequest, normalize_messages
+from core.transcode.usage import estimate_usage
+from functions._app import build_app
+from functions._http import deps_of, json_response, read_json
+
+log = logging.getLogger("grokgate.messages")
+PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+
+
+def _frame(events: list[tuple[str, dict[str, Any]]]) -> bytes:
+    dumps = orjson.dumps
+    return b"".join([b"event: " + name.encode() + b"\ndata: " + dumps(data) + b"\n\n" for name, data in events])
+
+
+async def messages_sse(state: MessagesState, stream: ChatStream | ToolTurn) -> AsyncGenerator[bytes, None]:
+    """message_start and ping with the first batch; always `message_stop` or `error` at the end."""
+    try:
+        head = state.start()
+        try:
+            async for batch in stream:
+                events = head + state.handle(batch)
+                head = []
+                if events:
+                    yield _frame(events)
+        except GatewayError as exc:
+            yield _frame(head + state.handle([Fault(exc)]))
+            head = []
+        except Exception:
+            log.exception("messages stream %s crashed", state.id)
+            yield _frame(head + state.handle([Fault(InternalError(f"The stream of {state.id} failed."))]))
+            head = []
+        if state.stop_reason is None and state.error is None:
+            yield _frame(head + state.handle([Fault(UpstreamError("The upstream stream ended without an end."))]))
+    finally:
+        await stream.aclose()
+
+
+async def create_message(request: Request) -> Response:
+    # functions.chat includes these routes in its deployable, so its helpers are imported here
+    from functions.chat import Disconnected, EventStream, chat_service, until_disconnect
+
+    deps = deps_of(request)
+    body = await read_json(request, MessagesRequest)
+    chat = normalize_messages(body, max_tokens=body.max_tokens)
+    prompt = estimate_usage(chat.message, "", attachments=len(chat.attachments)).prompt_tokens
+    state = MessagesState(
+        body.model, input_tokens=prompt, thinking=chat.reasoning, image_format=deps.settings.image_format
+    )
+    try:
+        stream = await until_disconnect(request.receive, open_turn(chat_service(deps), chat))
+    except Disconnected:
+        return Response(status_code=499)
+    if body.stream:
+        return EventStream(messages_sse(state, stream), heartbeat=deps.settings.heartbeat_seconds, ping=PING)
+    try:
+        events = await until_disconnect(request.receive, stream.collect())
+    except Disconnected:
+        return Response(status_code=499)
+    state.handle(events)
+    return json_response(state.final())
+
+
+async def count_tokens(request: Request) -> Response:
+    body = await read_json(request, CountTokensRequest)
+    chat = normalize_messages(body)
+    usage = estimate_usage(chat.message, "", attachments=len(chat.attachments))
+    return json_response({"input_tokens": usage.prompt_tokens})
+
+
+routes = [
+    Route("/v1/messages", create_message, methods=["POST"]),
+    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+]
+app = build_app(routes)

@@ -1,0 +1,132 @@
+"""POST /v1/responses (OpenAI Responses API) over the chat service; GET explains nothing is stored.
+
+HTTP only: the body becomes a `ChatRequest` (`core.transcode.responses_input`), the turn runs on
+the chat service (with the corrective retry when a tool call is required), and
+`ResponsesState` turns each batch into Responses events, framed as `event:` + `data:` lines.
+The stream always ends with `response.completed`, `response.incomplete` or `response.failed`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from core.errors import GatewayError, InternalError, NotFound, UpstreamError
+from core.events import Fault
+from core.services.chat import ChatStream
+from core.services.tool_turns import ToolTurn, open_turn
+from core.transcode.responses import ResponsesState
+from core.transcode.responses_input import ResponsesRequest, normalize_responses
+from functions._app import build_app
+from functions._http import deps_of, json_response, read_json
+
+log = logging.getLogger("grokgate.responses")
+
+
+def _frame(events: list[dict[str, Any]]) -> bytes:
+    dumps = orjson.dumps
+    return b"".join([b"event: " + e["type"].encode() + b"\ndata: " + dumps(e) + b"\n\n" for e in events])
+
+
+def _echo(body: ResponsesRequest) -> dict[str, Any]:
+    """The request fields a response object repeats."""
+    tools = []
+    for tool in body.tools or ():
+        fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+        tools.append(
+            {
+                "type": "function",
+                "name": fn.get("name"),
+                "description": fn.get("description"),
+                "parameters": fn.get("parameters") or {"type": "object", "properties": {}},
+                "strict": bool(fn.get("strict")),
+            }
+        )
+    reasoning = body.reasoning
+    return {
+        "instructions": body.instructions,
+        "max_output_tokens": body.max_output_tokens,
+        "max_tool_calls": body.max_tool_calls,
+        "metadata": body.metadata or {},
+        "parallel_tool_calls": body.parallel_tool_calls is not False,
+        "reasoning": {
+            "effort": reasoning.effort if reasoning else None,
+            "summary": (reasoning.summary or reasoning.generate_summary) if reasoning else None,
+        },
+        "temperature": body.temperature if body.temperature is not None else 1.0,
+        "top_p": body.top_p if body.top_p is not None else 1.0,
+        "tool_choice": body.tool_choice if body.tool_choice is not None else "auto",
+        "tools": tools,
+        "truncation": body.truncation or "disabled",
+        "user": body.user,
+        "prompt_cache_key": body.prompt_cache_key,
+        "safety_identifier": body.safety_identifier,
+    }
+
+
+async def responses_sse(state: ResponsesState, stream: ChatStream | ToolTurn) -> AsyncGenerator[bytes, None]:
+    """Lifecycle head with the first batch, one write per batch, and always a terminal event."""
+    try:
+        head = state.start()
+        try:
+            async for batch in stream:
+                events = head + state.handle(batch)
+                head = []
+                if events:
+                    yield _frame(events)
+        except GatewayError as exc:
+            yield _frame(head + state.handle([Fault(exc)]))
+            head = []
+        except Exception:
+            log.exception("responses stream %s crashed", state.id)
+            yield _frame(head + state.handle([Fault(InternalError(f"The stream of {state.id} failed."))]))
+            head = []
+        if state.status == "in_progress":
+            yield _frame(head + state.handle([Fault(UpstreamError("The upstream stream ended without an end."))]))
+    finally:
+        await stream.aclose()
+
+
+async def create_response(request: Request) -> Response:
+    # functions.chat includes these routes in its deployable, so its helpers are imported here
+    from functions.chat import Disconnected, EventStream, chat_service, until_disconnect
+
+    deps = deps_of(request)
+    body = await read_json(request, ResponsesRequest)
+    chat = normalize_responses(body)
+    state = ResponsesState(
+        body.model, echo=_echo(body), reasoning=chat.reasoning, image_format=deps.settings.image_format
+    )
+    try:
+        stream = await until_disconnect(request.receive, open_turn(chat_service(deps), chat))
+    except Disconnected:
+        return Response(status_code=499)
+    if body.stream:
+        return EventStream(responses_sse(state, stream), heartbeat=deps.settings.heartbeat_seconds)
+    try:
+        events = await until_disconnect(request.receive, stream.collect())
+    except Disconnected:
+        return Response(status_code=499)
+    state.handle(events)
+    return json_response(state.final())
+
+
+async def retrieve_response(request: Request) -> Response:
+    raise NotFound(
+        f"No response with id '{request.path_params['response_id']}': this gateway does not store "
+        "responses (it is stateless; 'store' and 'previous_response_id' are refused).",
+        param="response_id",
+    )
+
+
+routes = [
+    Route("/v1/responses", create_response, methods=["POST"]),
+    Route("/v1/responses/{response_id}", retrieve_response, methods=["GET", "DELETE"]),
+]
+app = build_app(routes)
