@@ -1,0 +1,7 @@
+"""`python -m infra.sim --port N`."""
+
+import sys
+
+from infra.sim.server import main
+
+sys.exit(main())
