@@ -33,7 +33,9 @@ PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 
 def _frame(events: list[tuple[str, dict[str, Any]]]) -> bytes:
     dumps = orjson.dumps
-    return b"".join([b"event: " + name.encode() + b"\ndata: " + dumps(data) + b"\n\n" for name, data in events])
+    return b"".join(
+        [b"event: " + name.encode() + b"\ndata: " + dumps(data) + b"\n\n" for name, data in events]
+    )
 
 
 async def messages_sse(state: MessagesState, stream: ChatStream | ToolTurn) -> AsyncGenerator[bytes, None]:
@@ -54,7 +56,9 @@ async def messages_sse(state: MessagesState, stream: ChatStream | ToolTurn) -> A
             yield _frame(head + state.handle([Fault(InternalError(f"The stream of {state.id} failed."))]))
             head = []
         if state.stop_reason is None and state.error is None:
-            yield _frame(head + state.handle([Fault(UpstreamError("The upstream stream ended without an end."))]))
+            yield _frame(
+                head + state.handle([Fault(UpstreamError("The upstream stream ended without an end."))])
+            )
     finally:
         await stream.aclose()
 

@@ -88,7 +88,9 @@ async def responses_sse(state: ResponsesState, stream: ChatStream | ToolTurn) ->
             yield _frame(head + state.handle([Fault(InternalError(f"The stream of {state.id} failed."))]))
             head = []
         if state.status == "in_progress":
-            yield _frame(head + state.handle([Fault(UpstreamError("The upstream stream ended without an end."))]))
+            yield _frame(
+                head + state.handle([Fault(UpstreamError("The upstream stream ended without an end."))])
+            )
     finally:
         await stream.aclose()
 

@@ -22,7 +22,17 @@ import secrets
 from typing import Any
 
 from core.errors import GatewayError
-from core.events import Event, Fault, Finish, ImageOut, ReasoningDelta, ServerToolUse, TextDelta, ToolCall, Usage
+from core.events import (
+    Event,
+    Fault,
+    Finish,
+    ImageOut,
+    ReasoningDelta,
+    ServerToolUse,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
 from core.protocol.render import render_image
 
 ARGUMENT_PIECE = 32
@@ -128,7 +138,9 @@ class MessagesState:
                 else:
                     self.stop_reason = STOP_REASONS.get(event.reason, "end_turn")
                 delta = {"stop_reason": self.stop_reason, "stop_sequence": self.stop_sequence}
-                out.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": self._usage()}))
+                out.append(
+                    ("message_delta", {"type": "message_delta", "delta": delta, "usage": self._usage()})
+                )
                 out.append(("message_stop", {"type": "message_stop"}))
             elif isinstance(event, Fault):
                 self.error = event.error
@@ -144,7 +156,9 @@ class MessagesState:
         out.append(("content_block_start", start))
 
     def _delta(self, delta: dict[str, Any], out: list[tuple[str, dict[str, Any]]]) -> None:
-        out.append(("content_block_delta", {"type": "content_block_delta", "index": self._index(), "delta": delta}))
+        out.append(
+            ("content_block_delta", {"type": "content_block_delta", "index": self._index(), "delta": delta})
+        )
 
     def _close(self, out: list[tuple[str, dict[str, Any]]]) -> None:
         block = self.open
@@ -182,7 +196,9 @@ class MessagesState:
         self._close(out)
         self._begin({"type": "tool_use", "id": call.id, "name": call.name, "input": {}}, out)
         for at in range(0, len(call.arguments), ARGUMENT_PIECE):
-            self._delta({"type": "input_json_delta", "partial_json": call.arguments[at : at + ARGUMENT_PIECE]}, out)
+            self._delta(
+                {"type": "input_json_delta", "partial_json": call.arguments[at : at + ARGUMENT_PIECE]}, out
+            )
         assert self.open is not None
         self.open["input"] = json.loads(call.arguments)
         self._close(out)

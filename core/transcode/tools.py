@@ -208,7 +208,7 @@ def _prefix_tail(text: str) -> int:
 class ToolDetector:
     """`feed(text)` -> text to show and `ToolCall`s found; `flush()` at the end of the answer."""
 
-    __slots__ = ("_buf", "_closed_at", "_held", "_mode", "_resolve", "calls", "hold_all", "limit")
+    __slots__ = ("_buf", "_closed_at", "_held", "_mode", "_resolve", "_ws", "calls", "hold_all", "limit")
 
     def __init__(
         self,
@@ -223,6 +223,7 @@ class ToolDetector:
         self._buf = ""
         self._mode = "scan"  # or "tag", "fence": _buf starts with the opener
         self._held: list[str] = []
+        self._ws = ""  # whitespace just before a captured opener: dropped if a call follows
         self._closed_at = -1
         self.calls = 0
 
@@ -248,8 +249,8 @@ class ToolDetector:
             if calls:
                 self._emit(calls, out)
                 self._buf = ""
-        self._release(self._buf, out)
-        self._buf = ""
+        self._release(self._ws + self._buf, out)
+        self._buf = self._ws = ""
         self._mode = "scan"
         if self._held:
             out.append(TextDelta("".join(self._held)))
@@ -276,6 +277,7 @@ class ToolDetector:
             self._held = []
         out.extend(calls)
         self.calls += len(calls)
+        self._ws = ""
 
     def _scan(self, out: list[TextDelta | ToolCall]) -> None:
         while self._buf:
@@ -283,10 +285,15 @@ class ToolDetector:
                 match = _OPENER.search(self._buf)
                 if match is None:
                     keep = _prefix_tail(self._buf)
+                    while keep and self._buf[keep - 1].isspace():
+                        keep -= 1  # trailing whitespace waits: it goes if a call follows
                     self._release(self._buf[:keep], out)
                     self._buf = self._buf[keep:]
                     return
-                self._release(self._buf[: match.start()], out)
+                before = self._buf[: match.start()]
+                text = before.rstrip()
+                self._release(text, out)
+                self._ws = before[len(text) :]
                 self._buf = self._buf[match.start() :]
                 self._mode = "fence" if self._buf.startswith("`") else "tag"
                 self._closed_at = -1
@@ -294,7 +301,8 @@ class ToolDetector:
                 return
 
     def _give_back(self, upto: int, out: list[TextDelta | ToolCall]) -> bool:
-        self._release(self._buf[:upto], out)
+        self._release(self._ws + self._buf[:upto], out)
+        self._ws = ""
         self._buf = self._buf[upto:]
         self._mode = "scan"
         return True
