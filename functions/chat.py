@@ -20,6 +20,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from core.services.chat import ChatService, ChatStream
+from core.services.tool_turns import ToolTurn, open_turn
 from core.transcode.openai_chat import ChatCompletionRequest, ChatCompletionState, normalize_request
 from functions import messages, responses
 from functions._app import build_app
@@ -123,7 +124,9 @@ def _frame(chunks: list[dict[str, Any]]) -> bytes:
     return b"".join([b"data: " + dumps(chunk) + b"\n\n" for chunk in chunks])
 
 
-async def openai_sse(state: ChatCompletionState, stream: ChatStream) -> AsyncGenerator[bytes, None]:
+async def openai_sse(
+    state: ChatCompletionState, stream: ChatStream | ToolTurn
+) -> AsyncGenerator[bytes, None]:
     """OpenAI chunks as SSE: role chunk with the first batch, one write per batch, then [DONE]."""
     try:
         head = [state.start()]
@@ -154,7 +157,7 @@ async def chat_completions(request: Request) -> Response:
         collect=not stream_mode,
     )
     try:
-        stream = await until_disconnect(request.receive, service.open(chat))
+        stream = await until_disconnect(request.receive, open_turn(service, chat))
     except Disconnected:
         return Response(status_code=499)
     if stream_mode:

@@ -269,8 +269,11 @@ def _parts(content: list[Any], param: str, atts: list[Attachment]) -> str:
     return "\n".join(t for t in texts if t)
 
 
-def openai_messages(messages: Sequence[Any]) -> tuple[str, list[Attachment]]:
-    """OpenAI chat `messages` -> (one upstream message, attachments), with 400s naming the field."""
+def openai_messages(messages: Sequence[Any], *, tool_prompt: str = "") -> tuple[str, list[Attachment]]:
+    """OpenAI chat `messages` -> (one upstream message, attachments), with 400s naming the field.
+
+    `tool_prompt` (the offered tools) goes in as a system block after the leading system messages.
+    """
     if not messages:
         raise InvalidRequest("'messages' must contain at least one message.", param="messages")
     blocks: list[Block] = []
@@ -302,6 +305,9 @@ def openai_messages(messages: Sequence[Any]) -> tuple[str, list[Attachment]]:
             continue
         name = message.get("name")
         blocks.append(Block(f"{role} ({name})" if isinstance(name, str) and name else role, text))
+    if tool_prompt:
+        at = next((i for i, b in enumerate(blocks) if b.role not in ("system", "developer")), len(blocks))
+        blocks.insert(at, Block("system", tool_prompt))
     text = flatten(blocks)
     if not text.strip() and not atts:
         raise InvalidRequest("'messages' hold no text and no attachments.", param="messages")

@@ -18,9 +18,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.catalog import Capability, require_capability
 from core.errors import GatewayError, InvalidRequest
-from core.events import Event, Fault, Finish, ImageOut, ReasoningDelta, ServerToolUse, TextDelta, Usage
+from core.events import (
+    Event,
+    Fault,
+    Finish,
+    ImageOut,
+    ReasoningDelta,
+    ServerToolUse,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
 from core.protocol.render import render_image
 from core.transcode.normalize import ChatRequest, openai_messages
+from core.transcode.tools import openai_tool_spec
 
 REASONING_OFF = ("none", "minimal")
 
@@ -93,10 +104,12 @@ def normalize_request(body: ChatCompletionRequest) -> ChatRequest:
         raise _unsupported("prediction", "predicted outputs are not available.")
     if body.response_format and body.response_format.get("type") not in (None, "text"):
         raise _unsupported("response_format", "only {'type': 'text'} can be guaranteed by this upstream.")
-    if (body.tools or body.functions) and body.tool_choice != "none":
-        raise _unsupported(
-            "tools" if body.tools else "functions", "tool calling is not available on this route yet."
-        )
+    tools, choice = body.tools, body.tool_choice
+    if body.functions is not None:  # the deprecated form of tools
+        tools = [{"type": "function", "function": f} for f in body.functions]
+        call = body.function_call
+        choice = {"type": "function", "function": call} if isinstance(call, dict) else call
+    spec = openai_tool_spec(tools, choice, body.parallel_tool_calls) if choice != "none" else None
     if body.stream_options is not None and not body.stream:
         raise InvalidRequest(
             "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
@@ -107,7 +120,7 @@ def normalize_request(body: ChatCompletionRequest) -> ChatRequest:
         if len(stop) > 4 or any(not s for s in stop):
             raise InvalidRequest("'stop' takes up to 4 non-empty sequences.", param="stop")
     limit = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
-    message, attachments = openai_messages(body.messages)
+    message, attachments = openai_messages(body.messages, tool_prompt=spec.prompt() if spec else "")
     reasoning = model.reasoning and body.reasoning_effort not in REASONING_OFF
     return ChatRequest(
         model=model,
@@ -116,6 +129,7 @@ def normalize_request(body: ChatCompletionRequest) -> ChatRequest:
         reasoning=reasoning,
         max_output_tokens=limit,
         stop=stop,
+        tools=spec,
     )
 
 
@@ -151,6 +165,7 @@ class ChatCompletionState:
         "_ends_newline",
         "_reasoning",
         "_show_reasoning",
+        "_tool_calls",
         "created",
         "error",
         "finish_reason",
@@ -182,6 +197,7 @@ class ChatCompletionState:
         self._content: list[str] = []
         self._reasoning: list[str] = []
         self._ends_newline = True
+        self._tool_calls: list[dict[str, Any]] = []
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.error: GatewayError | None = None
@@ -229,6 +245,14 @@ class ChatCompletionState:
                     if not (text[-1].endswith("\n") if text else self._ends_newline):
                         text.append("\n\n")
                     text.append(render_image(image.url, self.image_format) + "\n\n")
+            elif kind is ToolCall:
+                if thought:
+                    chunks.append(self._chunk({"reasoning_content": "".join(thought)}))
+                    thought.clear()
+                if text:
+                    chunks.append(self._content_chunk(text))
+                    text.clear()
+                chunks.append(self._tool_chunk(event))  # type: ignore[arg-type]
             elif kind is Usage:
                 self.usage = event  # type: ignore[assignment]
             elif kind is Finish or kind is Fault:
@@ -259,6 +283,16 @@ class ChatCompletionState:
             self._content.append(joined)
         return self._chunk({"content": joined})
 
+    def _tool_chunk(self, call: ToolCall) -> dict[str, Any]:
+        """One chunk per call, whole: index, id, type and name come with the first (only) delta."""
+        entry = {
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
+        self._tool_calls.append(entry)
+        return self._chunk({"tool_calls": [{"index": len(self._tool_calls) - 1, **entry}]})
+
     def _usage_chunk(self, usage: Usage) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -277,6 +311,9 @@ class ChatCompletionState:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self._content), "refusal": None}
         if self._reasoning:
             message["reasoning_content"] = "".join(self._reasoning)
+        if self._tool_calls:
+            message["tool_calls"] = self._tool_calls
+            message["content"] = message["content"] or None
         body: dict[str, Any] = {
             "id": self.id,
             "object": "chat.completion",

@@ -24,7 +24,7 @@ from core.transcode.normalize import (
     check_attachments,
     flatten,
 )
-from core.transcode.tools import Tool, ToolChoice, ToolSpec, render_calls, result_role
+from core.transcode.tools import openai_tool_spec, render_calls, result_role
 
 REASONING_OFF = ("none", "minimal")
 # `include` values that only concern tools this gateway never runs: nothing to include, no harm.
@@ -119,61 +119,6 @@ def _check(body: ResponsesRequest) -> None:
         raise InvalidRequest(
             "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
         )
-
-
-def tool_spec(tools: list[Any] | None, choice: Any, parallel: bool | None) -> ToolSpec | None:
-    """Flat function tools (chat-style wrapped ones too) and every `tool_choice` form."""
-    offered: list[Tool] = []
-    for i, raw in enumerate(tools or ()):
-        param = f"tools[{i}]"
-        if not isinstance(raw, dict):
-            raise InvalidRequest(f"'{param}' must be an object.", param=param)
-        kind = raw.get("type")
-        if kind != "function":
-            raise _unsupported(
-                f"{param}.type",
-                f"{kind!r} tools run on OpenAI's servers; only 'function' tools (run by the client) are available.",
-            )
-        inner = raw.get("function")
-        fn: dict[str, Any] = inner if isinstance(inner, dict) else raw
-        name = fn.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidRequest(f"'{param}.name' is required.", param=f"{param}.name")
-        params = fn.get("parameters")
-        if params is not None and not isinstance(params, dict):
-            raise InvalidRequest(
-                f"'{param}.parameters' must be a JSON schema object.", param=f"{param}.parameters"
-            )
-        offered.append(Tool(name, str(fn.get("description") or ""), params or {}, bool(fn.get("strict"))))
-    names = {t.name for t in offered}
-    mode: Literal["none", "auto", "required", "forced"] = "auto"
-    forced: str | None = None
-    if choice is None or choice in ("auto", "none", "required"):
-        mode = choice or "auto"
-    elif isinstance(choice, dict) and choice.get("type") == "function":
-        named = choice.get("function")
-        forced_fn: dict[str, Any] = named if isinstance(named, dict) else choice
-        forced = forced_fn.get("name")
-        mode = "forced"
-    elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
-        allowed = {t.get("name") for t in choice.get("tools") or () if isinstance(t, dict)}
-        offered = [t for t in offered if t.name in allowed]
-        mode = "required" if choice.get("mode") == "required" else "auto"
-    else:
-        raise _unsupported(
-            "tool_choice",
-            "use 'none', 'auto', 'required', {'type': 'function', 'name': ...} "
-            "or {'type': 'allowed_tools', ...}.",
-        )
-    if forced is not None and forced not in names:
-        raise InvalidRequest(f"'tool_choice' names {forced!r}, which is not in 'tools'.", param="tool_choice")
-    if not offered:
-        if mode in ("required", "forced"):
-            raise InvalidRequest(
-                "'tool_choice' requires a tool but no function tools were given.", param="tool_choice"
-            )
-        return None
-    return ToolSpec(tuple(offered), ToolChoice(mode, forced), "call_", parallel is not False)
 
 
 def _text_of(value: Any, param: str) -> str:
@@ -279,7 +224,7 @@ def normalize_responses(body: ResponsesRequest) -> ChatRequest:
     """Check what the upstream can honour, then flatten instructions, tools and input."""
     _check(body)
     model = require_capability(body.model, Capability.CHAT)
-    spec = tool_spec(body.tools, body.tool_choice, body.parallel_tool_calls)
+    spec = openai_tool_spec(body.tools, body.tool_choice, body.parallel_tool_calls)
     atts: list[Attachment] = []
     blocks: list[Block] = []
     if body.instructions:

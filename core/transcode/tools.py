@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.errors import InvalidRequest
 from core.events import Event, Fault, Finish, TextDelta, ToolCall
 from core.transcode.tool_args import check, parse_arguments
 from core.transcode.tool_markup import OPEN_TAG, TAGS, RawCall, fenced_calls, parse_element
@@ -164,6 +165,67 @@ class ToolSpec:
             return exact[0]
         folded = [t for t in self.tools if t.name.lower() == name.lower()]
         return folded[0] if len(folded) == 1 else None
+
+
+def _unsupported_param(param: str, why: str) -> InvalidRequest:
+    return InvalidRequest(f"'{param}' is not supported: {why}", param=param, code="unsupported_parameter")
+
+
+def openai_tool_spec(tools: list[Any] | None, choice: Any, parallel: bool | None) -> ToolSpec | None:
+    """OpenAI tools (Responses' flat form and chat's wrapped one) and every `tool_choice` form:
+    none, auto, required, {type: function, name} or {type: function, function: {name}}, and
+    {type: allowed_tools, mode, tools}. Tools that run on OpenAI's servers are refused."""
+    offered: list[Tool] = []
+    for i, raw in enumerate(tools or ()):
+        param = f"tools[{i}]"
+        if not isinstance(raw, dict):
+            raise InvalidRequest(f"'{param}' must be an object.", param=param)
+        kind = raw.get("type")
+        if kind != "function":
+            raise _unsupported_param(
+                f"{param}.type",
+                f"{kind!r} tools run on OpenAI's servers; only 'function' tools (run by the client) are available.",
+            )
+        inner = raw.get("function")
+        fn: dict[str, Any] = inner if isinstance(inner, dict) else raw
+        name = fn.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidRequest(f"'{param}.name' is required.", param=f"{param}.name")
+        params = fn.get("parameters")
+        if params is not None and not isinstance(params, dict):
+            raise InvalidRequest(
+                f"'{param}.parameters' must be a JSON schema object.", param=f"{param}.parameters"
+            )
+        offered.append(Tool(name, str(fn.get("description") or ""), params or {}, bool(fn.get("strict"))))
+    names = {t.name for t in offered}
+    mode: Literal["none", "auto", "required", "forced"] = "auto"
+    forced: str | None = None
+    if choice is None or choice in ("auto", "none", "required"):
+        mode = choice or "auto"
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        named = choice.get("function")
+        forced_fn: dict[str, Any] = named if isinstance(named, dict) else choice
+        forced = forced_fn.get("name")
+        mode = "forced"
+    elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        allowed = {t.get("name") for t in choice.get("tools") or () if isinstance(t, dict)}
+        offered = [t for t in offered if t.name in allowed]
+        mode = "required" if choice.get("mode") == "required" else "auto"
+    else:
+        raise _unsupported_param(
+            "tool_choice",
+            "use 'none', 'auto', 'required', {'type': 'function', 'name': ...} "
+            "or {'type': 'allowed_tools', ...}.",
+        )
+    if forced is not None and forced not in names:
+        raise InvalidRequest(f"'tool_choice' names {forced!r}, which is not in 'tools'.", param="tool_choice")
+    if not offered:
+        if mode in ("required", "forced"):
+            raise InvalidRequest(
+                "'tool_choice' requires a tool but no function tools were given.", param="tool_choice"
+            )
+        return None
+    return ToolSpec(tuple(offered), ToolChoice(mode, forced), "call_", parallel is not False)
 
 
 # --- history ------------------------------------------------------------------------------------
