@@ -8,15 +8,30 @@ Adapter instead (`run.sh`, see docs/deploy-aws.md). Each buffered module ends wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from mangum import Mangum
 from starlette.types import ASGIApp
 
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
-def lambda_handler(app: ASGIApp) -> Mangum:
+
+def lambda_handler(app: ASGIApp) -> LambdaHandler:
     """A Lambda handler for an HTTP API (payload 2.0) or Function URL event.
 
-    `lifespan="off"`: Mangum would run startup and shutdown around every invocation, and
+    The adapter is built on the first invocation, not at import: Mangum's constructor creates and
+    installs an event loop, which importing a deployable (tests, Vercel, the local app) must not
+    do. `lifespan="off"`: Mangum would run startup and shutdown around every invocation, and
     `build_app` needs neither; dependencies are lazy per-process singletons (`_wiring.get_deps`),
-    built on the first request, which is in the INVOKE phase where SSM can be read.
+    built on the first request, in the INVOKE phase where SSM can be read.
     """
-    return Mangum(app, lifespan="off")
+    adapter: Mangum | None = None
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        nonlocal adapter
+        if adapter is None:
+            adapter = Mangum(app, lifespan="off")
+        return adapter(event, context)
+
+    return handler
