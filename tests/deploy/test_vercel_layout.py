@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG: dict[str, Any] = json.loads((ROOT / "vercel.json").read_text())
 ANALYSIS = ROOT / "node_modules" / "@vercel" / "python-analysis"
 MAX_DURATION = 800  # Pro/Enterprise ceiling with Fluid compute; Hobby is 300
+# The deployable that serves each route module: one streaming function for the three dialects.
+DEPLOYABLE = {"chat": "chat", "responses": "chat", "messages": "chat", "models": "models", "admin": "admin"}
 
 
 def source_regex(source: str) -> re.Pattern[str]:
@@ -80,6 +82,12 @@ def test_every_public_route_is_served_by_exactly_one_function():
         for path in sample_paths(route):
             targets = set(functions_for(path))
             assert targets == {f"/api/{owner(route)}"}, f"{path} ({route.path}) -> {sorted(targets)}"
+            app = importlib.import_module(f"api.{owner(route)}").app
+            assert any(
+                r.matches({"type": "http", "path": path, "method": m})[0].value == 2
+                for r in app.routes
+                for m in route.methods or ["GET"]
+            ), f"{owner(route)} does not serve {path}"
     assert set(functions_for("/health")) == {"/api/models"}
 
 
