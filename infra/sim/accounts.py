@@ -122,6 +122,7 @@ class Accounts:
         self._lock = threading.RLock()
         self._accounts: dict[str, Account] = {}
         self._offset = 0.0
+        self._defaults = (accept_any, window_seconds)
         self.accept_any = accept_any
         self.window_seconds = window_seconds  # global override of every window's length
 
@@ -176,6 +177,7 @@ class Accounts:
         with self._lock:
             self._accounts.clear()
             self._offset = 0.0
+            self.accept_any, self.window_seconds = self._defaults
 
     # quota ------------------------------------------------------------------------------------------
 
