@@ -22,15 +22,16 @@ from infra.sim.state import SimConfig, SimState
 from infra.sim.wire import SimDrop
 
 
-class _HideDrops(logging.Filter):
-    """uvicorn logs the exception that cuts a stream on purpose (midstream_drop); that is not news."""
+class _HideExpected(logging.Filter):
+    """Drop two expected uvicorn messages: the exception that cuts a stream on purpose
+    (midstream_drop), and the warning about curl_cffi's h2c upgrade offer, which h11 ignores."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, SimDrop)
+        return not isinstance(exc, SimDrop) and record.getMessage() != "Unsupported upgrade request."
 
 
-logging.getLogger("uvicorn.error").addFilter(_HideDrops())
+logging.getLogger("uvicorn.error").addFilter(_HideExpected())
 
 
 def _config(app: object, log_level: str) -> uvicorn.Config:

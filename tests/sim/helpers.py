@@ -55,12 +55,18 @@ def responses(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def answer_of(lines: list[dict[str, Any]]) -> str:
     return "".join(
-        r["token"] for r in responses(lines) if "token" in r and not r.get("isThinking") and r.get("messageTag") == "final"
+        r["token"]
+        for r in responses(lines)
+        if "token" in r and not r.get("isThinking") and r.get("messageTag") == "final"
     )
 
 
 def reasoning_of(lines: list[dict[str, Any]]) -> str:
-    return "".join(r["token"] for r in responses(lines) if r.get("isThinking") and r.get("messageTag") in ("header", "summary"))
+    return "".join(
+        r["token"]
+        for r in responses(lines)
+        if r.get("isThinking") and r.get("messageTag") in ("header", "summary")
+    )
 
 
 def chat(client: httpx.Client, token: str, message: str, mode: str = "fast", **extra: Any) -> httpx.Response:

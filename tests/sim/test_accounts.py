@@ -38,7 +38,9 @@ def limits(client: httpx.Client, token: str, mode: str) -> dict:
         ("super", "heavy", 0, 7200),
     ],
 )
-def test_rate_limits_report_the_tier_totals(client: httpx.Client, tier: str, mode: str, total: int, window: int) -> None:
+def test_rate_limits_report_the_tier_totals(
+    client: httpx.Client, tier: str, mode: str, total: int, window: int
+) -> None:
     body = limits(client, f"sim-{tier}-q", mode)
     assert body == {
         "windowSizeSeconds": window,
@@ -51,7 +53,10 @@ def test_rate_limits_report_the_tier_totals(client: httpx.Client, tier: str, mod
 
 def test_rate_limits_validates_the_body(client: httpx.Client) -> None:
     assert client.post("/rest/rate-limits", json={}, headers=headers("sim-q")).status_code == 400
-    assert client.post("/rest/rate-limits", json={"modelName": "grok-9"}, headers=headers("sim-q")).status_code == 400
+    assert (
+        client.post("/rest/rate-limits", json={"modelName": "grok-9"}, headers=headers("sim-q")).status_code
+        == 400
+    )
 
 
 def test_windows_decrement_exhaust_and_reset(client: httpx.Client, sim: SimServer) -> None:
@@ -88,7 +93,9 @@ def test_imagine_quota_has_all_five_keys(client: httpx.Client, sim: SimServer) -
     account = sim.account("sim-basic-q")
     sim.accounts.consume(account, "video_720p")
     sim.accounts.consume(account, "video_720p")
-    exhausted = client.post("/rest/media/imagine/quota_info", json={}, headers=headers("sim-basic-q")).json()["video720p"]
+    exhausted = client.post("/rest/media/imagine/quota_info", json={}, headers=headers("sim-basic-q")).json()[
+        "video720p"
+    ]
     assert exhausted["available"] is False and exhausted["remainingQueries"] == 0
     assert exhausted["nextAvailableAt"].endswith("Z")
 
@@ -104,7 +111,9 @@ def _frames(body: bytes) -> list[tuple[int, bytes]]:
 
 def test_weekly_credits_grpc_web(client: httpx.Client) -> None:
     r = client.post(
-        "/grok_api_v2.GrokBuildBilling/GetGrokCreditsConfig", content=grpcweb.EMPTY_MESSAGE, headers={**headers("sim-super-q", False), **GRPC}
+        "/grok_api_v2.GrokBuildBilling/GetGrokCreditsConfig",
+        content=grpcweb.EMPTY_MESSAGE,
+        headers={**headers("sim-super-q", False), **GRPC},
     )
     assert r.status_code == 200 and r.headers["content-type"] == "application/grpc-web+proto"
     (flag, message), (tflag, trailer) = _frames(r.content)
@@ -112,7 +121,9 @@ def test_weekly_credits_grpc_web(client: httpx.Client) -> None:
     assert message[0] == 0x0A  # field 1, length-delimited: the config
     assert struct.pack("<f", 11.0) in message and struct.pack("<f", 10.0) in message
     free = client.post(
-        "/grok_api_v2.GrokBuildBilling/GetGrokCreditsConfig", content=grpcweb.EMPTY_MESSAGE, headers={**headers("sim-basic-q", False), **GRPC}
+        "/grok_api_v2.GrokBuildBilling/GetGrokCreditsConfig",
+        content=grpcweb.EMPTY_MESSAGE,
+        headers={**headers("sim-basic-q", False), **GRPC},
     )
     assert struct.pack("<f", 11.0) not in _frames(free.content)[0][1]
 
@@ -121,7 +132,10 @@ def test_weekly_credits_grpc_web(client: httpx.Client) -> None:
     ("path", "body"),
     [
         ("/auth_mgmt.AuthManagement/SetTosAcceptedVersion", bytes.fromhex("00000000021001")),
-        ("/auth_mgmt.AuthManagement/UpdateUserFeatureControls", bytes.fromhex("00000000200a021001121a0a18") + b"always_show_nsfw_content"),
+        (
+            "/auth_mgmt.AuthManagement/UpdateUserFeatureControls",
+            bytes.fromhex("00000000200a021001121a0a18") + b"always_show_nsfw_content",
+        ),
     ],
 )
 def test_grpc_calls_check_exact_bytes(client: httpx.Client, sim: SimServer, path: str, body: bytes) -> None:
@@ -130,7 +144,9 @@ def test_grpc_calls_check_exact_bytes(client: httpx.Client, sim: SimServer, path
     assert ok.content == b"\x00\x00\x00\x00\x00" + b"\x80\x00\x00\x00\x0fgrpc-status:0\r\n"
     wrong = client.post(path, content=body[:-1] + b"X", headers=h)
     assert wrong.status_code == 200 and b"grpc-status:3" in wrong.content
-    assert client.post(path, content=body, headers={**h, "content-type": "application/json"}).status_code == 415
+    assert (
+        client.post(path, content=body, headers={**h, "content-type": "application/json"}).status_code == 415
+    )
     denied = client.post(path, content=body, headers={**headers("sim-grpcdenied-q"), **GRPC})
     assert _frames(denied.content)[-1] == (0x80, b"grpc-status:7\r\ngrpc-message:permission%20denied\r\n")
 
@@ -139,7 +155,9 @@ def test_nsfw_toggle_is_remembered(client: httpx.Client, sim: SimServer) -> None
     h = {**headers("sim-super-q"), **GRPC}
     client.post("/auth_mgmt.AuthManagement/UpdateUserFeatureControls", content=grpcweb.NSFW_ENABLE, headers=h)
     assert sim.account("sim-super-q").nsfw is True
-    client.post("/auth_mgmt.AuthManagement/UpdateUserFeatureControls", content=grpcweb.NSFW_DISABLE, headers=h)
+    client.post(
+        "/auth_mgmt.AuthManagement/UpdateUserFeatureControls", content=grpcweb.NSFW_DISABLE, headers=h
+    )
     assert sim.account("sim-super-q").nsfw is False
 
 
@@ -148,9 +166,13 @@ def test_set_tos_and_birth_date(client: httpx.Client, sim: SimServer) -> None:
     assert client.post("/rest/auth/set-tos-accepted", json={"tosVersion": 5}, headers=h).json() == {}
     assert sim.account("sim-super-q").tos_version == 5
     assert client.post("/rest/auth/set-tos-accepted", json={}, headers=h).status_code == 400
-    first = client.post("/rest/auth/set-birth-date", json={"birthDate": "1990-06-14T16:00:00.000Z"}, headers=h)
+    first = client.post(
+        "/rest/auth/set-birth-date", json={"birthDate": "1990-06-14T16:00:00.000Z"}, headers=h
+    )
     assert first.status_code == 200
-    again = client.post("/rest/auth/set-birth-date", json={"birthDate": "1991-06-14T16:00:00.000Z"}, headers=h)
+    again = client.post(
+        "/rest/auth/set-birth-date", json={"birthDate": "1991-06-14T16:00:00.000Z"}, headers=h
+    )
     assert again.status_code == 429 and "[WKE=account:birth-date-change-limit-reached]" in again.text
     assert client.post("/rest/auth/set-birth-date", json={"birthDate": "soon"}, headers=h).status_code == 400
 
@@ -158,13 +180,19 @@ def test_set_tos_and_birth_date(client: httpx.Client, sim: SimServer) -> None:
 def test_session_identity(client: httpx.Client, sim: SimServer) -> None:
     me = client.get("/api/auth/session", headers=headers("sim-super-q")).json()
     assert me["status"] == "authenticated" and me["session"]["userId"] == sim.account("sim-super-q").user_id
-    assert client.get("/api/auth/session", headers=headers("sim-expired-q")).json() == {"status": "unauthenticated"}
+    assert client.get("/api/auth/session", headers=headers("sim-expired-q")).json() == {
+        "status": "unauthenticated"
+    }
     assert client.get("/api/auth/session", headers=headers("sim-blocked-q")).json() == {"status": "blocked"}
     assert client.get("/api/auth/session").json() == {"status": "unauthenticated"}
 
 
 def test_livekit_token_and_index_meta(client: httpx.Client) -> None:
-    r = client.post("/rest/livekit/tokens", json={"sessionPayload": "{}", "requestAgentDispatch": False}, headers=headers("sim-q"))
+    r = client.post(
+        "/rest/livekit/tokens",
+        json={"sessionPayload": "{}", "requestAgentDispatch": False},
+        headers=headers("sim-q"),
+    )
     assert r.json()["token"] and r.json()["livekitUrl"] == "wss://livekit.grok.com"
     assert 'name="grok-site-verification"' in client.get("/index").text
 

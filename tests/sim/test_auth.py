@@ -11,7 +11,11 @@ import pytest
 from infra.sim.server import SimServer
 from tests.sim.helpers import CHAT, STATSIG, chat, chat_body, headers
 
-INVALID = {"code": 16, "message": "Failed to look up session ID. [WKE=unauthenticated:invalid-credentials]", "details": []}
+INVALID = {
+    "code": 16,
+    "message": "Failed to look up session ID. [WKE=unauthenticated:invalid-credentials]",
+    "details": [],
+}
 
 
 @pytest.fixture
@@ -22,9 +26,17 @@ def client(sim: SimServer) -> Iterator[httpx.Client]:
 
 @pytest.mark.parametrize(
     "cookie",
-    ["", "sso=sim-super-a", "sso-rw=sim-super-a", "sso=sim-super-a; sso-rw=sim-super-b", "sso=unknown; sso-rw=unknown"],
+    [
+        "",
+        "sso=sim-super-a",
+        "sso-rw=sim-super-a",
+        "sso=sim-super-a; sso-rw=sim-super-b",
+        "sso=unknown; sso-rw=unknown",
+    ],
 )
-def test_missing_mismatched_or_unknown_session_is_400_invalid_credentials(client: httpx.Client, cookie: str) -> None:
+def test_missing_mismatched_or_unknown_session_is_400_invalid_credentials(
+    client: httpx.Client, cookie: str
+) -> None:
     r = client.post(CHAT, json=chat_body("hi"), headers={"cookie": cookie, "x-statsig-id": STATSIG})
     assert r.status_code == 400 and r.json() == INVALID
 
@@ -34,7 +46,9 @@ def test_unauthenticated_status_can_be_401(client: httpx.Client, sim: SimServer)
     assert chat(client, "unknown", "hi").status_code == 401
 
 
-def test_registered_tokens_work_and_unknown_do_not_until_accept_any(client: httpx.Client, sim: SimServer) -> None:
+def test_registered_tokens_work_and_unknown_do_not_until_accept_any(
+    client: httpx.Client, sim: SimServer
+) -> None:
     assert chat(client, "plain-token", "hi").status_code == 400
     sim.accounts.register("plain-token", tier="basic")
     assert chat(client, "plain-token", "hi").status_code == 200
@@ -55,7 +69,10 @@ def test_missing_or_garbled_statsig_is_a_403_json_rejection(client: httpx.Client
     import base64
 
     ok = base64.b64encode(bytes(70)).decode().rstrip("=")
-    assert client.post(CHAT, json=chat_body("hi"), headers={**headers(token), "x-statsig-id": ok}).status_code == 200
+    assert (
+        client.post(CHAT, json=chat_body("hi"), headers={**headers(token), "x-statsig-id": ok}).status_code
+        == 200
+    )
 
 
 def test_statsig_is_not_required_where_the_client_does_not_send_it(client: httpx.Client) -> None:
@@ -101,18 +118,24 @@ def test_slow_delays_the_first_byte(client: httpx.Client) -> None:
     assert time.monotonic() - started >= 0.3
 
 
-def test_challenge_until_the_flaresolverr_clearance_is_sent_with_its_user_agent(client: httpx.Client, sim: SimServer) -> None:
+def test_challenge_until_the_flaresolverr_clearance_is_sent_with_its_user_agent(
+    client: httpx.Client, sim: SimServer
+) -> None:
     token = "sim-challenge-x"
     blocked = chat(client, token, "hi")
     assert blocked.status_code == 403 and "Just a moment..." in blocked.text
     assert blocked.headers["content-type"].startswith("text/html")
-    solved = client.post("/v1", json={"cmd": "request.get", "url": "https://grok.com", "maxTimeout": 60000}).json()
+    solved = client.post(
+        "/v1", json={"cmd": "request.get", "url": "https://grok.com", "maxTimeout": 60000}
+    ).json()
     assert solved["status"] == "ok"
     jar = {c["name"]: c["value"] for c in solved["solution"]["cookies"]}
     ua = solved["solution"]["userAgent"]
     cookie = f"sso={token}; sso-rw={token}; cf_clearance={jar['cf_clearance']}; __cf_bm={jar['__cf_bm']}"
     base = {"x-statsig-id": STATSIG, "cookie": cookie}
-    assert client.post(CHAT, json=chat_body("hi"), headers={**base, "user-agent": "curl/8"}).status_code == 403
+    assert (
+        client.post(CHAT, json=chat_body("hi"), headers={**base, "user-agent": "curl/8"}).status_code == 403
+    )
     assert client.post(CHAT, json=chat_body("hi"), headers={**base, "user-agent": ua}).status_code == 200
     forged = {**base, "user-agent": ua, "cookie": f"sso={token}; sso-rw={token}; cf_clearance=made-up"}
     assert client.post(CHAT, json=chat_body("hi"), headers=forged).status_code == 403

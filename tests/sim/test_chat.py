@@ -82,7 +82,9 @@ def test_expert_mode_thinks_first_with_tags_rollout_and_steps(client: httpx.Clie
     assert {t["rolloutId"] for t in thinking} == {"Grok"}
     assert {t["messageTag"] for t in thinking} == {"header", "summary"}
     assert [t["messageStepId"] for t in thinking] == sorted(t["messageStepId"] for t in thinking)
-    assert (reasoning_of(lines), answer_of(lines)) == expected_answer("[user]: Why is the sky blue?", "expert")
+    assert (reasoning_of(lines), answer_of(lines)) == expected_answer(
+        "[user]: Why is the sky blue?", "expert"
+    )
 
 
 def test_heavy_mode_thinks_with_several_agents(client: httpx.Client) -> None:
@@ -97,7 +99,9 @@ def test_auto_thinks_only_when_asked(client: httpx.Client) -> None:
 
 
 def test_tokens_directive_sets_the_exact_answer_length(client: httpx.Client) -> None:
-    lines = frames(chat(client, TOKEN, "[system]: be brief\n\n[user]: go #sim tokens=200 think=0", "expert").text)
+    lines = frames(
+        chat(client, TOKEN, "[system]: be brief\n\n[user]: go #sim tokens=200 think=0", "expert").text
+    )
     assert kinds(lines).count("F3") == 200
     assert answer_of(lines) == expected_answer("#sim tokens=200 think=0", "expert")[1]
 
@@ -112,7 +116,10 @@ def test_search_and_citation_cards_precede_their_render_tag(client: httpx.Client
     assert card["type"] == "render_inline_citation" and card["url"].startswith("https://")
     tag_at = next(i for i, r in enumerate(rs) if "<grok:render" in r.get("token", ""))
     assert rs.index(card_frame) < tag_at
-    assert f'card_id="{card["id"]}" card_type="citation_card" type="render_inline_citation"' in rs[tag_at]["token"]
+    assert (
+        f'card_id="{card["id"]}" card_type="citation_card" type="render_inline_citation"'
+        in rs[tag_at]["token"]
+    )
     tool = next(r for r in rs if r.get("messageTag") == "tool_usage_card")
     assert tool["toolUsageCard"]["webSearch"]["args"]["query"]
     assert "<xai:tool_name>web_search</xai:tool_name>" in tool["token"]
@@ -120,12 +127,16 @@ def test_search_and_citation_cards_precede_their_render_tag(client: httpx.Client
     assert final["webSearchResults"] and final["cardAttachmentsJson"]
 
 
-def test_drawing_prompt_streams_generated_image_cards_that_download(client: httpx.Client, sim: SimServer) -> None:
+def test_drawing_prompt_streams_generated_image_cards_that_download(
+    client: httpx.Client, sim: SimServer
+) -> None:
     lines = frames(chat(client, TOKEN, "Drawing: a lighthouse at dusk").text)
     cards = [orjson.loads(r["cardAttachment"]["jsonData"]) for r in responses(lines) if "cardAttachment" in r]
     finals = [c["image_chunk"] for c in cards if c["image_chunk"] and c["image_chunk"]["progress"] == 100]
     assert len(finals) == 2 and all(not f["moderated"] for f in finals)
-    progress = [c["image_chunk"]["progress"] if c["image_chunk"] else 0 for c in cards if c["id"] == cards[0]["id"]]
+    progress = [
+        c["image_chunk"]["progress"] if c["image_chunk"] else 0 for c in cards if c["id"] == cards[0]["id"]
+    ]
     assert progress == [0, 50, 100]
     assert responses(lines)[-1]["modelResponse"]["generatedImageUrls"] == [f["imageUrl"] for f in finals]
     image = client.get("/" + finals[0]["imageUrl"], headers=headers(TOKEN))
@@ -142,10 +153,19 @@ def test_image_directive_and_moderation(client: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("fmt", "needle"),
     [
-        ("xml", '<tool_calls><tool_call><tool_name>get_weather</tool_name><parameters>{"city": "Paris"}</parameters>'),
+        (
+            "xml",
+            '<tool_calls><tool_call><tool_name>get_weather</tool_name><parameters>{"city": "Paris"}</parameters>',
+        ),
         ("invoke", '<invoke name="get_weather"><parameter name="city">Paris</parameter></invoke>'),
-        ("function_call", '<function_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</function_call>'),
-        ("json_fence", '```json\n{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}\n```'),
+        (
+            "function_call",
+            '<function_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</function_call>',
+        ),
+        (
+            "json_fence",
+            '```json\n{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}\n```',
+        ),
     ],
 )
 def test_scripted_tool_calls_in_each_markup(client: httpx.Client, fmt: str, needle: str) -> None:
@@ -161,7 +181,9 @@ def test_empty_inband_usage_limit_and_stream_errors(client: httpx.Client) -> Non
     empty = frames(chat(client, TOKEN, "#sim empty").text)
     assert kinds(empty) == ["F1", "F2", "F12", "F13", "F11"] and answer_of(empty) == ""
     inband = frames(chat(client, TOKEN, "#sim inband_error").text)
-    assert inband[-1] == {"error": {"code": 7, "message": "Request rejected by anti-bot rules.", "details": []}}
+    assert inband[-1] == {
+        "error": {"code": 7, "message": "Request rejected by anti-bot rules.", "details": []}
+    }
     usage = frames(chat(client, TOKEN, "#sim usage_limit").text)
     assert "usage limit" in usage[-1]["result"]["response"]["error"]["message"]
     failed = frames(chat(client, TOKEN, "#sim stream_error").text)
@@ -175,7 +197,12 @@ def test_status_directive_returns_that_status(client: httpx.Client) -> None:
 
 def test_midstream_drop_cuts_the_connection(client: httpx.Client) -> None:
     got = b""
-    with pytest.raises(httpx.RemoteProtocolError), client.stream("POST", CHAT, json=chat_body("#sim tokens=50 midstream_drop=20"), headers=headers(TOKEN)) as r:
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        client.stream(
+            "POST", CHAT, json=chat_body("#sim tokens=50 midstream_drop=20"), headers=headers(TOKEN)
+        ) as r,
+    ):
         for chunk in r.iter_bytes():
             got += chunk
     tokens = [f for f in frames(got.decode()) if "token" in f["result"].get("response", {})]
@@ -218,10 +245,17 @@ def test_follow_up_needs_a_known_conversation_and_response(client: httpx.Client)
     assert ok.status_code == 200
     assert kinds(frames(ok.text))[0] == "F2"  # no conversation frame on a follow-up
     model_rid = responses(frames(ok.text))[-1]["modelResponse"]["responseId"]
-    assert client.post(url, json=chat_body("third", responseId=model_rid), headers=headers(TOKEN)).status_code == 200
+    assert (
+        client.post(url, json=chat_body("third", responseId=model_rid), headers=headers(TOKEN)).status_code
+        == 200
+    )
     assert client.post(url, json=chat_body("x"), headers=headers(TOKEN)).status_code == 400
     assert client.post(url, json=chat_body("x", responseId="nope"), headers=headers(TOKEN)).status_code == 404
-    other = client.post("/rest/app-chat/conversations/nope/responses", json=chat_body("x", responseId=parent), headers=headers(TOKEN))
+    other = client.post(
+        "/rest/app-chat/conversations/nope/responses",
+        json=chat_body("x", responseId=parent),
+        headers=headers(TOKEN),
+    )
     assert other.status_code == 404
     foreign = client.post(url, json=chat_body("x", responseId=parent), headers=headers("sim-super-mallory"))
     assert foreign.status_code == 404

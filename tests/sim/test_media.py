@@ -28,10 +28,15 @@ def upload_json(client: httpx.Client, data: bytes, mime: str = "image/png", toke
     return r.json()
 
 
-def upload_multipart(client: httpx.Client, data: bytes, source: str | None = "IMAGINE_SELF_UPLOAD_FILE_SOURCE") -> dict:
+def upload_multipart(
+    client: httpx.Client, data: bytes, source: str | None = "IMAGINE_SELF_UPLOAD_FILE_SOURCE"
+) -> dict:
     form = {"file_source": source} if source else {}
     r = client.post(
-        "/http/upload-file-v2/direct", files={"file": ("cat.png", data, "image/png")}, data=form, headers=headers(TOKEN, False)
+        "/http/upload-file-v2/direct",
+        files={"file": ("cat.png", data, "image/png")},
+        data=form,
+        headers=headers(TOKEN, False),
     )
     assert r.status_code == 200
     return r.json()
@@ -53,7 +58,12 @@ def test_upload_validation(client: httpx.Client) -> None:
     assert client.post("/rest/app-chat/upload-file", json=bad, headers=h).status_code == 400
     bad["content"] = "***"
     assert client.post("/rest/app-chat/upload-file", json=bad, headers=h).status_code == 400
-    assert client.post("/http/upload-file-v2/direct", data={"x": "1"}, files={"other": ("a", b"1")}, headers=h).status_code == 400
+    assert (
+        client.post(
+            "/http/upload-file-v2/direct", data={"x": "1"}, files={"other": ("a", b"1")}, headers=h
+        ).status_code
+        == 400
+    )
 
 
 def test_multipart_upload_keeps_binary_bytes_exactly(client: httpx.Client) -> None:
@@ -77,7 +87,9 @@ def test_asset_list_and_delete(client: httpx.Client) -> None:
     ids = [upload_json(client, pixels.sample_png())["fileMetadataId"] for _ in range(3)]
     page = client.get("/rest/assets", params={"pageSize": 2}, headers=headers(TOKEN)).json()
     assert len(page["assets"]) == 2 and page["nextPageToken"]
-    rest = client.get("/rest/assets", params={"pageSize": 2, "pageToken": page["nextPageToken"]}, headers=headers(TOKEN)).json()
+    rest = client.get(
+        "/rest/assets", params={"pageSize": 2, "pageToken": page["nextPageToken"]}, headers=headers(TOKEN)
+    ).json()
     assert {a["assetId"] for a in page["assets"] + rest["assets"]} == set(ids) and rest["nextPageToken"] == ""
     assert client.delete(f"/rest/assets-metadata/{ids[0]}", headers=headers(TOKEN)).status_code == 200
     assert client.delete(f"/rest/assets-metadata/{ids[0]}", headers=headers(TOKEN)).status_code == 404
@@ -91,12 +103,24 @@ def media_post(client: httpx.Client, **body: str) -> str:
 
 
 def test_media_post_validation(client: httpx.Client) -> None:
-    assert client.post("/rest/media/post/create", json={"prompt": "x"}, headers=headers(TOKEN)).status_code == 400
-    assert client.post("/rest/media/post/create", json={"mediaType": "MEDIA_POST_TYPE_VIDEO"}, headers=headers(TOKEN)).status_code == 400
+    assert (
+        client.post("/rest/media/post/create", json={"prompt": "x"}, headers=headers(TOKEN)).status_code
+        == 400
+    )
+    assert (
+        client.post(
+            "/rest/media/post/create", json={"mediaType": "MEDIA_POST_TYPE_VIDEO"}, headers=headers(TOKEN)
+        ).status_code
+        == 400
+    )
 
 
 def edit_finals(text: str) -> list[dict]:
-    gens = [r["streamingImageGenerationResponse"] for r in responses(frames(text)) if "streamingImageGenerationResponse" in r]
+    gens = [
+        r["streamingImageGenerationResponse"]
+        for r in responses(frames(text))
+        if "streamingImageGenerationResponse" in r
+    ]
     assert [g["progress"] for g in gens if g["imageIndex"] == 0] == [25, 60, 100]
     return [g for g in gens if g["progress"] == 100 and not g["moderated"]]
 
@@ -111,7 +135,9 @@ def test_image_edit_v2_body(client: httpx.Client, sim: SimServer) -> None:
         "message": "make it snowy",
         "imageGenerationCount": 2,
         "toolOverrides": {"imageGen": True},
-        "responseMetadata": {"modelConfigOverride": {"modelMap": {"imageEditModel": "imagine", "imageEditModelConfig": config}}},
+        "responseMetadata": {
+            "modelConfigOverride": {"modelMap": {"imageEditModel": "imagine", "imageEditModelConfig": config}}
+        },
     }
     r = client.post(CHAT, json=body, headers=headers(TOKEN))
     assert r.status_code == 200
@@ -131,7 +157,9 @@ def test_image_edit_v3_body(client: httpx.Client) -> None:
         "modelName": "imagine-image-edit",
         "message": "make it snowy #sim moderated",
         "enableImageStreaming": True,
-        "mediaGenInput": {"imageToImage": {"prompt": "make it snowy", "inputAssets": [file_id], "aspectRatio": "1:1"}},
+        "mediaGenInput": {
+            "imageToImage": {"prompt": "make it snowy", "inputAssets": [file_id], "aspectRatio": "1:1"}
+        },
     }
     r = client.post(CHAT, json=body, headers=headers(TOKEN))
     assert r.status_code == 200 and edit_finals(r.text) == []  # the one image was moderated
@@ -143,7 +171,9 @@ def test_image_edit_v3_body(client: httpx.Client) -> None:
 
 def video_frames(text: str) -> tuple[list[dict], list[dict]]:
     lines = responses(frames(text))
-    return [r["streamingVideoGenerationResponse"] for r in lines if "streamingVideoGenerationResponse" in r], lines
+    return [
+        r["streamingVideoGenerationResponse"] for r in lines if "streamingVideoGenerationResponse" in r
+    ], lines
 
 
 def test_video_v2_body(client: httpx.Client) -> None:
@@ -154,7 +184,10 @@ def test_video_v2_body(client: httpx.Client) -> None:
         "modelName": "grok-3",
         "message": "a cat surfing --mode=custom",
         "toolOverrides": {"videoGen": True},
-        "responseMetadata": {"experiments": [], "modelConfigOverride": {"modelMap": {"videoGenModelConfig": config}}},
+        "responseMetadata": {
+            "experiments": [],
+            "modelConfigOverride": {"modelMap": {"videoGenModelConfig": config}},
+        },
     }
     r = client.post(CHAT, json=body, headers=headers(TOKEN))
     video, lines = video_frames(r.text)
@@ -173,7 +206,14 @@ def test_video_v3_body_and_its_quota(client: httpx.Client, sim: SimServer) -> No
     body = {
         "modelName": "imagine-video-gen",
         "message": "a cat surfing --mode=custom",
-        "mediaGenInput": {"textToVideo": {"prompt": "a cat surfing", "aspectRatio": "16:9", "duration": 6, "resolutionName": "720p"}},
+        "mediaGenInput": {
+            "textToVideo": {
+                "prompt": "a cat surfing",
+                "aspectRatio": "16:9",
+                "duration": 6,
+                "resolutionName": "720p",
+            }
+        },
         "kind": "CONVERSATION_KIND_IMAGINE",
     }
     sim.accounts.configure("sim-basic-v", window_seconds=100)
@@ -187,18 +227,34 @@ def test_video_v3_body_and_its_quota(client: httpx.Client, sim: SimServer) -> No
 
 def test_share_link_and_upscale(client: httpx.Client, sim: SimServer) -> None:
     post = media_post(client, mediaType="MEDIA_POST_TYPE_VIDEO", prompt="x")
-    link = client.post("/rest/media/post/create-link", json={"postId": post, "source": "post-page", "platform": "web"}, headers=headers(TOKEN))
+    link = client.post(
+        "/rest/media/post/create-link",
+        json={"postId": post, "source": "post-page", "platform": "web"},
+        headers=headers(TOKEN),
+    )
     assert post in link.json()["shareLink"]
-    body = {"modelName": "imagine-video-gen", "message": "x", "mediaGenInput": {"textToVideo": {"prompt": "x", "duration": 6}}}
+    body = {
+        "modelName": "imagine-video-gen",
+        "message": "x",
+        "mediaGenInput": {"textToVideo": {"prompt": "x", "duration": 6}},
+    }
     video, _ = video_frames(client.post(CHAT, json=body, headers=headers(TOKEN)).text)
-    hd = client.post("/rest/media/video/upscale", json={"videoId": video[-1]["videoId"]}, headers=headers(TOKEN)).json()
+    hd = client.post(
+        "/rest/media/video/upscale", json={"videoId": video[-1]["videoId"]}, headers=headers(TOKEN)
+    ).json()
     assert hd["hdMediaUrl"].startswith(sim.assets_url)
 
 
 def test_absolute_urls_use_the_configured_assets_base() -> None:
     with SimServer(assets_url="https://assets.example.test") as other, httpx.Client(base_url=other.url) as c:
         assert other.assets_url == "https://assets.example.test/"
-        body = {"modelName": "imagine-video-gen", "message": "x", "mediaGenInput": {"textToVideo": {"prompt": "x", "duration": 6}}}
+        body = {
+            "modelName": "imagine-video-gen",
+            "message": "x",
+            "mediaGenInput": {"textToVideo": {"prompt": "x", "duration": 6}},
+        }
         video, _ = video_frames(c.post(CHAT, json=body, headers=headers(TOKEN)).text)
-        hd = c.post("/rest/media/video/upscale", json={"videoId": video[-1]["videoId"]}, headers=headers(TOKEN)).json()
+        hd = c.post(
+            "/rest/media/video/upscale", json={"videoId": video[-1]["videoId"]}, headers=headers(TOKEN)
+        ).json()
         assert hd["hdMediaUrl"].startswith("https://assets.example.test/users/")

@@ -35,13 +35,26 @@ async def recv(ws: ClientConnection) -> dict[str, Any]:
 
 
 def imagine_request(text: str, **props: Any) -> dict[str, Any]:
-    properties = {"section_count": 0, "is_kids_mode": False, "enable_nsfw": True, "aspect_ratio": "2:3", "enable_pro": False}
+    properties = {
+        "section_count": 0,
+        "is_kids_mode": False,
+        "enable_nsfw": True,
+        "aspect_ratio": "2:3",
+        "enable_pro": False,
+    }
     properties.update(props)
-    item = {"type": "message", "content": [{"requestId": "5d8b", "text": text, "type": "input_text", "properties": properties}]}
+    item = {
+        "type": "message",
+        "content": [{"requestId": "5d8b", "text": text, "type": "input_text", "properties": properties}],
+    }
     return {"type": "conversation.item.create", "timestamp": int(time.time() * 1000), "item": item}
 
 
-RESET = {"type": "conversation.item.create", "timestamp": 0, "item": {"type": "message", "content": [{"type": "reset"}]}}
+RESET = {
+    "type": "conversation.item.create",
+    "timestamp": 0,
+    "item": {"type": "message", "content": [{"type": "reset"}]},
+}
 
 
 async def imagine_round(ws: ClientConnection, slots: int) -> list[dict[str, Any]]:
@@ -53,9 +66,13 @@ async def imagine_round(ws: ClientConnection, slots: int) -> list[dict[str, Any]
     return got
 
 
-@pytest.mark.parametrize(("props", "slots"), [({}, 6), ({"enable_pro": True}, 4), ({"num_generations": 3}, 3)])
+@pytest.mark.parametrize(
+    ("props", "slots"), [({}, 6), ({"enable_pro": True}, 4), ({"num_generations": 3}, 3)]
+)
 async def test_imagine_slots_follow_start_images_completed(sim: SimServer, props: dict, slots: int) -> None:
-    async with connect(sim.ws_url + "/ws/imagine/listen", additional_headers=ws_headers(TOKEN), origin="https://grok.com") as ws:  # type: ignore[arg-type]
+    async with connect(
+        sim.ws_url + "/ws/imagine/listen", additional_headers=ws_headers(TOKEN), origin="https://grok.com"
+    ) as ws:  # type: ignore[arg-type]
         await send(ws, RESET)
         await send(ws, imagine_request("a lighthouse at dusk", **props))
         frames = await imagine_round(ws, slots)
@@ -97,7 +114,9 @@ async def test_imagine_requires_reset_and_marks_moderated(sim: SimServer) -> Non
     ]
 
 
-@pytest.mark.parametrize(("token", "status"), [("sim-ratelimited-ws", 429), ("sim-blocked-ws", 403), ("nobody", 400)])
+@pytest.mark.parametrize(
+    ("token", "status"), [("sim-ratelimited-ws", 429), ("sim-blocked-ws", 403), ("nobody", 400)]
+)
 async def test_imagine_handshake_rejections(sim: SimServer, token: str, status: int) -> None:
     with pytest.raises(InvalidStatus) as caught:
         async with connect(sim.ws_url + "/ws/imagine/listen", additional_headers=ws_headers(token)):
@@ -107,7 +126,9 @@ async def test_imagine_handshake_rejections(sim: SimServer, token: str, status: 
 
 async def test_imagine_challenge_handshake_is_an_html_403(sim: SimServer) -> None:
     with pytest.raises(InvalidStatus) as caught:
-        async with connect(sim.ws_url + "/ws/imagine/listen", additional_headers=ws_headers("sim-challenge-ws")):
+        async with connect(
+            sim.ws_url + "/ws/imagine/listen", additional_headers=ws_headers("sim-challenge-ws")
+        ):
             pass
     assert caught.value.response.status_code == 403 and b"Just a moment..." in caught.value.response.body
 
@@ -118,15 +139,30 @@ async def test_imagine_challenge_handshake_is_an_html_403(sim: SimServer) -> Non
 def session_create(model: str, **x_grok: Any) -> dict[str, Any]:
     base = {"protocol_capabilities": ["conversation_attached", "custom_methods_v1"], "use_chunk": True}
     base.update(x_grok or {"keep_context": False, "is_temporary": True, "disable_memory": True})
-    return {"event": {"type": "session.create", "event_id": "evt_init_1234", "session": {"model": model, "x_grok": base}}}
+    return {
+        "event": {
+            "type": "session.create",
+            "event_id": "evt_init_1234",
+            "session": {"model": model, "x_grok": base},
+        }
+    }
 
 
 def item_create(session_id: str, text: str) -> dict[str, Any]:
-    item = {"type": "message", "role": "user", "x_grok": {"client_message_id": "c1", "input_chunks": [{"text": {"text": text}}]}}
-    return {"session_id": session_id, "event": {"type": "conversation.item.create", "event_id": "evt_msg_1", "item": item}}
+    item = {
+        "type": "message",
+        "role": "user",
+        "x_grok": {"client_message_id": "c1", "input_chunks": [{"text": {"text": text}}]},
+    }
+    return {
+        "session_id": session_id,
+        "event": {"type": "conversation.item.create", "event_id": "evt_msg_1", "item": item},
+    }
 
 
-async def gateway_turn(sim: SimServer, text: str, model: str = "expert", token: str = TOKEN, **x_grok: Any) -> tuple[str, list[dict]]:
+async def gateway_turn(
+    sim: SimServer, text: str, model: str = "expert", token: str = TOKEN, **x_grok: Any
+) -> tuple[str, list[dict]]:
     uid = sim.account(token).user_id
     url = f"{sim.ws_url}/ws/mgw/?uid={uid}"
     async with connect(url, additional_headers=ws_headers(token, uid), origin="https://grok.com") as ws:  # type: ignore[arg-type]
@@ -138,7 +174,10 @@ async def gateway_turn(sim: SimServer, text: str, model: str = "expert", token: 
         assert hello["event"] == {"type": "session.created", "client_event_id": "evt_init_1234"}
         attached = await recv(ws)
         sid = hello["session_id"]
-        assert attached == {"session_id": sid, "event": {"type": "conversation.attached", "conversation": {"id": sid}}}
+        assert attached == {
+            "session_id": sid,
+            "event": {"type": "conversation.attached", "conversation": {"id": sid}},
+        }
         await send(ws, {"event": {"type": "ping", "event_id": "evt_hb_1"}})
         await send(ws, item_create(sid, text))
         await send(ws, {"session_id": sid, "event": {"type": "response.create", "event_id": "evt_resp_1"}})
@@ -177,20 +216,30 @@ async def test_gateway_tool_cards_citations_and_images(sim: SimServer) -> None:
     assert result["tool_call_id"] == card["tool_usage_card_id"] and result["web_search"]["webpages"]
     citation = next(c["render_citation"] for c in chunks if "render_citation" in c)
     assert citation["kind"] == "CITATION_KIND_WEB_PAGE" and citation["url"].startswith("https://")
-    outputs = [orjson.loads(e["event"]["output"]["card_attachment"]["jsonData"]) for e in events if e["event"]["type"] == "response.grok.output"]
+    outputs = [
+        orjson.loads(e["event"]["output"]["card_attachment"]["jsonData"])
+        for e in events
+        if e["event"]["type"] == "response.grok.output"
+    ]
     assert outputs[-1]["image_chunk"]["progress"] == 100
     assert "<grok:render" not in channel_text(events, "CHANNEL_ASSISTANT_RESPONSE")
 
 
 async def test_gateway_follow_up_loads_the_existing_conversation(sim: SimServer) -> None:
     sid, _ = await gateway_turn(sim, "first")
-    again, events = await gateway_turn(sim, "second", conversation_id=sid, load_existing=True, needs_history=False)
+    again, events = await gateway_turn(
+        sim, "second", conversation_id=sid, load_existing=True, needs_history=False
+    )
     assert again == sid and events[-1]["event"]["type"] == "response.done"
 
 
 @pytest.mark.parametrize(
     ("token", "text", "code"),
-    [("sim-antibot-ws", "x", "anti_bot"), (TOKEN, "x #sim inband_error", "anti_bot"), (TOKEN, "x #sim usage_limit", "rate_limited")],
+    [
+        ("sim-antibot-ws", "x", "anti_bot"),
+        (TOKEN, "x #sim inband_error", "anti_bot"),
+        (TOKEN, "x #sim usage_limit", "rate_limited"),
+    ],
 )
 async def test_gateway_error_events(sim: SimServer, token: str, text: str, code: str) -> None:
     _, events = await gateway_turn(sim, text, token=token)
@@ -208,7 +257,10 @@ async def test_gateway_quota_is_spent_per_turn(sim: SimServer) -> None:
 
 async def test_gateway_rejects_a_foreign_uid_and_a_missing_session(sim: SimServer) -> None:
     with pytest.raises(InvalidStatus) as caught:
-        async with connect(f"{sim.ws_url}/ws/mgw/?uid=00000000-0000-4000-8000-000000000000", additional_headers=ws_headers(TOKEN)):
+        async with connect(
+            f"{sim.ws_url}/ws/mgw/?uid=00000000-0000-4000-8000-000000000000",
+            additional_headers=ws_headers(TOKEN),
+        ):
             pass
     assert caught.value.response.status_code == 403
     with pytest.raises(InvalidStatus) as caught:
