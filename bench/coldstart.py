@@ -1,0 +1,176 @@
+"""Cold start: what importing each deployable costs, in fresh processes.
+
+For every deployable (`functions/<name>.py` with a top-level `app` or `handler`), it starts fresh
+interpreters and takes the median of: the wall time of `import functions.<name>`, and the
+cumulative time `python -X importtime` gives that import (which inflates it a little). It lists the
+packages that cost the most (self time, summed per top-level package) and whether any SDK that
+must stay lazy (boto3, curl_cffi, redis, upstash_redis) was imported.
+
+    python -m bench.coldstart [--runs 7] [--write]
+
+`--write` puts the table in docs/benchmarks.md under `## Cold start`, leaving other sections alone.
+Bytecode is compiled first, as on a platform that ships or caches .pyc files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+LAZY_SDKS = ("boto3", "botocore", "curl_cffi", "redis", "upstash_redis")
+NOT_DEPLOYABLE = {"local", "cli", "sandbox", "settings_doc"}
+BUDGET_MS = {"chat": 150.0}
+
+PROBE = """
+import sys, time
+t = time.perf_counter()
+import functions.{name}
+wall = (time.perf_counter() - t) * 1000
+lazy = sorted({{m.split('.')[0] for m in sys.modules}} & set({sdks!r}))
+print(f"{{wall:.2f}} {{','.join(lazy)}}")
+"""
+
+
+def deployables(root: Path = ROOT) -> list[str]:
+    names = []
+    for path in sorted((root / "functions").glob("*.py")):
+        if path.stem.startswith("_") or path.stem in NOT_DEPLOYABLE:
+            continue
+        if re.search(r"^(app|handler)\s*[:=]|^def handler\(", path.read_text(), re.MULTILINE):
+            names.append(path.stem)
+    return names
+
+
+def environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+@dataclass
+class Result:
+    name: str
+    wall_ms: float
+    importtime_ms: float
+    heaviest: list[tuple[str, float]]
+    lazy_loaded: list[str]
+
+
+def probe(name: str) -> tuple[float, list[str]]:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(name=name, sdks=LAZY_SDKS)],
+        cwd=ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return float(out[0]), out[1].split(",") if len(out) > 1 else []
+
+
+def importtime(name: str) -> tuple[float, dict[str, float]]:
+    """Cumulative ms of `functions.<name>`, and self ms per top-level package."""
+    err = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import functions.{name}"],
+        cwd=ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    total = 0.0
+    per_package: dict[str, float] = defaultdict(float)
+    for line in err.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", line)
+        if not match:
+            continue
+        self_us, cumulative_us, _, module = match.groups()
+        per_package[module.split(".")[0]] += int(self_us) / 1000
+        if module == f"functions.{name}":
+            total = int(cumulative_us) / 1000
+    return total, per_package
+
+
+def measure(name: str, runs: int) -> Result:
+    walls, totals, lazy = [], [], set()
+    packages: dict[str, list[float]] = defaultdict(list)
+    for _ in range(runs):
+        wall, loaded = probe(name)
+        walls.append(wall)
+        lazy.update(loaded)
+        total, per_package = importtime(name)
+        totals.append(total)
+        for package, ms in per_package.items():
+            packages[package].append(ms)
+    heaviest = sorted(((p, statistics.median(v)) for p, v in packages.items()), key=lambda x: -x[1])[:5]
+    return Result(name, statistics.median(walls), statistics.median(totals), heaviest, sorted(lazy))
+
+
+def table(results: list[Result], runs: int) -> str:
+    lines = [
+        "## Cold start",
+        "",
+        f"Import time of each deployable, median of {runs} fresh processes (`python -m bench.coldstart`),",
+        f"on this machine ({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},",
+        f"load average {os.getloadavg()[0]:.1f} when measured),",
+        "bytecode compiled. *import* is wall time of `import functions.<name>`; *importtime* is the",
+        "cumulative figure `python -X importtime` reports for it (slightly inflated by the measuring).",
+        "Heaviest: self time summed per top-level package. *SDKs* lists boto3, curl_cffi, redis or",
+        "upstash_redis if importing the deployable loaded them (they must load on first use only).",
+        "",
+        "| deployable | import (ms) | importtime (ms) | budget | SDKs at import | heaviest packages (ms) |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for r in results:
+        budget = BUDGET_MS.get(r.name)
+        verdict = "" if budget is None else f"{budget:.0f} {'ok' if r.wall_ms <= budget else 'OVER'}"
+        heavy = ", ".join(f"{p} {ms:.0f}" for p, ms in r.heaviest)
+        lines.append(
+            f"| {r.name} | {r.wall_ms:.0f} | {r.importtime_ms:.0f} | {verdict} | "
+            f"{', '.join(r.lazy_loaded) or 'none'} | {heavy} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_section(section: str, doc: Path = DOC) -> None:
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    pattern = re.compile(r"^## Cold start\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text.rstrip("\n") + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "core", "infra", "functions"],
+        cwd=ROOT,
+        env=environment(),
+        check=True,
+    )
+    results = [measure(name, args.runs) for name in deployables()]
+    section = table(results, args.runs)
+    print(section)
+    if args.write:
+        write_section(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
