@@ -8,7 +8,8 @@ step in whatever the store offers (a transaction, a Lua script, a conditional wr
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from core.accounts import Account, AccountStatus, ImportReport, Lease, NewAccount, Outcome, Quota
@@ -133,3 +134,135 @@ class UrlFetcher(Protocol):
     """
 
     async def fetch(self, url: str, *, param: str = "url") -> FetchedFile: ...
+
+
+# --- media and jobs (images, videos) ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MediaBlob:
+    """A stored file opened for reading: its chunks arrive in order; `size` in bytes."""
+
+    chunks: AsyncIterator[bytes]
+    mime: str
+    size: int
+
+
+class MediaStore(Protocol):
+    """Where generated images and videos are kept and how clients reach them.
+
+    `put` returns an opaque id (safe in a URL path). `link` returns a URL a client may GET
+    without an API key until it expires (`ttl` seconds, the store's default when None): an
+    HMAC-signed gateway URL on `base_url` (local folder) or a presigned URL (S3). `redirect`
+    is a URL to send an authenticated client to instead of streaming the bytes through the
+    gateway (S3), or None (the gateway serves them: `open`).
+    """
+
+    async def put(self, data: bytes, mime: str) -> str: ...
+
+    async def link(self, media_id: str, base_url: str, ttl: int | None = None) -> str: ...
+
+    async def redirect(self, media_id: str) -> str | None: ...
+
+    async def open(self, media_id: str) -> MediaBlob | None:
+        """The file, or None if there is no such id."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One asynchronous generation (a video): what was asked, where it stands, what it made.
+
+    `params` is what the runner needs (JSON-safe); `result` names stored media once completed.
+    `claim_id`/`claim_expires_at` belong to the runner that holds the job right now.
+    """
+
+    id: str
+    kind: str
+    status: JobStatus
+    params: dict[str, Any]
+    created_at: float
+    updated_at: float
+    progress: int = 0
+    result: dict[str, Any] = field(default_factory=dict)
+    error_code: str = ""
+    error_message: str = ""
+    completed_at: float | None = None
+    attempts: int = 0
+    claim_id: str = ""
+    claim_expires_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobClaim:
+    """The right to run one job until `expires_at` (extended by every `progress` call)."""
+
+    job_id: str
+    claim_id: str
+    attempt: int
+    expires_at: float
+
+
+class JobStore(Protocol):
+    """Asynchronous jobs shared by every instance (contract in tests/infra/test_job_store.py).
+
+    * `claim` is one atomic conditional write: a QUEUED job, or an IN_PROGRESS one whose claim
+      expired (its runner died), becomes IN_PROGRESS under a new claim and counts an attempt.
+      Of concurrent callers exactly one wins; the others get None. A job whose attempts are
+      used up is marked FAILED by the claim that finds it, so no job stays in progress forever.
+    * `progress`, `complete` and `fail` apply only while the claim is the job's current claim
+      (a runner that lost its claim cannot overwrite its successor) and return False otherwise;
+      `progress` also extends the claim by `ttl`.
+    * `due` lists jobs a runner should claim: queued ones, and in-progress ones whose claim expired.
+    """
+
+    async def create(self, job: Job) -> None: ...
+
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def claim(self, job_id: str, *, now: float, ttl: float, max_attempts: int) -> JobClaim | None: ...
+
+    async def progress(self, claim: JobClaim, progress: int, *, now: float, ttl: float) -> bool: ...
+
+    async def complete(self, claim: JobClaim, result: dict[str, Any], *, now: float) -> bool: ...
+
+    async def fail(self, claim: JobClaim, code: str, message: str, *, now: float) -> bool: ...
+
+    async def due(self, *, now: float, limit: int) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
+class ImagineSocket(Protocol):
+    """An open Imagine WebSocket (E4): JSON messages both ways. Iterating yields decoded frames
+    and raises `UpstreamFailure` on a transport failure or an idle timeout; `aclose()` is idempotent.
+    """
+
+    async def send(self, message: dict[str, Any]) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ImagineUpstream(Protocol):
+    """Grok's Imagine endpoints besides E1: the image WebSocket (E4) and Imagine uploads (E6).
+    A refused handshake or upload raises a classified `UpstreamFailure`; `token` is never logged.
+    """
+
+    async def connect(self, token: str) -> ImagineSocket: ...
+
+    async def upload(self, token: str, name: str, mime: str, data: bytes) -> str:
+        """Upload an Imagine input (E6, `IMAGINE_SELF_UPLOAD_FILE_SOURCE`); returns its file id."""
+        ...
+
+    async def close(self) -> None: ...

@@ -103,9 +103,27 @@ class Settings(BaseModel):
     )
     fetch_timeout: float = Field(default=15.0, gt=0, description="Seconds to fetch a client-supplied URL.")
     media_secret: str | None = Field(
-        default=None, description="HMAC key for local media links; derived from the admin key when unset."
+        default=None,
+        description="HMAC key for local media links; unset: derived from the admin key, else a random per-install key kept in the media folder.",
     )
     media_ttl: int = Field(default=3600, gt=0, description="Seconds a signed media link stays valid.")
+    imagine_nsfw: bool = Field(
+        default=False, description="Ask Imagine (E4) for NSFW-enabled generation (`enable_nsfw`)."
+    )
+    jobs: str | None = Field(
+        default=None,
+        description="Video job store: `sqlite:///path`; unset: the account store's file when it is SQLite.",
+    )
+    video_runner: Literal["inline", "worker"] = Field(
+        default="inline",
+        description="`inline`: this process runs video jobs; `worker`: the scheduled video worker does.",
+    )
+    job_claim_seconds: float = Field(
+        default=120.0, gt=0, description="Seconds a video job's runner holds it without a heartbeat."
+    )
+    job_attempts: int = Field(
+        default=2, ge=1, le=10, description="Runs a video job gets before a dead runner's job is failed."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     upstash_redis_rest_url: str | None = Field(
         default=None, description="Upstash REST URL (store `upstash`)."
@@ -138,6 +156,13 @@ class Settings(BaseModel):
         ):
             raise ValueError("expected sqlite:///path, redis://…, rediss://…, upstash or dynamodb://TABLE")
         return value
+
+    @field_validator("jobs")
+    @classmethod
+    def _jobs_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith("sqlite:///"):
+            raise ValueError("expected sqlite:///path (the only job store so far)")
+        return value or None
 
     @field_validator("proxy_url")
     @classmethod

@@ -74,7 +74,7 @@ class EdgeMiddleware:
         headers = dict(scope["headers"])
         settings = deps_of(Request(scope)).settings
         error: GatewayError | None = None
-        if (path.startswith("/v1/") or path == "/v1") and settings.api_keys:
+        if (path.startswith("/v1/") or path == "/v1") and settings.api_keys and not signed_link(scope):
             key = presented_key(headers)
             if not key:
                 error = AuthenticationFailed(
@@ -91,6 +91,11 @@ class EdgeMiddleware:
             await error_response(error, path, request_id)(scope, receive, send)
             return
         await self.app(scope, receive, send_with_id)
+
+
+def signed_link(scope: Scope) -> bool:
+    """A signed media link (`/v1/files/{id}/content?exp=…&sig=…`): its route checks the signature."""
+    return scope["path"].startswith("/v1/files/") and b"sig=" in scope.get("query_string", b"")
 
 
 def _request_id(request: Request) -> str | None:

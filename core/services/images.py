@@ -1,0 +1,340 @@
+"""Image generation and editing: validate, generate on leased accounts, store, deliver.
+
+    grok-imagine-image-lite   chat call `Drawing: <prompt>` (E1, mode fast); two images per
+                              request, so ceil(n/2) requests run concurrently
+    grok-imagine-image(-pro)  one Imagine WebSocket round (E4) asking for n slots
+    grok-imagine-image-edit   Imagine upload (E6) of each input, then E1 `imageToImage`; one image
+                              per request, n requests
+
+Every upstream request holds its own lease (one quota unit). Images are taken from the E4 blob
+when it carries the final pixels, otherwise downloaded from the assets host with the account's
+cookie (the Upstream adapter refuses any other host). Moderated images are never delivered; if
+all are, the client gets a 400 `content_policy_violation`. Delivery: `url` stores the bytes in
+the MediaStore and returns its link (the upstream asset URL is not public); `b64_json` inlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.accounts import Lease
+from core.catalog import Capability, Model
+from core.errors import InvalidRequest, UpstreamError
+from core.events import Fault, ImageOut
+from core.ports import ImagineUpstream, MediaStore, Upstream
+from core.protocol.classify import UpstreamFailure, empty_stream
+from core.protocol.frames import FrameDecoder
+from core.protocol.media import (
+    DEFAULT_IMAGE_ASPECT,
+    IMAGE_ASPECTS,
+    ImagineDecoder,
+    edit_body,
+    imagine_request,
+    imagine_reset,
+)
+from core.services.chat import ChatService
+from core.services.leased import Leaser
+from core.settings import Settings
+from core.transcode.normalize import Attachment, ChatRequest, check_attachment, sniff_image
+
+log = logging.getLogger("grokgate.images")
+RESPONSE_FORMATS = ("url", "b64_json")
+MAX_IMAGE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    """A validated generation or edit: `aspect` is None when the size is left to the upstream."""
+
+    model: Model
+    prompt: str
+    n: int
+    aspect: str | None
+    response_format: str
+    base_url: str  # where local media links point (public_url or the request's own base)
+    images: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    data: bytes
+    mime: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one upstream request produced: usable pictures and how many were moderated."""
+
+    pictures: list[Picture]
+    moderated: int
+
+
+def check_request(
+    model: Model,
+    *,
+    prompt: Any,
+    n: Any,
+    size: Any,
+    response_format: Any,
+    default_format: str,
+    base_url: str,
+    images: Sequence[Attachment] = (),
+) -> ImageRequest:
+    """The request, or an `InvalidRequest` naming the parameter (limits from the catalog)."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRequest("'prompt' is required and must be a non-empty string.", param="prompt")
+    limits = model.limits
+    n_min, n_max = int(str(limits.get("n_min", 1))), int(str(limits.get("n_max", 1)))
+    if n is None:
+        n = 1
+    if isinstance(n, str) and n.strip().isdigit():
+        n = int(n)
+    if not isinstance(n, int) or isinstance(n, bool) or not n_min <= n <= n_max:
+        raise InvalidRequest(
+            f"'n' must be an integer from {n_min} to {n_max} for {model.id} (got {n!r}).", param="n"
+        )
+    fmt = response_format if response_format is not None else default_format
+    if fmt not in RESPONSE_FORMATS:
+        if response_format is None:
+            fmt = "url"
+        else:
+            raise InvalidRequest(
+                f"'response_format' must be 'url' or 'b64_json' (got {response_format!r}).",
+                param="response_format",
+            )
+    return ImageRequest(model, prompt.strip(), n, _aspect(model, size), str(fmt), base_url, tuple(images))
+
+
+def _aspect(model: Model, size: Any) -> str | None:
+    if size is None or size == "auto":
+        if model.capability is Capability.IMAGE and "sizes" not in model.limits:
+            return DEFAULT_IMAGE_ASPECT
+        return None
+    if not isinstance(size, str):
+        raise InvalidRequest("'size' must be a string such as '1024x1024'.", param="size")
+    if "sizes" in model.limits:
+        allowed = model.limits["sizes"]
+        if not isinstance(allowed, tuple):
+            raise InvalidRequest(
+                f"{model.id} cannot choose the image size: omit 'size' (or send 'auto'), or use "
+                "grok-imagine-image, which can.",
+                param="size",
+            )
+        if size not in allowed:
+            raise InvalidRequest(
+                f"'size' must be one of {', '.join(allowed)} for {model.id} (got {size!r}).", param="size"
+            )
+        return IMAGE_ASPECTS.get(size)
+    if size not in IMAGE_ASPECTS:
+        raise InvalidRequest(
+            f"'size' must be 'auto' or one of {', '.join(IMAGE_ASPECTS)} for {model.id} (got {size!r}).",
+            param="size",
+        )
+    return IMAGE_ASPECTS[size]
+
+
+def check_images(files: Sequence[Attachment], model: Model) -> tuple[Attachment, ...]:
+    """Edit inputs: 1..max_references images (JPEG, PNG, WebP, GIF by their bytes)."""
+    limit = int(str(model.limits.get("max_references", 5)))
+    if not files:
+        raise InvalidRequest("'image' is required: upload at least one image to edit.", param="image")
+    if len(files) > limit:
+        raise InvalidRequest(f"'image': at most {limit} images for {model.id}.", param="image")
+    checked = tuple(check_attachment(f) for f in files)
+    for f in checked:
+        if not f.mime.startswith("image/"):
+            raise InvalidRequest(f"'{f.param}': only images can be edited (got {f.mime}).", param="image")
+    return checked
+
+
+class ImageService:
+    """Args:
+    settings: assets URL, fetch limits, retry budget, lease ttl.
+    chat: the chat service (image-lite is a chat call).
+    upstream: E1 and asset downloads.
+    imagine: the E4 WebSocket and E6 uploads.
+    media: where delivered images are stored.
+    leaser: lease/release with failover (built from the chat service's store when None).
+    clock: seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        chat: ChatService,
+        upstream: Upstream,
+        imagine: ImagineUpstream,
+        media: MediaStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        leaser: Leaser | None = None,
+    ) -> None:
+        self.settings = settings
+        self.chat = chat
+        self.upstream = upstream
+        self.imagine = imagine
+        self.media = media
+        self.clock = clock
+        self.leaser = leaser or Leaser(settings, chat.store, clock)
+
+    async def generate(self, request: ImageRequest) -> dict[str, Any]:
+        """The OpenAI images response body: `{created, data: [{url} | {b64_json}]}`."""
+        model = request.model
+        if model.capability is Capability.IMAGE_EDIT:
+            batches = await asyncio.gather(*(self._edit(request) for _ in range(request.n)))
+        elif "pro" in model.limits:
+            batches = [await self.leaser.run(model, lambda lease: self._imagine(request, lease))]
+        else:
+            batches = await asyncio.gather(*(self._lite(request) for _ in range((request.n + 1) // 2)))
+        pictures = [p for batch in batches for p in batch.pictures][: request.n]
+        moderated = sum(batch.moderated for batch in batches)
+        if not pictures:
+            if moderated:
+                raise InvalidRequest(
+                    f"All {moderated} generated image(s) were blocked by the upstream's moderation; "
+                    "nothing can be delivered. Rephrase the prompt.",
+                    param="prompt",
+                    code="content_policy_violation",
+                )
+            raise UpstreamError("The upstream finished without producing an image.", code="no_image")
+        if len(pictures) < request.n:
+            log.info(
+                "%s: %d of %d images delivered (%d moderated)", model.id, len(pictures), request.n, moderated
+            )
+        return {"created": int(self.clock()), "data": [await self._deliver(request, p) for p in pictures]}
+
+    async def _deliver(self, request: ImageRequest, picture: Picture) -> dict[str, Any]:
+        if request.response_format == "b64_json":
+            return {"b64_json": base64.b64encode(picture.data).decode("ascii")}
+        media_id = await self.media.put(picture.data, picture.mime)
+        return {"url": await self.media.link(media_id, request.base_url)}
+
+    # --- lite: a chat call that draws ---------------------------------------------------------
+
+    async def _lite(self, request: ImageRequest) -> Batch:
+        stream = await self.chat.open(
+            ChatRequest(request.model, "Drawing: " + request.prompt, reasoning=False)
+        )
+        images: list[ImageOut] = []
+        moderated = 0
+        try:
+            async for batch in stream:
+                for event in batch:
+                    if isinstance(event, ImageOut) and event.final:
+                        if event.moderated:
+                            moderated += 1
+                        else:
+                            images.append(event)
+                    elif isinstance(event, Fault) and not images:
+                        raise event.error
+        finally:
+            await stream.aclose()
+        pictures = [await self._fetch(stream.lease, image.url) for image in _unique(images)]
+        return Batch(pictures, moderated)
+
+    # --- Imagine WebSocket -------------------------------------------------------------------
+
+    async def _imagine(self, request: ImageRequest, lease: Lease) -> Batch:
+        pro = bool(request.model.limits.get("pro"))
+        decoder = ImagineDecoder(request.n, self.settings.assets_url)
+        socket = await self.imagine.connect(lease.token)
+        try:
+            await socket.send(imagine_reset())
+            await socket.send(
+                imagine_request(
+                    request.prompt,
+                    aspect=request.aspect or DEFAULT_IMAGE_ASPECT,
+                    pro=pro,
+                    count=request.n,
+                    nsfw=self.settings.imagine_nsfw,
+                )
+            )
+            try:
+                async for frame in socket:
+                    decoder.feed(frame)
+                    if decoder.done:
+                        break
+            except UpstreamFailure:
+                if not decoder.finals():
+                    raise
+                log.info("imagine round broke off after %d image(s); delivering those", len(decoder.finals()))
+        finally:
+            await socket.aclose()
+        finals = decoder.finals()
+        if not finals and not decoder.moderated():
+            raise empty_stream()
+        pictures = [
+            Picture(slot.data, sniff_image(slot.data) or "image/jpeg")
+            if slot.data
+            else await self._fetch(lease, slot.url)
+            for slot in finals
+        ]
+        return Batch(pictures, decoder.moderated())
+
+    # --- edit: Imagine uploads + E1 imageToImage ---------------------------------------------
+
+    async def _edit(self, request: ImageRequest) -> Batch:
+        return await self.leaser.run(request.model, lambda lease: self._edit_once(request, lease))
+
+    async def _edit_once(self, request: ImageRequest, lease: Lease) -> Batch:
+        ids = [await self.imagine.upload(lease.token, f.name, f.mime, f.data or b"") for f in request.images]
+        stream = await self.upstream.chat(lease.token, edit_body(request.prompt, ids, request.aspect))
+        decoder = FrameDecoder(assets_url=self.settings.assets_url)
+        images: list[ImageOut] = []
+        moderated: set[str] = set()
+        try:
+            events = []
+            async for chunk in stream:
+                events = decoder.feed(chunk)
+                _collect(events, images, moderated)
+                if decoder.done:
+                    break
+            if not decoder.done:
+                _collect(decoder.flush(), images, moderated)
+        finally:
+            await stream.aclose()
+        pictures = [
+            await self._fetch(lease, image.url) for image in _unique(images) if image.url not in moderated
+        ]
+        return Batch(pictures, len(moderated))
+
+    async def _fetch(self, lease: Lease, url: str) -> Picture:
+        if url.startswith("data:"):  # the chat service inlined it already (image_format=b64_json)
+            head, _, payload = url.partition(",")
+            data = base64.b64decode(payload)
+            return Picture(data, head[5:].split(";", 1)[0] or sniff_image(data) or "image/jpeg")
+        data, mime = await self.upstream.download(lease.token, url, MAX_IMAGE_BYTES)
+        sniffed = sniff_image(data)
+        if sniffed is None:
+            raise UpstreamError("The upstream's image download was not an image.", code="bad_asset")
+        return Picture(data, sniffed if not mime.startswith("image/") else mime)
+
+
+def _collect(events: list[Any], images: list[ImageOut], moderated: set[str]) -> None:
+    for event in events:
+        if isinstance(event, ImageOut) and event.final:
+            if event.moderated:
+                moderated.add(event.url)
+            else:
+                images.append(event)
+        elif isinstance(event, Fault):
+            if event.failure is not None and not images:
+                raise event.failure
+            if event.failure is None and not images:
+                raise event.error
+
+
+def _unique(images: list[ImageOut]) -> list[ImageOut]:
+    seen: set[str] = set()
+    out = []
+    for image in images:
+        if image.url not in seen:
+            seen.add(image.url)
+            out.append(image)
+    return out

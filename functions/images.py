@@ -1,0 +1,166 @@
+"""POST /v1/images/generations, POST /v1/images/edits, and the media download route.
+
+HTTP only: bodies become an `ImageRequest`, the image service generates and stores, the answer
+is OpenAI's `{created, data: [{url} | {b64_json}]}`. `GET /v1/files/{id}/content` serves stored
+media: with `exp` and `sig` (a signed link) it needs no API key and checks the signature in
+constant time and the expiry; without them it is an ordinary authenticated route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from core.catalog import Capability, require_capability
+from core.errors import InvalidRequest, NotFound, PermissionDenied
+from core.ports import ImagineUpstream, MediaStore
+from core.services.images import ImageService, check_images, check_request
+from core.transcode.normalize import Attachment
+from functions._app import build_app, signed_link
+from functions._http import deps_of, json_response, read_body, read_json
+from functions._multipart import parse_form
+from functions._wiring import Deps
+from functions.chat import chat_service
+
+DEFAULT_MODEL = "grok-imagine-image"
+DEFAULT_EDIT_MODEL = "grok-imagine-image-edit"
+
+
+def media_store(deps: Deps) -> MediaStore:
+    """The process's media store: `s3://bucket/prefix` or a local folder."""
+
+    def build(d: Deps) -> MediaStore:
+        if d.settings.media.startswith("s3://"):
+            from infra.media.s3 import S3MediaStore
+
+            return S3MediaStore.from_settings(d.settings)
+        from infra.media.local import LocalMediaStore
+
+        return LocalMediaStore.from_settings(d.settings, clock=d.clock)
+
+    store: MediaStore = deps.lazy("media_store", build)
+    return store
+
+
+def imagine(deps: Deps) -> ImagineUpstream:
+    def build(d: Deps) -> ImagineUpstream:
+        from infra.upstream.client import CurlUpstream
+        from infra.upstream.imagine_ws import WsImagine
+
+        upstream = d.upstream
+        assert isinstance(upstream, CurlUpstream), "the Imagine client rides on the curl_cffi session"
+        return WsImagine(d.settings, upstream)
+
+    client: ImagineUpstream = deps.lazy("imagine", build)
+    return client
+
+
+def image_service(deps: Deps) -> ImageService:
+    def build(d: Deps) -> ImageService:
+        return ImageService(
+            d.settings, chat_service(d), d.upstream, imagine(d), media_store(d), clock=d.clock
+        )
+
+    service: ImageService = deps.lazy("image_service", build)
+    return service
+
+
+def base_url(request: Request, deps: Deps) -> str:
+    """Where media links point: the configured public URL, else this request's own origin."""
+    return deps.settings.public_url or str(request.base_url).rstrip("/")
+
+
+class GenerationBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    prompt: Any = None
+    model: str | None = None
+    n: Any = None
+    size: Any = None
+    response_format: Any = None
+    stream: Any = None
+
+
+async def generations(request: Request) -> Response:
+    deps = deps_of(request)
+    body = await read_json(request, GenerationBody)
+    if body.stream:
+        raise InvalidRequest("'stream' is not supported for image generation.", param="stream")
+    model = require_capability(body.model or DEFAULT_MODEL, Capability.IMAGE)
+    image_request = check_request(
+        model,
+        prompt=body.prompt,
+        n=body.n,
+        size=body.size,
+        response_format=body.response_format,
+        default_format=deps.settings.image_format,
+        base_url=base_url(request, deps),
+    )
+    return json_response(await image_service(deps).generate(image_request))
+
+
+async def edits(request: Request) -> Response:
+    deps = deps_of(request)
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise InvalidRequest("Image edits take multipart/form-data (fields image, prompt, n, size…).")
+    form = parse_form(await read_body(request), content_type)
+    if form.files_named("mask") or form.get("mask"):
+        raise InvalidRequest("'mask' is not supported: the upstream edits whole images.", param="mask")
+    if form.get("stream") in ("true", "True", "1"):
+        raise InvalidRequest("'stream' is not supported for image edits.", param="stream")
+    model = require_capability(form.get("model") or DEFAULT_EDIT_MODEL, Capability.IMAGE_EDIT)
+    uploads = form.files_named("image", "image[]")
+    images = check_images(
+        [Attachment(f.filename or "image", f.content_type, data=f.data, param="image") for f in uploads],
+        model,
+    )
+    image_request = check_request(
+        model,
+        prompt=form.get("prompt"),
+        n=form.get("n"),
+        size=form.get("size"),
+        response_format=form.get("response_format"),
+        default_format=deps.settings.image_format,
+        base_url=base_url(request, deps),
+        images=images,
+    )
+    return json_response(await image_service(deps).generate(image_request))
+
+
+async def file_content(request: Request) -> Response:
+    deps = deps_of(request)
+    media_id = request.path_params["media_id"]
+    store = media_store(deps)
+    if signed_link(request.scope):  # the edge let it in without a key: the signature must hold
+        exp, sig = request.query_params.get("exp"), request.query_params.get("sig")
+        verify = getattr(store, "verify", None)
+        if verify is None or not verify(media_id, exp or "", sig or ""):
+            raise PermissionDenied(
+                "This media link is invalid or has expired; ask the API for a new one.",
+                code="invalid_signature",
+            )
+    else:
+        redirect = await store.redirect(media_id)
+        if redirect is not None:
+            return RedirectResponse(redirect, status_code=307)
+    blob = await store.open(media_id)
+    if blob is None:
+        raise NotFound(f"No stored media '{media_id}'.", code="media_not_found")
+    return StreamingResponse(
+        blob.chunks,
+        media_type=blob.mime,
+        headers={"content-length": str(blob.size), "cache-control": "private, max-age=3600"},
+    )
+
+
+routes = [
+    Route("/v1/images/generations", generations, methods=["POST"]),
+    Route("/v1/images/edits", edits, methods=["POST"]),
+    Route("/v1/files/{media_id}/content", file_content, methods=["GET"]),
+]
+app = build_app(routes)

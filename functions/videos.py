@@ -1,0 +1,140 @@
+"""POST /v1/videos, GET /v1/videos/{id}, GET /v1/videos/{id}/content: OpenAI's Videos API.
+
+Create answers at once with a queued job. Who runs it depends on `video_runner`: `inline` (the
+local process: an asyncio task, and any job nobody runs is picked up when a client polls it) or
+`worker` (`functions/video_worker.py`, called on a schedule). The body is multipart (what the
+OpenAI SDK sends) or JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from core.errors import InvalidRequest, Overloaded
+from core.ports import JobStore
+from core.services.videos import VideoService, check_request, to_openai
+from functions._app import build_app
+from functions._http import deps_of, json_response, read_body
+from functions._multipart import parse_form
+from functions._wiring import Deps
+from functions.images import media_store
+
+
+def job_store(deps: Deps) -> JobStore:
+    """`GROKGATE_JOBS`, else the account store's SQLite file (its own table)."""
+
+    def build(d: Deps) -> JobStore:
+        url = d.settings.jobs or (d.settings.store if d.settings.store.startswith("sqlite:///") else None)
+        if url is None:
+            raise Overloaded(
+                "Video jobs need a job store: set GROKGATE_JOBS=sqlite:///path (only SQLite job stores "
+                "exist so far).",
+                code="job_store_unconfigured",
+            )
+        from infra.jobs.sqlite import SQLiteJobStore
+
+        return SQLiteJobStore.from_url(url)
+
+    store: JobStore = deps.lazy("job_store", build)
+    return store
+
+
+def video_service(deps: Deps) -> VideoService:
+    def build(d: Deps) -> VideoService:
+        return VideoService(d.settings, d.store, d.upstream, media_store(d), job_store(d), clock=d.clock)
+
+    service: VideoService = deps.lazy("video_service", build)
+    return service
+
+
+def inline_runner(deps: Deps) -> Any:
+    """The local process's runner (None unless `video_runner=inline`)."""
+    if deps.settings.video_runner != "inline":
+        return None
+    if "video_runner" not in deps.extras:
+        from infra.jobs.inline import InlineRunner
+
+        # Registered before the service is built so that shutdown cancels its tasks first.
+        deps.extras["video_runner"] = None
+        deps.extras["video_runner"] = InlineRunner(video_service(deps))
+    return deps.extras["video_runner"]
+
+
+async def _fields(request: Request) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "")
+    raw = await read_body(request)
+    if content_type.lower().startswith("multipart/form-data"):
+        form = parse_form(raw, content_type)
+        fields: dict[str, Any] = {name: values[-1] for name, values in form.fields.items()}
+        if form.files_named("input_reference"):
+            fields["input_reference"] = "file"
+        return fields
+    try:
+        data = orjson.loads(raw) if raw.strip() else None
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object or multipart/form-data.")
+    return data
+
+
+async def create(request: Request) -> Response:
+    deps = deps_of(request)
+    fields = await _fields(request)
+    video_request = check_request(
+        model=fields.get("model"),
+        prompt=fields.get("prompt"),
+        seconds=fields.get("seconds"),
+        size=fields.get("size"),
+        resolution=fields.get("resolution_name"),
+        preset=fields.get("preset"),
+        input_reference=fields.get("input_reference"),
+    )
+    service = video_service(deps)
+    job = await service.create(video_request)
+    runner = inline_runner(deps)
+    if runner is not None:
+        runner.submit(job.id)
+    return json_response(to_openai(job))
+
+
+async def retrieve(request: Request) -> Response:
+    deps = deps_of(request)
+    service = video_service(deps)
+    job = await service.get(request.path_params["video_id"])
+    runner = inline_runner(deps)
+    if runner is not None and service.is_due(job) and deps.clock() - job.created_at > 1.0:
+        runner.kick()  # queued before a restart, or its task died: this process takes it up
+    return json_response(to_openai(job))
+
+
+async def content(request: Request) -> Response:
+    deps = deps_of(request)
+    video_id = request.path_params["video_id"]
+    variant = request.query_params.get("variant", "video")
+    blob, redirect = await video_service(deps).content(video_id, variant)
+    if redirect is not None:
+        return RedirectResponse(redirect, status_code=307)
+    assert blob is not None
+    ext = "mp4" if variant == "video" else "jpg"
+    return StreamingResponse(
+        blob.chunks,
+        media_type=blob.mime,
+        headers={
+            "content-length": str(blob.size),
+            "content-disposition": f'attachment; filename="{video_id}.{ext}"',
+        },
+    )
+
+
+routes = [
+    Route("/v1/videos", create, methods=["POST"]),
+    Route("/v1/videos/{video_id}", retrieve, methods=["GET"]),
+    Route("/v1/videos/{video_id}/content", content, methods=["GET"]),
+]
+app = build_app(routes)

@@ -1,0 +1,219 @@
+"""The JobStore on SQLite: every change is one IMMEDIATE transaction, so a claim is atomic
+across processes sharing the file, with the semantics a DynamoDB conditional write or a Redis
+script would give (see `core.ports.JobStore`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from core.errors import StoreUnavailable
+from core.ports import Job, JobClaim, JobStatus
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    params TEXT NOT NULL,
+    result TEXT NOT NULL DEFAULT '{}',
+    progress INTEGER NOT NULL DEFAULT 0,
+    error_code TEXT NOT NULL DEFAULT '',
+    error_message TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    completed_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    claim_id TEXT NOT NULL DEFAULT '',
+    claim_expires_at REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, claim_expires_at, created_at);
+"""
+COLUMNS = (
+    "id, kind, status, params, result, progress, error_code, error_message, created_at, updated_at, "
+    "completed_at, attempts, claim_id, claim_expires_at"
+)
+ABANDONED = "job_abandoned"
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    return Job(
+        id=row[0],
+        kind=row[1],
+        status=JobStatus(row[2]),
+        params=json.loads(row[3]),
+        result=json.loads(row[4]),
+        progress=row[5],
+        error_code=row[6],
+        error_message=row[7],
+        created_at=row[8],
+        updated_at=row[9],
+        completed_at=row[10],
+        attempts=row[11],
+        claim_id=row[12],
+        claim_expires_at=row[13],
+    )
+
+
+class SQLiteJobStore:
+    """`JobStore` on an SQLite file (its own table; it may share the account store's file)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-jobs")
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteJobStore:
+        return cls(url.removeprefix("sqlite:///"))
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            self._db = db
+        return self._db
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"The job store is unavailable ({type(exc).__name__}).") from exc
+
+    async def create(self, job: Job) -> None:
+        def go(db: sqlite3.Connection) -> None:
+            db.execute(
+                f"INSERT INTO jobs ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - constant
+                (
+                    job.id,
+                    job.kind,
+                    job.status.value,
+                    json.dumps(job.params),
+                    json.dumps(job.result),
+                    job.progress,
+                    job.error_code,
+                    job.error_message,
+                    job.created_at,
+                    job.updated_at,
+                    job.completed_at,
+                    job.attempts,
+                    job.claim_id,
+                    job.claim_expires_at,
+                ),
+            )
+
+        await self._run(go)
+
+    async def get(self, job_id: str) -> Job | None:
+        def go(db: sqlite3.Connection) -> Job | None:
+            row = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()  # noqa: S608
+            return _job(row) if row else None
+
+        return await self._run(go)
+
+    async def claim(self, job_id: str, *, now: float, ttl: float, max_attempts: int) -> JobClaim | None:
+        def go(db: sqlite3.Connection) -> JobClaim | None:
+            row = db.execute(
+                "SELECT status, attempts, claim_expires_at FROM jobs WHERE id=?", (job_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            status, attempts, expires = row
+            if not (status == "queued" or (status == "in_progress" and expires <= now)):
+                return None
+            if attempts >= max_attempts:
+                db.execute(
+                    "UPDATE jobs SET status='failed', error_code=?, error_message=?, completed_at=?, "
+                    "updated_at=?, claim_id='' WHERE id=?",
+                    (
+                        ABANDONED,
+                        f"The video job stopped responding after {attempts} attempt(s) and was given up.",
+                        now,
+                        now,
+                        job_id,
+                    ),
+                )
+                return None
+            claim = JobClaim(job_id, uuid.uuid4().hex, attempts + 1, now + ttl)
+            db.execute(
+                "UPDATE jobs SET status='in_progress', attempts=?, claim_id=?, claim_expires_at=?, "
+                "updated_at=? WHERE id=?",
+                (claim.attempt, claim.claim_id, claim.expires_at, now, job_id),
+            )
+            return claim
+
+        return await self._run(go)
+
+    async def _update(self, claim: JobClaim, sql: str, args: tuple[Any, ...]) -> bool:
+        def go(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                f"UPDATE jobs SET {sql} WHERE id=? AND claim_id=? AND status='in_progress'",  # noqa: S608
+                (*args, claim.job_id, claim.claim_id),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(go)
+
+    async def progress(self, claim: JobClaim, progress: int, *, now: float, ttl: float) -> bool:
+        return await self._update(
+            claim,
+            "progress=MAX(progress, ?), claim_expires_at=?, updated_at=?",
+            (progress, now + ttl, now),
+        )
+
+    async def complete(self, claim: JobClaim, result: dict[str, Any], *, now: float) -> bool:
+        return await self._update(
+            claim,
+            "status='completed', progress=100, result=?, completed_at=?, updated_at=?, claim_id=''",
+            (json.dumps(result), now, now),
+        )
+
+    async def fail(self, claim: JobClaim, code: str, message: str, *, now: float) -> bool:
+        return await self._update(
+            claim,
+            "status='failed', error_code=?, error_message=?, completed_at=?, updated_at=?, claim_id=''",
+            (code, message, now, now),
+        )
+
+    async def due(self, *, now: float, limit: int) -> list[str]:
+        def go(db: sqlite3.Connection) -> list[str]:
+            rows = db.execute(
+                "SELECT id FROM jobs WHERE status='queued' "
+                "OR (status='in_progress' AND claim_expires_at <= ?) ORDER BY created_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        return await self._run(go)
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, db.close)
+        self._executor.shutdown(wait=False)
+
+    aclose = close
