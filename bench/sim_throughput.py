@@ -145,7 +145,10 @@ def _append(table: str, args: argparse.Namespace) -> None:
         "## Simulator throughput\n\n"
         f"`python -m bench.sim_throughput` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; simulator pinned to one core "
         f"with uvicorn + h11, {args.clients} raw keep-alive HTTP/1.1 clients on the other core, {args.seconds:.0f} s per row). "
-        "Target: 400 streamed 200-token answers a second on one core.\n\n" + table + "\n"
+        "Target: 400 streamed 200-token answers a second on one core.\n\n" + table + "\n\n"
+        "Answers/s is what the run achieved; the single-core Python load generator is the limit there (the "
+        "simulator's core is far from busy). Answers per CPU-second is what one fully busy simulator core serves. "
+        "Without `delay_ms` a response goes out in one write; with it, one write per token.\n"
     )
     marker = "## Simulator throughput"
     if marker in text:
