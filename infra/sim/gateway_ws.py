@@ -97,7 +97,10 @@ class _Session:
     async def handle(self, message: Any) -> bool:
         """Process one client message; False ends the socket."""
         event = message.get("event") if isinstance(message, dict) else None
-        kind = event.get("type") if isinstance(event, dict) else None
+        if not isinstance(event, dict):
+            await self.ws.send_text(_error(None, "invalid_request", "expected a JSON envelope with an event"))
+            return False
+        kind = event.get("type")
         if kind == "ping":
             return True
         if kind == "session.create":

@@ -275,6 +275,9 @@ async def test_gateway_requires_session_create_first_and_drops_midstream(sim: Si
         await send(ws, item_create("nope", "hi"))
         assert (await recv(ws))["event"]["type"] == "error"
     async with connect(f"{sim.ws_url}/ws/mgw/?uid={uid}", additional_headers=ws_headers(TOKEN)) as ws:
+        await ws.send("not json")
+        assert (await recv(ws))["event"]["type"] == "error"
+    async with connect(f"{sim.ws_url}/ws/mgw/?uid={uid}", additional_headers=ws_headers(TOKEN)) as ws:
         await send(ws, session_create("fast"))
         sid = (await recv(ws))["session_id"]
         await recv(ws)
