@@ -3,12 +3,13 @@
 Create answers at once with a queued job. Who runs it depends on `video_runner`: `inline` (the
 local process: an asyncio task, and any job nobody runs is picked up when a client polls it) or
 `worker` (`functions/video_worker.py`, called on a schedule). The body is multipart (what the
-OpenAI SDK sends) or JSON.
+OpenAI SDK sends) or JSON (or a URL-encoded form).
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from core.ports import JobStore
 from core.services.videos import VideoService, check_request, to_openai
 from functions._app import build_app
 from functions._http import deps_of, json_response, read_body
+from functions._lambda import lambda_handler
 from functions._multipart import parse_form
 from functions._wiring import Deps
 from functions.images import media_store
@@ -74,6 +76,8 @@ async def _fields(request: Request) -> dict[str, Any]:
         if form.files_named("input_reference"):
             fields["input_reference"] = "file"
         return fields
+    if content_type.lower().startswith("application/x-www-form-urlencoded"):
+        return {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
     try:
         data = orjson.loads(raw) if raw.strip() else None
     except orjson.JSONDecodeError as exc:
@@ -138,3 +142,4 @@ routes = [
     Route("/v1/videos/{video_id}/content", content, methods=["GET"]),
 ]
 app = build_app(routes)
+handler = lambda_handler(app)

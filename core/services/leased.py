@@ -4,8 +4,10 @@
 reserved per upstream request), awaits `call(lease)`, and releases with the outcome:
 
     success                      -> SUCCESS
-    retryable UpstreamFailure    -> held; the next account is leased (budget: retry_budget)
-                                    all held leases are released with their outcome at the end
+    retryable UpstreamFailure    -> the next account is leased (budget: retry_budget); an account
+                                    the outcome takes out (expired, blocked, rate limited) is
+                                    released first, others are held until the end so that the
+                                    store prefers another account
     other UpstreamFailure        -> its outcome; its client error is raised
     anything else / cancellation -> CANCELLED (refunded when nothing was sent)
 
@@ -29,6 +31,7 @@ from core.settings import Settings
 T = TypeVar("T")
 log = logging.getLogger("grokgate.media")
 _background: set[asyncio.Task[Any]] = set()
+_TAKES_ACCOUNT_OUT = (OutcomeKind.EXPIRED, OutcomeKind.BLOCKED, OutcomeKind.RATE_LIMITED)
 
 
 class Started(Exception):
@@ -79,7 +82,10 @@ class Leaser:
                     if not failure.retryable or started:
                         await self.release(lease, outcome)
                         raise failure.to_error() from None
-                    tried.append((lease, outcome))
+                    if outcome.kind in _TAKES_ACCOUNT_OUT:
+                        await self.release(lease, outcome)  # now the store cannot pick it again
+                    else:
+                        tried.append((lease, outcome))  # held, so the store prefers another
                     continue
                 except BaseException:
                     await self.release(lease, Outcome(OutcomeKind.CANCELLED))
