@@ -22,6 +22,7 @@ from core.services.images import ImageService, check_images, check_request
 from core.transcode.normalize import Attachment
 from functions._app import build_app, signed_link
 from functions._http import deps_of, json_response, read_body, read_json
+from functions._lambda import lambda_handler
 from functions._multipart import parse_form
 from functions._wiring import Deps
 from functions.chat import chat_service
@@ -164,3 +165,4 @@ routes = [
     Route("/v1/files/{media_id}/content", file_content, methods=["GET"]),
 ]
 app = build_app(routes)
+handler = lambda_handler(app)

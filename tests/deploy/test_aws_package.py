@@ -23,9 +23,16 @@ from infra.aws import bundle
 ROOT = Path(__file__).resolve().parents[2]
 OSLS = ROOT / "node_modules" / ".bin" / "osls"
 STREAMING = {"chat": "functions.chat:app"}
-BUFFERED = {"models", "admin"}
-SCHEDULED = {"cron"}
-CHAT_PATHS = {"/v1/chat/*", "/v1/responses*", "/v1/messages*"}
+# serverless.yml function name -> the module whose `handler` it runs (Mangum, or a plain handler).
+BUFFERED = {"models": "models", "images": "images", "videos": "videos"}
+SCHEDULED = {"videoWorker": "video_worker"}
+FRONT_DOOR = {
+    "/v1/chat/*": "chat",
+    "/v1/responses*": "chat",
+    "/v1/messages*": "chat",
+    "/v1/images/*": "images",
+    "/v1/files/*": "images",
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +74,12 @@ def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
 
 
+def logical(name: str) -> str:
+    return name[0].upper() + name[1:]
+
+
 def function(template: dict[str, Any], name: str) -> dict[str, Any]:
-    props: dict[str, Any] = template["Resources"][f"{name.capitalize()}LambdaFunction"]["Properties"]
+    props: dict[str, Any] = template["Resources"][f"{logical(name)}LambdaFunction"]["Properties"]
     return props
 
 
@@ -87,8 +98,8 @@ def walk(node: Any, key: str) -> list[Any]:
 
 def test_every_function_is_python312_on_arm64(template):
     functions = resources(template, "AWS::Lambda::Function")
-    names = {name.removesuffix("LambdaFunction").lower() for name in functions}
-    assert names == set(STREAMING) | BUFFERED | SCHEDULED
+    names = {name.removesuffix("LambdaFunction") for name in functions}
+    assert names == {logical(n) for n in (*STREAMING, *BUFFERED, *SCHEDULED)}
     for resource in functions.values():
         props = resource["Properties"]
         assert props["Runtime"] == "python3.12"
@@ -106,27 +117,30 @@ def test_streaming_functions_run_uvicorn_behind_lwa_on_a_streaming_function_url(
         assert env["AWS_LWA_READINESS_CHECK_PROTOCOL"] == "tcp"  # no HTTP request during INIT
         assert env["ASGI_APP"] == app
         assert any(":layer:LambdaAdapterLayerArm64:" in layer for layer in props["Layers"])
-        url = urls[f"{name.capitalize()}LambdaFunctionUrl"]["Properties"]
+        url = urls[f"{logical(name)}LambdaFunctionUrl"]["Properties"]
         assert url["InvokeMode"] == "RESPONSE_STREAM"
-        assert url["TargetFunctionArn"] == {"Fn::GetAtt": [f"{name.capitalize()}LambdaFunction", "Arn"]}
+        assert url["TargetFunctionArn"] == {"Fn::GetAtt": [f"{logical(name)}LambdaFunction", "Arn"]}
+    for name, resource in urls.items():
+        if name.removesuffix("LambdaFunctionUrl").lower() not in STREAMING:
+            assert resource["Properties"].get("InvokeMode", "BUFFERED") == "BUFFERED", name
         assert props["Timeout"] == 900
 
 
 def test_buffered_functions_use_mangum_handlers_that_exist(template):
     import importlib
 
-    for name in BUFFERED | SCHEDULED:
+    for name, module_name in {**BUFFERED, **SCHEDULED}.items():
         handler = function(template, name)["Handler"]
-        assert handler == f"functions/{name}.handler"
+        assert handler == f"functions/{module_name}.handler"
         assert "AWS_LWA_INVOKE_MODE" not in function(template, name)["Environment"]["Variables"]
-        module = importlib.import_module(f"functions.{name}")
-        assert callable(getattr(module, "handler", None)), f"functions/{name}.py has no Lambda handler"
+        module = importlib.import_module(f"functions.{module_name}")
+        assert callable(getattr(module, "handler", None)), f"functions/{module_name}.py has no Lambda handler"
 
 
 def test_http_api_routes_go_to_the_buffered_functions(template):
     routes = {r["Properties"]["RouteKey"] for r in resources(template, "AWS::ApiGatewayV2::Route").values()}
     assert {"GET /v1/models", "GET /v1/models/{model_id+}", "GET /health"} <= routes
-    assert "ANY /admin/api/{proxy+}" in routes
+    assert {"POST /v1/videos", "GET /v1/videos/{proxy+}"} <= routes
     assert not any("/v1/chat" in route or "/v1/messages" in route for route in routes)
 
 
@@ -134,7 +148,8 @@ def test_cron_runs_on_a_schedule(template):
     rules = resources(template, "AWS::Events::Rule")
     assert rules, "no schedule rule"
     targets = [t for rule in rules.values() for t in rule["Properties"]["Targets"]]
-    assert any(t["Arn"] == {"Fn::GetAtt": ["CronLambdaFunction", "Arn"]} for t in targets)
+    for name in SCHEDULED:
+        assert any(t["Arn"] == {"Fn::GetAtt": [f"{logical(name)}LambdaFunction", "Arn"]} for t in targets)
     for rule in rules.values():
         assert rule["Properties"]["ScheduleExpression"].startswith(("rate(", "cron("))
         assert rule["Properties"]["State"] == "ENABLED"
@@ -163,7 +178,6 @@ def test_no_wildcard_iam_actions_and_scoped_resources(template):
 def test_environment_is_wired_to_the_stack_resources_and_holds_no_secret(template):
     table = resources(template, "AWS::DynamoDB::Table")["StateTable"]["Properties"]
     bucket = resources(template, "AWS::S3::Bucket")["MediaBucket"]["Properties"]
-    assert table["TimeToLiveSpecification"]["Enabled"] is True
     assert bucket["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
     for resource in resources(template, "AWS::Lambda::Function").values():
         props = resource["Properties"]
@@ -184,7 +198,8 @@ def test_one_front_door_sends_chat_paths_to_the_streaming_url(template):
     assert "ChatLambdaFunctionUrl" in json.dumps(origins["chat"]["DomainName"])
     assert "HttpApi" in json.dumps(origins["api"]["DomainName"])
     behaviours = {b["PathPattern"]: b["TargetOriginId"] for b in config["CacheBehaviors"]}
-    assert behaviours == dict.fromkeys(CHAT_PATHS, "chat")
+    assert behaviours == FRONT_DOOR
+    assert "ImagesLambdaFunctionUrl" in json.dumps(origins["images"]["DomainName"])
     assert config["DefaultCacheBehavior"]["TargetOriginId"] == "api"
 
 
@@ -208,11 +223,10 @@ def test_artifact_imports_on_its_own(tmp_path):
     root = tmp_path / "task"
     with zipfile.ZipFile(artifact) as archive:
         archive.extractall(root)
-    modules = [f"functions.{name}" for name in ("models", *BUFFERED, *SCHEDULED, *STREAMING)]
+    modules = [f"functions.{name}" for name in (*BUFFERED.values(), *SCHEDULED.values(), *STREAMING)]
     code = "import importlib, sys\n" + "".join(
         f"m = importlib.import_module({m!r}); assert m.__file__.startswith(sys.argv[1]), m.__file__\n"
-        for m in dict.fromkeys(modules)
-        if (ROOT / (m.replace(".", "/") + ".py")).exists()
+        for m in modules
     )
     result = subprocess.run(
         [sys.executable, "-c", code, str(root)],
@@ -223,3 +237,22 @@ def test_artifact_imports_on_its_own(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_table_is_the_one_the_dynamodb_store_declares(template):
+    from infra.state.dynamodb import table_definition
+
+    table = resources(template, "AWS::DynamoDB::Table")["StateTable"]["Properties"]
+    expected = table_definition(table["TableName"])
+
+    def by_name(items: list[dict[str, Any]], key: str) -> dict[str, Any]:
+        return {item[key]: item for item in items}
+
+    assert table["KeySchema"] == expected["KeySchema"]
+    assert table["BillingMode"] == expected["BillingMode"]
+    assert by_name(table["AttributeDefinitions"], "AttributeName") == by_name(
+        expected["AttributeDefinitions"], "AttributeName"
+    )
+    assert by_name(table["GlobalSecondaryIndexes"], "IndexName") == by_name(
+        expected["GlobalSecondaryIndexes"], "IndexName"
+    )
