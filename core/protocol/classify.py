@@ -196,15 +196,14 @@ class UpstreamFailure(Exception):
             rule.outcome, reason=self.reason, cooling_until=cooling, refund=rule.refund and not started
         )
 
-    def to_error(self) -> GatewayError:
-        """The error a client sees when this failure is the last word."""
+    def to_error(self, default_cooldown: float | None = None) -> GatewayError:
+        """The error a client sees when this failure is the last word (the reason included)."""
         rule = _RULES[self.kind]
-        message = rule.message
-        if self.kind in (Kind.POLICY, Kind.REJECTED, Kind.USAGE_LIMIT, Kind.RATE_LIMITED) and self.reason:
-            message = f"{message} Upstream said: {self.reason}"
+        message = f"{rule.message} Upstream said: {self.reason}" if self.reason else rule.message
         headers = {}
-        if self.cooldown is not None and rule.error is RateLimited:
-            headers["retry-after"] = str(max(1, int(self.cooldown)))
+        cooldown = self.cooldown if self.cooldown is not None else default_cooldown
+        if cooldown is not None and rule.error is RateLimited:
+            headers["retry-after"] = str(max(1, int(cooldown)))
         return rule.error(message, code=rule.code, headers=headers)
 
 

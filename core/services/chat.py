@@ -17,8 +17,9 @@ top. The timeline of one request:
 
 Nothing reaches the client before the hold ends, so until then every failure is still a proper
 HTTP error; after it, failures are `Fault` events and the stream still ends properly.
-A retry leases the next account while the failed lease is still held, so the store prefers
-another account; an account already tried is handed straight back.
+An expired, blocked or rate-limited account leaves the rotation when its lease is released;
+a challenged or failing one is held until the end so the next lease prefers another account;
+an account already tried is handed straight back and the retries end.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from core.transcode.tools import ToolFilter
 from core.transcode.usage import estimate_usage
 
 log = logging.getLogger("grokgate.chat")
+_LEAVES_ROTATION = (OutcomeKind.EXPIRED, OutcomeKind.BLOCKED, OutcomeKind.RATE_LIMITED)
 
 # Releases that must finish even when the request task is being cancelled.
 _background: set[asyncio.Task[Any]] = set()
@@ -78,7 +80,11 @@ class ChatService:
         files = await self._resolve(request.attachments)
         last: UpstreamFailure | None = None
         # Failed leases stay held until the end, so the next lease prefers another account.
+        # Failures that leave the account usable (challenge, transient) are held until the end,
+        # so the next lease prefers another account of the same tier; the others take the
+        # account out of rotation, so they are released at once.
         tried: list[tuple[Lease, Outcome]] = []
+        seen: set[str] = set()
         try:
             for attempt in range(1 + self.settings.retry_budget):
                 lease = await self.store.lease(
@@ -91,7 +97,7 @@ class ChatService:
                     if last is not None:
                         break
                     raise await self._no_account(request.model)
-                if any(held.account_id == lease.account_id for held, _ in tried):
+                if lease.account_id in seen:
                     await self._release(lease, Outcome(OutcomeKind.CANCELLED, refund=True))
                     break
                 try:
@@ -102,8 +108,12 @@ class ChatService:
                     outcome = failure.outcome(self.clock(), self.settings.cooldown_seconds)
                     if not failure.retryable:
                         await self._release(lease, outcome)
-                        raise failure.to_error() from None
-                    tried.append((lease, outcome))
+                        raise failure.to_error(self.settings.cooldown_seconds) from None
+                    if outcome.kind in _LEAVES_ROTATION:
+                        await self._release(lease, outcome)
+                    else:
+                        tried.append((lease, outcome))
+                    seen.add(lease.account_id)
                 except BaseException:
                     await self._release(lease, Outcome(OutcomeKind.CANCELLED))
                     raise
@@ -111,7 +121,7 @@ class ChatService:
             for held, outcome in tried:
                 await self._release(held, outcome)
         assert last is not None
-        raise last.to_error()
+        raise last.to_error(self.settings.cooldown_seconds)
 
     async def _attempt(self, request: ChatRequest, files: list[Attachment], lease: Lease) -> ChatStream:
         file_ids = [await self.upstream.upload(lease.token, f.name, f.mime, f.data or b"") for f in files]
@@ -207,7 +217,9 @@ class ChatStream:
         self._first = first
         self._attachments = attachments
         self._limits = Limits(request.stop, request.max_output_tokens)
-        self._tools = ToolFilter(request.tools) if request.tools is not None and request.tools.active else None
+        self._tools = (
+            ToolFilter(request.tools) if request.tools is not None and request.tools.active else None
+        )
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._released = False
