@@ -136,6 +136,25 @@ class UrlFetcher(Protocol):
     async def fetch(self, url: str, *, param: str = "url") -> FetchedFile: ...
 
 
+class QuotaRefreshStore(Protocol):
+    """What quota upkeep needs of the account store, besides `AccountStore.set_quota`.
+
+    Every store keeps, per account, when its next scheduled refresh is due and when a refresh
+    was last claimed. A claim is atomic: of several callers (a cron delivered twice, an
+    operator's "refresh now"), one wins and the others are told False.
+    """
+
+    async def due_for_refresh(self, *, now: float, limit: int) -> list[Account]:
+        """Accounts whose scheduled refresh is due at `now` (new accounts at once), earliest first."""
+        ...
+
+    async def claim_refresh(
+        self, account_id: str, *, now: float, next_at: float, min_interval: float
+    ) -> bool:
+        """Claim the refresh unless one was claimed less than `min_interval` ago; the next is due at `next_at`."""
+        ...
+
+
 # --- media and jobs (images, videos) ------------------------------------------------------------
 
 

@@ -79,11 +79,23 @@ CREATE TABLE IF NOT EXISTS leases (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS leases_expiry ON leases (expires_at);
+CREATE TABLE IF NOT EXISTS refresh (
+    account_id TEXT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+    refresh_at REAL NOT NULL DEFAULT 0,
+    refreshed_at REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS refresh_due ON refresh (refresh_at);
+INSERT OR IGNORE INTO refresh (account_id) SELECT id FROM accounts;
 """
 
 ACCOUNT_COLUMNS = (
     "id, token, tier, status, note, tags, in_flight, cooling_until, reason, created_at, "
     "last_used_at, last_failure_at, use_count, fail_count"
+)
+PICK_SQL = (
+    "SELECT account_id, tier_rank, remaining, in_flight, last_used_at FROM quotas "
+    "WHERE mode=? AND usable=1 AND tier_rank IN ({marks}) AND remaining > 0 "
+    "ORDER BY tier_rank, remaining DESC, in_flight, last_used_at LIMIT ?"
 )
 PICK_WINDOW = 8  # rows read per lease; ties among them are broken at random
 
@@ -163,7 +175,10 @@ class SQLiteAccountStore:
         )
 
     def _load(self, db: sqlite3.Connection, account_id: str) -> Account | None:
-        row = db.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id=?", (account_id,)).fetchone()
+        row = db.execute(
+            f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id=?",  # noqa: S608 - constant columns
+            (account_id,),
+        ).fetchone()
         return self._account(db, row) if row else None
 
     # -- writing --------------------------------------------------------------------------
@@ -253,6 +268,7 @@ class SQLiteAccountStore:
                     skipped += 1
                     continue
                 added += 1
+                db.execute("INSERT OR IGNORE INTO refresh (account_id) VALUES (?)", (account_id,))
                 account = Account(
                     id=account_id,
                     token=new.token,
@@ -287,7 +303,7 @@ class SQLiteAccountStore:
                 clauses.append("tier = ?")
                 args.append(tier.value)
             rows = db.execute(
-                f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",
+                f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",  # noqa: S608
                 (*args, limit + 1),
             ).fetchall()
             items = [self._account(db, row) for row in rows[:limit]]
@@ -330,12 +346,7 @@ class SQLiteAccountStore:
         def lease(db: sqlite3.Connection) -> Lease | None:
             self._sweep(db, mode, now)
             marks = ",".join("?" * len(ranks))
-            rows = db.execute(
-                "SELECT account_id, tier_rank, remaining, in_flight, last_used_at FROM quotas "
-                f"WHERE mode=? AND usable=1 AND tier_rank IN ({marks}) AND remaining > 0 "
-                "ORDER BY tier_rank, remaining DESC, in_flight, last_used_at LIMIT ?",
-                (mode, *ranks, PICK_WINDOW),
-            ).fetchall()
+            rows = db.execute(PICK_SQL.format(marks=marks), (mode, *ranks, PICK_WINDOW)).fetchall()
             pick = choose([Candidate(r[0], TIER_ORDER[r[1]], r[2], r[3], r[4]) for r in rows], self._rng)
             if pick is None:
                 return None
@@ -380,6 +391,30 @@ class SQLiteAccountStore:
 
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
+    # -- quota upkeep (core.ports.QuotaRefreshStore) --------------------------------------
+
+    async def due_for_refresh(self, *, now: float, limit: int) -> list[Account]:
+        def due(db: sqlite3.Connection) -> list[Account]:
+            ids = db.execute(
+                "SELECT account_id FROM refresh WHERE refresh_at <= ? ORDER BY refresh_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            return [a for (account_id,) in ids if (a := self._load(db, account_id)) is not None]
+
+        return await self._run(due)
+
+    async def claim_refresh(
+        self, account_id: str, *, now: float, next_at: float, min_interval: float
+    ) -> bool:
+        def claim(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE refresh SET refreshed_at=?, refresh_at=? WHERE account_id=? AND ? - refreshed_at >= ?",
+                (now, next_at, account_id, now, min_interval),
+            )
+            return cursor.rowcount > 0
+
+        return await self._run(claim)
 
     async def close(self) -> None:
         def close() -> None:

@@ -1,0 +1,51 @@
+"""`GROKGATE_STORE` -> an `AccountStore`. Each adapter is imported only when chosen.
+
+sqlite:///path          the embedded SQLite file (relative; sqlite:////abs for absolute)
+redis://host:port/db    Redis or Valkey over TCP        rediss://…   the same over TLS
+upstash                 Upstash REST, from UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN
+dynamodb://TABLE        DynamoDB; region from AWS_REGION / AWS_DEFAULT_REGION, endpoint from
+                        AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL (moto, DynamoDB Local)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from core.ports import AccountStore
+from core.settings import Settings, SettingsError
+
+STORE_TIMEOUT = 5.0  # seconds one store call may take before it is StoreUnavailable
+
+
+def open_account_store(settings: Settings, environ: Mapping[str, str] | None = None) -> AccountStore:
+    """The store `settings.store` names. Configuration errors raise `SettingsError` at once."""
+    url = settings.store
+    env = os.environ if environ is None else environ
+    if url.startswith("sqlite:///"):
+        from infra.state.sqlite import SQLiteAccountStore
+
+        return SQLiteAccountStore.from_url(url)
+    if url.startswith(("redis://", "rediss://")):
+        from infra.state.redis import RedisAccountStore
+
+        return RedisAccountStore.from_url(url, timeout=STORE_TIMEOUT)
+    if url == "upstash":
+        if not settings.upstash_redis_rest_url or not settings.upstash_redis_rest_token:
+            raise SettingsError(
+                "GROKGATE_STORE=upstash: set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN"
+            )
+        from infra.state.redis import RedisAccountStore
+
+        return RedisAccountStore.upstash(
+            settings.upstash_redis_rest_url.rstrip("/"),
+            settings.upstash_redis_rest_token,
+            timeout=STORE_TIMEOUT,
+        )
+    if url.startswith("dynamodb://"):
+        if not url.removeprefix("dynamodb://").strip("/"):
+            raise SettingsError("GROKGATE_STORE: expected dynamodb://TABLE (the table name is missing)")
+        from infra.state.dynamodb import DynamoDBAccountStore
+
+        return DynamoDBAccountStore.from_url(url, dict(env))
+    raise SettingsError(f"GROKGATE_STORE: unknown store {url.split(':', 1)[0]!r}")
