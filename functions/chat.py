@@ -135,6 +135,10 @@ async def openai_sse(
             if head:
                 chunks = head + chunks
                 head = []
+            if state.finish_reason is not None or state.error is not None:
+                # The answer is complete: [DONE] in the same write; the lease is released after.
+                yield _frame(chunks) + DONE
+                return
             if chunks:
                 yield _frame(chunks)
         yield (_frame(head) if head else b"") + DONE

@@ -73,6 +73,7 @@ class FrameDecoder:
         "_parts",
         "_pending",
         "_renderer",
+        "_run",
         "_streamed",
         "conversation_id",
         "done",
@@ -85,6 +86,7 @@ class FrameDecoder:
         self._parts: list[bytes] = []  # an unfinished line, in pieces
         self._pending = 0
         self._renderer = Renderer()
+        self._run: list[str] = []  # answer text of this feed not yet emitted: one TextDelta per run
         self._streamed: list[str] = []  # raw answer tokens, to reconcile with F11
         self._images: set[str] = set()  # final images already emitted
         self._content = False
@@ -124,6 +126,8 @@ class FrameDecoder:
                 )
             else:
                 self._parts.append(chunk[start:] if start else chunk)
+        if self._run:
+            self._text(out)
         return out
 
     def flush(self) -> list[Event]:
@@ -137,6 +141,8 @@ class FrameDecoder:
             self._line(line, out)
             if self.done:
                 return out
+        if self._run:
+            self._text(out)
         if self._model_response and self._content:
             self._end(out, Finish())
         elif self._content:
@@ -195,6 +201,11 @@ class FrameDecoder:
         token = response.get("token")
         if token and isinstance(token, str):
             tag = response.get("messageTag")
+            if (not tag or tag == "final") and not response.get("isThinking"):
+                self._answer(token, out)
+                return  # an F12 on an answer token is text, not the stop
+            if self._run:
+                self._text(out)
             if tag == "tool_usage_card":
                 self._tool_card(response, token, out)
             elif tag == "raw_function_result":
@@ -202,20 +213,28 @@ class FrameDecoder:
             elif response.get("isThinking"):
                 self._content = True
                 out.append(ReasoningDelta(token, response.get("rolloutId") or ""))
-            elif not tag or tag == "final":
-                self._answer(token, out)
-                return  # an F12 on an answer token is text, not the stop
+        elif self._run:
+            self._text(out)
         self._other(response, out)
 
     def _answer(self, token: str, out: list[Event]) -> None:
         self._content = True
         self._streamed.append(token)
+        if "<" not in token and not self._renderer.holding:
+            self._run.append(token)
+            return
         citations: list[Citation] = []
         text = self._renderer.feed(token, citations)
         if text:
-            out.append(TextDelta(text))
+            self._run.append(text)
         if citations:
+            self._text(out)
             out.extend(citations)
+
+    def _text(self, out: list[Event]) -> None:
+        run = self._run
+        out.append(TextDelta(run[0] if len(run) == 1 else "".join(run)))
+        run.clear()
 
     def _tool_card(self, response: dict[str, Any], token: str, out: list[Event]) -> None:
         card = response.get("toolUsageCard")
@@ -357,7 +376,9 @@ class FrameDecoder:
         if isinstance(last, Finish):
             rest = self._renderer.flush()
             if rest:
-                out.append(TextDelta(rest))
+                self._run.append(rest)
+        if self._run:
+            self._text(out)
         out.append(last)
         self.done = True
         self._parts.clear()

@@ -43,6 +43,11 @@ class Renderer:
         if url and title:
             self._titles.setdefault(url, title)
 
+    @property
+    def holding(self) -> bool:
+        """Part of a tag is held back: the next text must go through `feed`."""
+        return bool(self._pending)
+
     def feed(self, text: str, citations: list[Citation]) -> str:
         if self._pending:
             text = self._pending + text

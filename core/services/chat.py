@@ -223,6 +223,7 @@ class ChatStream:
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._released = False
+        self._outcome: Outcome | None = None  # set when the answer ended, applied after the last yield
         self._gen = self._run()
 
     @property
@@ -234,7 +235,7 @@ class ChatStream:
 
     async def aclose(self) -> None:
         await self._gen.aclose()
-        await self._finish(Outcome(OutcomeKind.CANCELLED))
+        await self._finish(self._outcome or Outcome(OutcomeKind.CANCELLED))
 
     async def collect(self) -> list[Event]:
         """Drain the stream (non-streaming calls)."""
@@ -254,7 +255,8 @@ class ChatStream:
                 out = await self._process(batch)
                 if out:
                     yield out
-                if self._released:
+                if self._outcome is not None:
+                    await self._finish(self._outcome)
                     return
                 try:
                     chunk = await self._chunks.__anext__()
@@ -265,7 +267,7 @@ class ChatStream:
                     batch = [Fault(failure.to_error(), failure)]
         finally:
             await self._upstream.aclose()
-            await self._finish(Outcome(OutcomeKind.CANCELLED))
+            await self._finish(self._outcome or Outcome(OutcomeKind.CANCELLED))
 
     async def _process(self, batch: list[Event]) -> list[Event]:
         if self._tools is not None:  # before the limits: markup is not answer text
@@ -288,16 +290,15 @@ class ChatStream:
                     self.request.message, "".join(text), "".join(reasoning), attachments=self._attachments
                 )
                 batch.insert(i, usage)
-                await self._finish(Outcome.success())
+                # Released after the batch went out: the store's write is not on the client's path.
+                self._outcome = Outcome.success()
                 return batch[: i + 2]
             elif kind is Fault:
                 failure = event.failure  # type: ignore[union-attr]
                 if failure is None:
                     failure = transport_failure(event.error.message)  # type: ignore[union-attr]
                 settings = self.service.settings
-                await self._finish(
-                    failure.outcome(self.service.clock(), settings.cooldown_seconds, started=True)
-                )
+                self._outcome = failure.outcome(self.service.clock(), settings.cooldown_seconds, started=True)
                 return batch[: i + 1]
         return batch
 

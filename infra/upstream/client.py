@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,7 +28,8 @@ from curl_cffi.requests.exceptions import Timeout
 from core.protocol.classify import UpstreamFailure, classify_http, transport_failure
 from core.protocol.payload import CHAT_PATH, UPLOAD_PATH, upload_body, upload_reference
 from core.settings import Settings
-from infra.upstream.headers import asset_headers, rest_headers
+from infra.upstream.headers import asset_headers, cf_cookie_part, latin1, rest_headers
+from infra.upstream.statsig import statsig_id
 
 log = logging.getLogger("grokgate.upstream")
 ERROR_BODY_BYTES = 4096
@@ -111,6 +113,8 @@ class CurlUpstream:
         self._session: AsyncSession[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http_version = "v1" if settings.upstream_url.startswith("http://") else None
+        self._static: dict[str, str] | None = None
+        self._cf = ""
 
     def session(self) -> AsyncSession[Any]:
         loop = asyncio.get_running_loop()
@@ -126,10 +130,20 @@ class CurlUpstream:
             self._loop = loop
         return self._session
 
-    def _headers(self, token: str, **kw: Any) -> dict[str, str]:
-        return rest_headers(
-            token=token, user_agent=self.settings.user_agent, cf_cookies=self.settings.cf_cookies, **kw
-        )
+    def _headers(self, token: str) -> dict[str, str]:
+        # The browser part never changes: built once; per call only the cookie and the two ids.
+        if self._static is None:
+            static = rest_headers(token="", user_agent=self.settings.user_agent, cf_cookies=None)
+            for name in ("cookie", "x-statsig-id", "x-xai-request-id"):
+                static.pop(name, None)
+            self._static = static
+            cf = cf_cookie_part(self.settings.cf_cookies)
+            self._cf = f"; {cf}" if cf else ""
+        headers = dict(self._static)
+        headers["cookie"] = latin1(f"sso={token}; sso-rw={token}{self._cf}")
+        headers["x-statsig-id"] = statsig_id()
+        headers["x-xai-request-id"] = str(uuid.uuid4())
+        return headers
 
     @property
     def _timeout(self) -> tuple[float, float]:

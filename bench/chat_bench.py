@@ -1,0 +1,319 @@
+"""Chat completions overhead: direct to the simulator vs through the gateway, in one run.
+
+The gateway (uvicorn, the local app, SQLite store) runs in a child process pinned to core 0;
+the simulator runs in a child pinned to core 1, and the load generator (raw asyncio HTTP/1.1
+keep-alive clients, cheaper than any client library) runs here on core 1 too. CPU and RSS come
+from /proc. Prints a table and writes it under `## Chat completions` in docs/benchmarks.md.
+
+Usage: `python -m bench.chat_bench [--seconds 5] [--no-write]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "grok-4.20-0309-non-reasoning-heavy"  # mode fast, heavy tier: 400 per account and window
+ACCOUNTS = 96
+TOKENS = [f"sim-heavy-unlimited-bench{i}" for i in range(ACCOUNTS)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) / 1024 if match else 0.0
+
+
+# --- the gateway child ----------------------------------------------------------------------------
+
+
+def serve_gateway(port: int) -> None:
+    os.sched_setaffinity(0, {0})
+    sys.path.insert(0, str(ROOT))
+    import uvicorn
+
+    from core.accounts import NewAccount
+    from core.catalog import Tier
+    from functions._wiring import Deps, load_settings
+    from functions.local import create_app
+    from infra.state.sqlite import SQLiteAccountStore
+
+    settings = load_settings(dotenv=None)
+
+    async def seed() -> None:
+        store = SQLiteAccountStore.from_url(settings.store)
+        await store.add([NewAccount(t, Tier.HEAVY) for t in TOKENS], time.time())
+        await store.close()
+
+    asyncio.run(seed())
+    if os.environ.get("BENCH_PROFILE"):  # SIGUSR1 dumps a cProfile of the serving process
+        import cProfile
+        import signal
+
+        profiler = cProfile.Profile()
+
+        def dump(*_: object) -> None:
+            profiler.disable()
+            profiler.dump_stats(os.environ["BENCH_PROFILE"])
+
+        signal.signal(signal.SIGUSR1, dump)
+        profiler.enable()
+    uvicorn.run(
+        create_app(Deps(settings=settings)),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+# --- the load generator ---------------------------------------------------------------------------
+
+
+class Target:
+    def __init__(self, port: int, gateway: bool) -> None:
+        self.port = port
+        self.gateway = gateway
+
+    def request(self, tokens: int, n: int) -> bytes:
+        prompt = f"Tell me about tides. #sim tokens={tokens}"
+        if self.gateway:
+            body = orjson.dumps(
+                {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": prompt}]}
+            )
+            path, cookie = "/v1/chat/completions", ""
+        else:
+            body = orjson.dumps(
+                {"message": prompt, "modeId": "fast", "temporary": True, "fileAttachments": []}
+            )
+            token = TOKENS[n % ACCOUNTS]
+            path, cookie = (
+                "/rest/app-chat/conversations/new",
+                f"Cookie: sso={token}; sso-rw={token}\r\nx-statsig-id: eA==\r\n",
+            )
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
+            f"{cookie}Content-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
+
+async def one(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes
+) -> tuple[float, float, bool]:
+    """(ttfb, total, ok) of one chunked streaming response on a kept-alive connection."""
+    start = time.perf_counter()
+    writer.write(payload)
+    status = await reader.readline()
+    ttfb = 0.0
+    while (await reader.readline()) not in (b"\r\n", b""):
+        pass
+    body = bytearray()
+    while True:
+        size = int((await reader.readline()).strip() or b"0", 16)
+        if size == 0:
+            await reader.readline()
+            break
+        body += await reader.readexactly(size)
+        await reader.readexactly(2)
+        if not ttfb:
+            ttfb = time.perf_counter() - start
+    ok = status.startswith(b"HTTP/1.1 200") and b'"error"' not in body
+    return ttfb, time.perf_counter() - start, ok
+
+
+async def run_load(
+    target: Target, tokens: int, clients: int, seconds: float | None, count: int | None
+) -> dict[str, float]:
+    ttfbs: list[float] = []
+    errors = 0
+    done = 0
+    stop_at = time.perf_counter() + (seconds or 1e9)
+
+    async def client(cid: int) -> None:
+        nonlocal errors, done
+        reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
+        n = cid
+        try:
+            while time.perf_counter() < stop_at and (count is None or done < count):
+                ttfb, _, ok = await one(reader, writer, target.request(tokens, n))
+                n += clients
+                done += 1
+                ttfbs.append(ttfb)
+                errors += not ok
+        finally:
+            writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    elapsed = time.perf_counter() - began
+    ttfbs.sort()
+    return {
+        "rps": done / elapsed,
+        "done": done,
+        "errors": errors,
+        "p50": statistics.median(ttfbs),
+        "p99": ttfbs[min(len(ttfbs) - 1, int(len(ttfbs) * 0.99))],
+    }
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("a child process died at start")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("a child process did not listen")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--serve-gateway", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_gateway:
+        serve_gateway(args.serve_gateway)
+        return 0
+    os.sched_setaffinity(0, {1})
+    sim_port, gw_port = free_port(), free_port()
+    tmp = tempfile.mkdtemp()
+    sim = subprocess.Popen(
+        ["taskset", "-c", "1", sys.executable, "-m", "infra.sim", "--port", str(sim_port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    env = {
+        **os.environ,
+        "GROKGATE_UPSTREAM_URL": f"http://127.0.0.1:{sim_port}",
+        "GROKGATE_ASSETS_URL": f"http://127.0.0.1:{sim_port}",
+        "GROKGATE_STORE": f"sqlite:///{tmp}/bench.db",
+        "GROKGATE_LOG_LEVEL": "WARNING",
+    }
+    gw = subprocess.Popen(
+        [sys.executable, "-m", "bench.chat_bench", "--serve-gateway", str(gw_port)], cwd=ROOT, env=env
+    )
+    try:
+        wait_port(sim_port, sim)
+        wait_port(gw_port, gw)
+        direct, through = Target(sim_port, False), Target(gw_port, True)
+        rows = measure(direct, through, gw.pid, args.seconds)
+    finally:
+        if os.environ.get("BENCH_PROFILE"):
+            gw.send_signal(__import__("signal").SIGUSR1)
+            time.sleep(1)
+        for proc in (gw, sim):
+            proc.terminate()
+            proc.wait(10)
+    table = render(rows)
+    print(table)
+    if not args.no_write:
+        write_doc(table)
+    return 0
+
+
+def measure(direct: Target, through: Target, pid: int, seconds: float) -> list[tuple[str, str, str, str]]:
+    run = asyncio.run
+    run(run_load(through, 5, 1, None, 20))  # warm the upstream session and the store
+    idle = rss_mb(pid)
+    rows: list[tuple[str, str, str, str]] = []
+    d = run(run_load(direct, 50, 1, None, 400))
+    g = run(run_load(through, 50, 1, None, 400))
+    p50 = (g["p50"] - d["p50"]) * 1000
+    p99 = (g["p99"] - d["p99"]) * 1000
+    rows.append(("added TTFB p50, c=1, 50 tokens", f"{p50:.2f} ms", "<= 1 ms", _ok(p50 <= 1)))
+    rows.append(("added TTFB p99, c=1, 50 tokens", f"{p99:.2f} ms", "<= 3 ms", _ok(p99 <= 3)))
+    cpu = cpu_seconds(pid)
+    g = run(run_load(through, 2000, 1, None, 30))
+    per_token = (cpu_seconds(pid) - cpu) / (30 * 2000) * 1e6
+    rows.append(
+        (
+            "gateway CPU per streamed token, 2,000-token answer",
+            f"{per_token:.2f} µs",
+            "<= 8 µs",
+            _ok(per_token <= 8),
+        )
+    )
+    for clients in (16, 64):
+        d = run(run_load(direct, 200, clients, seconds, None))
+        cpu = cpu_seconds(pid)
+        g = run(run_load(through, 200, clients, seconds, None))
+        spent = cpu_seconds(pid) - cpu
+        ratio = g["rps"] / d["rps"]
+        target = ">= 0.9x" if clients == 64 else "-"
+        ok = _ok(ratio >= 0.9 and g["errors"] == 0) if clients == 64 else ""
+        rows.append(
+            (
+                f"req/s at c={clients}, 200 tokens (gateway / direct)",
+                f"{g['rps']:.0f} / {d['rps']:.0f} = {ratio:.2f}x, {int(g['errors'])} errors",
+                target,
+                ok,
+            )
+        )
+        if clients == 16:
+            per_stream = spent / g["done"] * 1000
+            rows.append(
+                ("gateway CPU per 200-token stream", f"{per_stream:.2f} ms", "<= 3 ms", _ok(per_stream <= 3))
+            )
+    after = rss_mb(pid)
+    rows.append(("gateway RSS idle", f"{idle:.1f} MB", "<= 60 MB", _ok(idle <= 60)))
+    rows.append(("gateway RSS after load", f"{after:.1f} MB", "<= 80 MB", _ok(after <= 80)))
+    return rows
+
+
+def _ok(flag: bool) -> str:
+    return "met" if flag else "missed"
+
+
+def render(rows: list[tuple[str, str, str, str]]) -> str:
+    lines = ["| measure | result | target | |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines)
+
+
+def write_doc(table: str) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    section = (
+        "## Chat completions\n\n"
+        f"`python -m bench.chat_bench` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python "
+        f"{sys.version.split()[0]}): gateway pinned to core 0; simulator and load generator on core 1; "
+        "SQLite store; streamed requests; TTFB is the time to the first body byte.\n\n" + table + "\n"
+    )
+    pattern = re.compile(r"## Chat completions\n.*?(?=\n## |\Z)", re.S)
+    text = (
+        pattern.sub(section.rstrip("\n"), text)
+        if pattern.search(text)
+        else text.rstrip("\n") + "\n\n" + section
+    )
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text if text.endswith("\n") else text + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
