@@ -1,0 +1,196 @@
+"""The admin API: `/admin/api/accounts…`, behind the admin key (`Authorization: Bearer` or `x-api-key`).
+
+GET    /admin/api/accounts               list: ?status= &tier= &cursor= &limit= (tokens masked)
+POST   /admin/api/accounts/import        lines or JSON (tier, note, tags); ?tier= default tier
+GET    /admin/api/accounts/export        every account with its token (import-compatible JSON)
+GET    /admin/api/accounts/{id}          one account (token masked)
+DELETE /admin/api/accounts/{id}          remove
+POST   /admin/api/accounts/{id}/disable  {"reason": "..."} optional
+POST   /admin/api/accounts/{id}/enable   back to active (clears cooling and the reason)
+POST   /admin/api/accounts/{id}/reset    reset cooling: the same as enable, for a cooling account
+POST   /admin/api/accounts/{id}/refresh  refresh its quota windows now (at most every 300 s)
+"""
+
+from __future__ import annotations
+
+import hmac
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from core.accounts import AccountStatus
+from core.catalog import Tier
+from core.errors import AuthenticationFailed, InvalidRequest, NotFound
+from core.services.accounts import import_accounts
+from core.services.quota import refresh_account
+from functions._app import build_app
+from functions._http import deps_of, json_response
+from functions._wiring import Deps
+from functions.cron import rate_limit_fetcher
+
+MAX_PAGE = 500
+MAX_IMPORT_BYTES = 8 * 1024 * 1024
+
+
+def _admin(request: Request) -> Deps:
+    deps = deps_of(request)
+    key = deps.settings.admin_key
+    auth = request.headers.get("authorization", "")
+    presented = (
+        auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("x-api-key", "").strip()
+    )
+    # Compared even when no key is set, so timing says nothing about the configuration.
+    matches = hmac.compare_digest(presented.encode(), (key or "\x00unset").encode())
+    if not key or not presented or not matches:
+        raise AuthenticationFailed(
+            "The admin API needs the admin key (Bearer or x-api-key).", code="invalid_admin_key"
+        )
+    return deps
+
+
+def _enum(
+    kind: type[Tier] | type[AccountStatus], value: str | None, param: str
+) -> Tier | AccountStatus | None:
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in kind)
+        raise InvalidRequest(f"`{param}` must be one of: {choices}.", param=param) from None
+
+
+async def list_accounts(request: Request) -> Response:
+    deps = _admin(request)
+    q = request.query_params
+    try:
+        limit = min(MAX_PAGE, max(1, int(q.get("limit", "100"))))
+    except ValueError:
+        raise InvalidRequest("`limit` must be an integer.", param="limit") from None
+    page = await deps.store.list(
+        status=_enum(AccountStatus, q.get("status"), "status"),  # type: ignore[arg-type]
+        tier=_enum(Tier, q.get("tier"), "tier"),  # type: ignore[arg-type]
+        cursor=q.get("cursor") or None,
+        limit=limit,
+    )
+    return json_response({"data": [a.public() for a in page.items], "next_cursor": page.next_cursor})
+
+
+async def import_route(request: Request) -> Response:
+    deps = _admin(request)
+    body = await request.body()
+    if len(body) > MAX_IMPORT_BYTES:
+        raise InvalidRequest("The import is too large (8 MiB at most); split it.")
+    tier = _enum(Tier, request.query_params.get("tier"), "tier") or Tier.BASIC
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("The import must be UTF-8 text or JSON.") from None
+    report = await import_accounts(deps.store, text, deps.clock(), tier)  # type: ignore[arg-type]
+    return json_response({"added": report.added, "skipped": report.skipped, "invalid": report.invalid})
+
+
+async def export_route(request: Request) -> Response:
+    deps = _admin(request)
+    rows: list[dict[str, object]] = []
+    cursor = None
+    while True:
+        page = await deps.store.list(cursor=cursor, limit=MAX_PAGE)
+        rows += [
+            {
+                "token": a.token,
+                "tier": a.tier.value,
+                "note": a.note,
+                "tags": list(a.tags),
+                "status": a.status.value,
+            }
+            for a in page.items
+        ]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return json_response({"accounts": rows}, headers={"cache-control": "no-store"})
+
+
+async def _found(deps: Deps, account_id: str) -> Response:
+    account = await deps.store.get(account_id)
+    if account is None:
+        raise NotFound(f"No account `{account_id}`.", param="id", code="account_not_found")
+    return json_response(account.public())
+
+
+async def get_account(request: Request) -> Response:
+    return await _found(_admin(request), request.path_params["account_id"])
+
+
+async def remove_account(request: Request) -> Response:
+    deps = _admin(request)
+    account_id = request.path_params["account_id"]
+    if not await deps.store.remove(account_id):
+        raise NotFound(f"No account `{account_id}`.", param="id", code="account_not_found")
+    return json_response({"id": account_id, "deleted": True})
+
+
+async def _reason(request: Request) -> str:
+    raw = await request.body()
+    if not raw.strip():
+        return ""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest('The body must be JSON, e.g. {"reason": "..."}.') from None
+    reason = body.get("reason", "") if isinstance(body, dict) else ""
+    return str(reason)[:500]
+
+
+async def _set(request: Request, status: AccountStatus, default_reason: str) -> Response:
+    deps = _admin(request)
+    account_id = request.path_params["account_id"]
+    reason = (await _reason(request)) or default_reason if status is not AccountStatus.ACTIVE else ""
+    if not await deps.store.set_status(account_id, status, reason, deps.clock()):
+        raise NotFound(f"No account `{account_id}`.", param="id", code="account_not_found")
+    return await _found(deps, account_id)
+
+
+async def disable(request: Request) -> Response:
+    return await _set(request, AccountStatus.DISABLED, "disabled by an operator")
+
+
+async def enable(request: Request) -> Response:
+    return await _set(request, AccountStatus.ACTIVE, "")
+
+
+async def reset(request: Request) -> Response:
+    return await _set(request, AccountStatus.ACTIVE, "")
+
+
+async def refresh(request: Request) -> Response:
+    deps = _admin(request)
+    account_id = request.path_params["account_id"]
+    account = await deps.store.get(account_id)
+    if account is None:
+        raise NotFound(f"No account `{account_id}`.", param="id", code="account_not_found")
+    result = await refresh_account(deps.store, rate_limit_fetcher(deps), account, deps.clock())  # type: ignore[arg-type]
+    fresh = await deps.store.get(account_id)
+    return json_response({"result": result, "account": fresh.public() if fresh else None})
+
+
+PREFIX = "/admin/api/accounts"
+routes = [
+    Route(PREFIX, list_accounts, methods=["GET"]),
+    Route(f"{PREFIX}/import", import_route, methods=["POST"]),
+    Route(f"{PREFIX}/export", export_route, methods=["GET"]),
+    Route(PREFIX + "/{account_id}", get_account, methods=["GET"]),
+    Route(PREFIX + "/{account_id}", remove_account, methods=["DELETE"]),
+    Route(PREFIX + "/{account_id}/disable", disable, methods=["POST"]),
+    Route(PREFIX + "/{account_id}/enable", enable, methods=["POST"]),
+    Route(PREFIX + "/{account_id}/reset", reset, methods=["POST"]),
+    Route(PREFIX + "/{account_id}/refresh", refresh, methods=["POST"]),
+]
+app = build_app(routes)
+
+from functions._lambda import lambda_handler  # noqa: E402
+
+handler = lambda_handler(app)
