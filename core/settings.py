@@ -35,7 +35,7 @@ class SettingsError(ValueError):
 class Settings(BaseModel):
     """Every setting of the gateway. The README's table is generated from these descriptions."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     api_keys: tuple[str, ...] = Field(
         default=(), description="Comma-separated client API keys. Empty: open, loopback only."

@@ -31,14 +31,14 @@ from core.transcode.tools import Tool, ToolChoice, ToolSpec, render_calls, resul
 
 
 class ThinkingParam(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: Literal["enabled", "disabled", "adaptive"]
     budget_tokens: int | None = Field(default=None, ge=1024)
     display: str | None = None
 
 
 class MessagesBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     model: str
     messages: list[Any] = Field(min_length=1)

@@ -37,7 +37,7 @@ REASONING_OFF = ("none", "minimal")
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     include_usage: bool = False
     include_obfuscation: bool | None = None
 
@@ -45,7 +45,7 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     """The body of `POST /v1/chat/completions`. Unknown fields are refused, like OpenAI does."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     model: str
     messages: list[Any] = Field(min_length=1)

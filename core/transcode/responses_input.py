@@ -40,7 +40,7 @@ _INCLUDE_OK = (
 
 
 class ReasoningParam(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     summary: Literal["auto", "concise", "detailed"] | None = None
     generate_summary: Literal["auto", "concise", "detailed"] | None = None
@@ -49,7 +49,7 @@ class ReasoningParam(BaseModel):
 class ResponsesRequest(BaseModel):
     """The body of `POST /v1/responses`. Unknown fields are refused, as OpenAI does."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     model: str
     input: str | list[Any] = Field(min_length=1)
