@@ -115,6 +115,61 @@ def cmd_accounts_remove(args: argparse.Namespace) -> int:
     return 0 if removed else 1
 
 
+def cmd_accounts_export(args: argparse.Namespace) -> int:
+    import json
+
+    async def collect(deps: Deps) -> list[dict[str, object]]:
+        rows, cursor = [], None
+        while True:
+            page = await deps.store.list(cursor=cursor, limit=500)
+            rows += [
+                {
+                    "token": a.token,
+                    "tier": a.tier.value,
+                    "note": a.note,
+                    "tags": list(a.tags),
+                    "status": a.status.value,
+                }
+                for a in page.items
+            ]
+            cursor = page.next_cursor
+            if cursor is None:
+                return rows
+
+    text = json.dumps({"accounts": _store_call(collect)}, indent=2)
+    if args.file == "-":
+        print(text)
+    else:
+        with open(args.file, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    return 0
+
+
+def cmd_accounts_status(args: argparse.Namespace) -> int:
+    from core.accounts import AccountStatus
+
+    status = AccountStatus.DISABLED if args.action == "disable" else AccountStatus.ACTIVE
+    reason = (args.reason or "disabled by an operator") if status is AccountStatus.DISABLED else ""
+    done = _store_call(lambda deps: deps.store.set_status(args.id, status, reason, time.time()))
+    print(f"{args.id}: {status.value}" if done else f"no account {args.id}")
+    return 0 if done else 1
+
+
+def cmd_accounts_refresh(args: argparse.Namespace) -> int:
+    from core.services.quota import refresh_account
+    from functions.cron import rate_limit_fetcher
+
+    async def refresh(deps: Deps) -> str:
+        account = await deps.store.get(args.id)
+        if account is None:
+            return "missing"
+        return await refresh_account(deps.store, rate_limit_fetcher(deps), account, time.time())  # type: ignore[arg-type]
+
+    result = _store_call(refresh)
+    print(f"no account {args.id}" if result == "missing" else f"{args.id}: {result}")
+    return 0 if result == "refreshed" else 1
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="grokgate", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -142,6 +197,22 @@ def parser() -> argparse.ArgumentParser:
     rm = accounts.add_parser("remove", help="remove an account by id")
     rm.add_argument("id")
     rm.set_defaults(run=cmd_accounts_remove)
+    exp = accounts.add_parser("export", help="export every account WITH its token (JSON, import-compatible)")
+    exp.add_argument("file", nargs="?", default="-", help="a file path, or - for standard output")
+    exp.set_defaults(run=cmd_accounts_export)
+    for action, text in (
+        ("disable", "take an account out"),
+        ("enable", "put an account back"),
+        ("reset", "reset cooling: back to active now"),
+    ):
+        sp = accounts.add_parser(action, help=text)
+        sp.add_argument("id")
+        if action == "disable":
+            sp.add_argument("--reason", default="")
+        sp.set_defaults(run=cmd_accounts_status)
+    rf = accounts.add_parser("refresh", help="refresh an account's quota windows now (at most every 300 s)")
+    rf.add_argument("id")
+    rf.set_defaults(run=cmd_accounts_refresh)
     return root
 
 
