@@ -4,7 +4,7 @@ An account is one item, so every change to it (a lease, a release, an operator a
 `PutItem` conditioned on the version the writer read (`ver = :v`): a lost race is a
 `ConditionalCheckFailedException`, answered with the fresh item (`ReturnValuesOnConditionCheckFailure`)
 and decided again. The pure policy of `core.selection.policy` computes each new state, exactly
-as in the SQLite store. Leases live inside the item (`leases` map), so a lease is atomic with
+as in the SQLite store. Leases live inside the item (`leases`), so a lease is atomic with
 the unit it reserves and the in-flight count.
 
 Selection needs no scan: each account carries, per mode, sparse GSI keys `p_<mode>` (its tier,
@@ -106,22 +106,13 @@ def _to_item(rec: _Rec, now: float) -> dict[str, Any]:
         "l": {"S": ALL},
         "refresh_at": _num(float(rec.refresh_at)),
         "refreshed_at": _num(float(rec.refreshed_at)),
+        # JSON strings rather than nested maps: the item is always read and written whole.
         "quotas": {
-            "M": {
-                m: {
-                    "M": {
-                        "r": _num(q.remaining),
-                        "t": _num(q.total),
-                        "w": _num(q.window_seconds),
-                        "x": _num(float(q.reset_at)),
-                    }
-                }
-                for m, q in a.quotas.items()
-            }
+            "S": json.dumps(
+                {m: [q.remaining, q.total, q.window_seconds, float(q.reset_at)] for m, q in a.quotas.items()}
+            )
         },
-        "leases": {
-            "M": {lid: {"M": {"m": {"S": m}, "e": _num(float(e))}} for lid, (m, e) in rec.leases.items()}
-        },
+        "leases": {"S": json.dumps({lid: [m, float(e)] for lid, (m, e) in rec.leases.items()})},
     }
     for m, q in a.quotas.items():
         if m in MODES and a.status is AccountStatus.ACTIVE and q.current(now).remaining > 0:
@@ -142,8 +133,8 @@ def _from_item(item: dict[str, Any]) -> _Rec:
         return float(item[name]["N"]) if name in item else 0.0
 
     quotas = {
-        m: Quota(int(q["M"]["r"]["N"]), int(q["M"]["t"]["N"]), int(q["M"]["w"]["N"]), float(q["M"]["x"]["N"]))
-        for m, q in item.get("quotas", {}).get("M", {}).items()
+        m: Quota(int(r), int(t), int(w), float(x))
+        for m, (r, t, w, x) in json.loads(item.get("quotas", {}).get("S", "{}")).items()
     }
     account = Account(
         id=item["pk"]["S"],
@@ -162,10 +153,7 @@ def _from_item(item: dict[str, Any]) -> _Rec:
         use_count=int(n("use_count")),
         fail_count=int(n("fail_count")),
     )
-    leases = {
-        lid: (v["M"]["m"]["S"], float(v["M"]["e"]["N"]))
-        for lid, v in item.get("leases", {}).get("M", {}).items()
-    }
+    leases = {lid: (m, float(e)) for lid, (m, e) in json.loads(item.get("leases", {}).get("S", "{}")).items()}
     return _Rec(account, leases, n("refresh_at"), n("refreshed_at"), int(n("ver")))
 
 
