@@ -9,9 +9,11 @@ lease reads a handful of rows whatever the size of the pool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -98,6 +100,7 @@ PICK_SQL = (
     "ORDER BY tier_rank, remaining DESC, in_flight, last_used_at LIMIT ?"
 )
 PICK_WINDOW = 8  # rows read per lease; ties among them are broken at random
+CHECKPOINT_EVERY = 200  # inline commits between two WAL checkpoints on the executor
 
 
 class SQLiteAccountStore:
@@ -108,6 +111,12 @@ class SQLiteAccountStore:
         self._rng = rng or random.Random()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db: sqlite3.Connection | None = None
+        # The loop's own connection: no busy wait, no autocheckpoint (see `_run`).
+        self._fast: sqlite3.Connection | None = None
+        self._fast_lock = threading.Lock()
+        self._inline = self.path != ":memory:"  # a second :memory: connection is another database
+        self._ready = False  # the schema exists (created by the executor's connection)
+        self._commits = 0
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteAccountStore:
@@ -128,20 +137,70 @@ class SQLiteAccountStore:
             self._db = db
         return self._db
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            db = self._connect()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
-
+    @staticmethod
+    def _transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+        db.execute("BEGIN IMMEDIATE")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+            result = fn(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    def _fast_db(self) -> sqlite3.Connection:
+        if self._fast is None:
+            db = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints (fsync) run on the executor
+            self._fast = db
+        return self._fast
+
+    def _try_inline(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
+        """Run the transaction on the calling thread if the write lock is free right now.
+
+        A lease or release is a few index lookups and updates (~0.1 ms): cheaper than the
+        thread hop and the GIL hand-offs of the executor. With any wait (another process or
+        the executor's connection holds the lock) it rolls back and says so: the caller then
+        queues it on the executor, which waits with the usual busy timeout. Same transaction,
+        same semantics; only where it runs differs.
+        """
+        if not self._fast_lock.acquire(blocking=False):
+            return False, None  # another thread is using the loop's connection
+        try:
+            db = self._fast_db()
+            try:
+                result = self._transaction(db, fn)
+            except sqlite3.OperationalError as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                if "locked" in str(exc) or "busy" in str(exc):
+                    return False, None
+                raise
+        finally:
+            self._fast_lock.release()
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY == 0:
+            self._executor.submit(self._checkpoint)
+        return True, result
+
+    def _checkpoint(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            if self._ready:
+                done, result = self._try_inline(fn)
+                if done:
+                    return result  # type: ignore[return-value]
+
+            def call() -> T:
+                return self._transaction(self._connect(), fn)
+
+            result = await asyncio.get_running_loop().run_in_executor(self._executor, call)
+            self._ready = self._inline
+            return result
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"The account store is unavailable ({type(exc).__name__}).") from exc
 
@@ -417,6 +476,12 @@ class SQLiteAccountStore:
         return await self._run(claim)
 
     async def close(self) -> None:
+        self._ready = False
+        with self._fast_lock:
+            if self._fast is not None:
+                self._fast.close()
+                self._fast = None
+
         def close() -> None:
             if self._db is not None:
                 self._db.close()
