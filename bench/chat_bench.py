@@ -86,6 +86,8 @@ def serve_gateway(port: int) -> None:
         port=port,
         log_level="warning",
         access_log=False,
+        http="httptools",  # as `grokgate serve` and run.sh
+        loop="uvloop",
     )
 
 

@@ -56,7 +56,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_exposure(settings, host)
     deps = Deps(settings=settings)
     set_deps(deps)
-    uvicorn.run(create_app(deps), host=host, port=port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        create_app(deps),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        http="httptools",  # SDK clients never offer h2c; the simulator keeps h11 (platforms.md §10)
+        loop="uvloop" if sys.platform != "win32" else "auto",
+    )
     return 0
 
 
