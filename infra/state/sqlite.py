@@ -151,6 +151,7 @@ class SQLiteAccountStore:
     def _fast_db(self) -> sqlite3.Connection:
         if self._fast is None:
             db = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA synchronous=NORMAL")  # per connection, as the executor's
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints (fsync) run on the executor
             self._fast = db
@@ -283,6 +284,55 @@ class SQLiteAccountStore:
                     account.last_used_at,
                 ),
             )
+
+    @staticmethod
+    def _save_changes(db: sqlite3.Connection, before: Account, after: Account) -> None:
+        """What `_save(after)` writes, in fewer statements and pages: the ranking copies of every
+        quota row in one UPDATE, and only the quota rows whose numbers changed (a release touches
+        one mode at most), so the rows and index entries of the others stay as they are."""
+        db.execute(
+            "UPDATE accounts SET status=?, note=?, tags=?, in_flight=?, cooling_until=?, reason=?, "
+            "last_used_at=?, last_failure_at=?, use_count=?, fail_count=? WHERE id=?",
+            (
+                after.status.value,
+                after.note,
+                json.dumps(list(after.tags)),
+                after.in_flight,
+                after.cooling_until,
+                after.reason,
+                after.last_used_at,
+                after.last_failure_at,
+                after.use_count,
+                after.fail_count,
+                after.id,
+            ),
+        )
+        usable = int(after.status is AccountStatus.ACTIVE)
+        db.execute(
+            "UPDATE quotas SET usable=?, in_flight=?, last_used_at=? WHERE account_id=?",
+            (usable, after.in_flight, after.last_used_at, after.id),
+        )
+        for mode, q in after.quotas.items():
+            if before.quotas.get(mode) != q:
+                db.execute(
+                    "INSERT INTO quotas (account_id, mode, remaining, total, window_seconds, reset_at, "
+                    "usable, tier_rank, in_flight, last_used_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT(account_id, mode) DO UPDATE SET remaining=excluded.remaining, "
+                    "total=excluded.total, window_seconds=excluded.window_seconds, "
+                    "reset_at=excluded.reset_at",
+                    (
+                        after.id,
+                        mode,
+                        q.remaining,
+                        q.total,
+                        q.window_seconds,
+                        q.reset_at,
+                        usable,
+                        after.tier.rank,
+                        after.in_flight,
+                        after.last_used_at,
+                    ),
+                )
 
     def _sweep(self, db: sqlite3.Connection, mode: str, now: float) -> None:
         """Amortised upkeep, each step bounded by what is due: expired leases, ended cooling, ended windows."""
@@ -420,13 +470,10 @@ class SQLiteAccountStore:
             db.execute(
                 "UPDATE accounts SET in_flight=in_flight+1, last_used_at=? WHERE id=?", (now, pick.account_id)
             )
-            db.execute(
-                "UPDATE quotas SET in_flight=in_flight+1, last_used_at=? WHERE account_id=?",
-                (now, pick.account_id),
-            )
-            db.execute(
-                "UPDATE quotas SET remaining=remaining-1 WHERE account_id=? AND mode=?",
-                (pick.account_id, mode),
+            db.execute(  # the ranking copies on every row of the account; one unit of `mode`
+                "UPDATE quotas SET in_flight=in_flight+1, last_used_at=?, remaining=remaining-(mode=?) "
+                "WHERE account_id=?",
+                (now, mode, pick.account_id),
             )
             db.execute(
                 "INSERT INTO leases (id, account_id, mode, expires_at) VALUES (?,?,?,?)",
@@ -443,7 +490,7 @@ class SQLiteAccountStore:
             account = self._load(db, lease.account_id)
             if account is None:
                 return False
-            self._save(db, apply_outcome(account, lease.mode, outcome, now), now)
+            self._save_changes(db, account, apply_outcome(account, lease.mode, outcome, now))
             return True
 
         return await self._run(release)
