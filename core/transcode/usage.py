@@ -23,9 +23,11 @@ MESSAGE_OVERHEAD = 4
 def estimate_tokens(text: str) -> int:
     if not text:
         return 0
-    count = 0
-    for piece in _PIECES.findall(text):
-        count += 1 + (len(piece) - 1) // 6 if len(piece) > 6 else 1
+    pieces = _PIECES.findall(text)
+    count = len(pieces)  # one each, plus one per further 6 characters of a long word
+    for piece in pieces:
+        if len(piece) > 6:
+            count += (len(piece) - 1) // 6
     return count
 
 
