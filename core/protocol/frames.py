@@ -104,6 +104,8 @@ class FrameDecoder:
             return out
         start = 0
         find = chunk.find
+        loads = orjson.loads
+        JSONDecodeError = orjson.JSONDecodeError
         while not self.done:
             nl = find(b"\n", start)
             if nl < 0:
@@ -115,7 +117,15 @@ class FrameDecoder:
                 self._pending = 0
             else:
                 line = chunk[start:nl]
-            self._line(line, out)
+            if line[:1] == b"{" and line[-1:] == b"}":  # the common case: one bare object, no strip
+                try:
+                    frame = loads(line)
+                except JSONDecodeError:
+                    frame = None  # a malformed line is skipped; the end rules still guard the stream
+                if type(frame) is dict:
+                    self._frame(frame, out)
+            else:
+                self._line(line, out)
             start = nl + 1
         if not self.done and start < len(chunk):
             self._pending += len(chunk) - start
