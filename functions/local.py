@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from functions import chat, images, models, videos
+from functions import admin, chat, cron, images, models, videos
 from functions._app import build_app
 from functions._wiring import Deps
 
@@ -13,7 +13,7 @@ from functions._wiring import Deps
 def all_routes() -> list[BaseRoute]:
     """Every deployable's routes. Each module keeps its own `routes` list."""
     groups = [models.routes, chat.routes]
-    groups += [images.routes, videos.routes]
+    groups += [images.routes, videos.routes, admin.routes, cron.routes]
     return [route for group in groups for route in group]
 
 

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 OSLS = ROOT / "node_modules" / ".bin" / "osls"
 STREAMING = {"chat": "functions.chat:app"}
 # serverless.yml function name -> the module whose `handler` it runs (Mangum, or a plain handler).
-BUFFERED = {"models": "models", "images": "images", "videos": "videos"}
-SCHEDULED = {"videoWorker": "video_worker"}
+BUFFERED = {"models": "models", "images": "images", "videos": "videos", "admin": "admin"}
+SCHEDULED = {"videoWorker": "video_worker", "cron": "cron"}
 FRONT_DOOR = {
     "/v1/chat/*": "chat",
     "/v1/responses*": "chat",
