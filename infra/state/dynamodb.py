@@ -54,6 +54,7 @@ SWEEP_LIMIT = 50
 SWEEP_EVERY = 1.0  # seconds of store time between two upkeep queries from one process
 MAX_ATTEMPTS = 25
 LEASE_CACHE = 4096
+ADD_CONCURRENCY = 16
 ALL = "a"  # the one partition of the `ids` and `refresh` indexes
 DUE = "due"
 LRU_EPOCH = 1704067200
@@ -360,82 +361,32 @@ class DynamoDBAccountStore:
     # -- the port -------------------------------------------------------------------------
 
     async def add(self, accounts: Sequence[NewAccount], now: float) -> ImportReport:
-        added = skipped = 0
         fresh: dict[str, NewAccount] = {}
         for new in accounts:
-            account_id = account_id_for(new.token)
-            if account_id in fresh:
-                skipped += 1
-            else:
-                fresh[account_id] = new
-        ids = list(fresh)
-        for start in range(0, len(ids), 50):
-            chunk = ids[start : start + 50]
-            recs = [
-                _Rec(
-                    Account(
-                        id=i,
-                        token=fresh[i].token,
-                        tier=fresh[i].tier,
-                        note=fresh[i].note,
-                        tags=fresh[i].tags,
-                        quotas=default_quotas(fresh[i].tier, now),
-                        created_at=now,
-                    ),
-                    {},
-                    0.0,
-                    0.0,
-                    0,
-                )
-                for i in chunk
-            ]
-            a, s = await self._add_chunk(recs, now)
-            added, skipped = added + a, skipped + s
-        return ImportReport(added=added, skipped=skipped, invalid=0)
+            fresh.setdefault(account_id_for(new.token), new)
+        gate = asyncio.Semaphore(ADD_CONCURRENCY)
 
-    async def _add_chunk(self, recs: list[_Rec], now: float) -> tuple[int, int]:
-        items = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": _to_item(replace(r, ver=1), now),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-            for r in recs
-        ]
+        async def put(account_id: str, new: NewAccount) -> bool:
+            account = Account(
+                id=account_id,
+                token=new.token,
+                tier=new.tier,
+                note=new.note,
+                tags=new.tags,
+                quotas=default_quotas(new.tier, now),
+                created_at=now,
+            )
+            async with gate:
+                try:
+                    await self._write(_Rec(account, {}, 0.0, 0.0, 0), now, new=True)
+                except _Conflict:
+                    return False
+            return True
 
-        def call() -> list[str] | None:
-            from botocore.exceptions import BotoCoreError, ClientError
-
-            try:
-                self._boto().transact_write_items(TransactItems=items)
-                return None
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code == "TransactionCanceledException":
-                    reasons = exc.response.get("CancellationReasons") or []
-                    return [r.get("Code", "") for r in reasons] or ["?"] * len(items)
-                if code == "ResourceNotFoundException" and self._create:
-                    self._create_table(self._boto())
-                    return ["Retry"] * len(items)
-                raise StoreUnavailable(
-                    f"The account store is unavailable ({code or 'ClientError'})."
-                ) from None
-            except BotoCoreError as exc:
-                raise StoreUnavailable(f"The account store is unavailable ({type(exc).__name__}).") from None
-
-        codes = await asyncio.get_running_loop().run_in_executor(self._executor, call)
-        if codes is None:
-            return len(recs), 0
-        added = skipped = 0
-        for rec in recs:  # one at a time: the transaction told us some exist
-            try:
-                await self._write(rec, now, new=True)
-                added += 1
-            except _Conflict:
-                skipped += 1
-        return added, skipped
+        # One conditional put per account (attribute_not_exists): exact "skip if present" semantics.
+        results = await asyncio.gather(*(put(i, new) for i, new in fresh.items()))
+        added = sum(results)
+        return ImportReport(added=added, skipped=len(accounts) - added, invalid=0)
 
     async def get(self, account_id: str) -> Account | None:
         rec = await self._read(account_id)
