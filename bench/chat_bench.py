@@ -203,6 +203,7 @@ def main() -> int:
         serve_gateway(args.serve_gateway)
         return 0
     os.sched_setaffinity(0, {1})
+    load_before = _load()
     sim_port, gw_port = free_port(), free_port()
     tmp = tempfile.mkdtemp()
     sim = subprocess.Popen(
@@ -234,8 +235,9 @@ def main() -> int:
             proc.wait(10)
     table = render(rows)
     print(table)
+    print(f"load average before / after: {load_before} / {_load()}")
     if not args.no_write:
-        write_doc(table)
+        write_doc(table, f"{load_before} before, {_load()} after")
     return 0
 
 
@@ -298,14 +300,22 @@ def render(rows: list[tuple[str, str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(table: str) -> None:
+def _load() -> str:
+    """The 1-minute load average: other processes on these two cores distort every figure."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def write_doc(table: str, load: str) -> None:
     path = ROOT / "docs" / "benchmarks.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     section = (
         "## Chat completions\n\n"
         f"`python -m bench.chat_bench` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python "
         f"{sys.version.split()[0]}): gateway pinned to core 0; simulator and load generator on core 1; "
-        "SQLite store; streamed requests; TTFB is the time to the first body byte.\n\n" + table + "\n"
+        "SQLite store; gateway on uvicorn with httptools and uvloop, simulator on h11 and uvloop; "
+        f"streamed requests; TTFB is the time to the first body byte. Load average (1 min): {load}.\n\n"
+        + table
+        + "\n"
     )
     pattern = re.compile(r"## Chat completions\n.*?(?=\n## |\Z)", re.S)
     text = (
