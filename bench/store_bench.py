@@ -150,9 +150,13 @@ async def main_async(args: argparse.Namespace) -> int:
             "  cost does not grow with the pool; the REST rows add the HTTP and JSON cost of the shim.\n"
             "* DynamoDB: a lease is one GSI `Query` (top of `pick_<mode>`, partition = tier) and one\n"
             "  conditional `PutItem`; upkeep adds one `Query` of the `due` index at most once a second\n"
-            "  per process; a release is one conditional `PutItem` (the item written at lease time is\n"
-            "  kept in process, so no read). moto is an in-process Python server: real DynamoDB\n"
-            "  latencies are network-bound (single-digit ms per call in-region).\n"
+            "  per process (more often here at 10,000 only because each pair takes longer than a second);\n"
+            "  a release is one conditional `PutItem` (the item written at lease time is kept in process,\n"
+            "  so no read): 3 round trips, whatever the pool size. The latency is not flat **on moto**:\n"
+            "  moto answers a GSI `Query` by walking every item of the table in Python\n"
+            "  (`moto/dynamodb/models/table.py`, `query`: `for item in self.all_items()`) and serialises\n"
+            "  replies slowly, so its cost grows with the table; DynamoDB itself reads only the queried\n"
+            "  partition's first 8 entries. Expect single-digit milliseconds per call in-region.\n"
             "* SQLite: one IMMEDIATE transaction per operation, index-driven (`quotas_pick`).\n"
         )
         write_section(body)
