@@ -90,3 +90,15 @@ def test_the_sandbox_key_is_required(sandbox):
     client = openai.OpenAI(base_url=base + "/v1", api_key="wrong")
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
+
+
+def test_an_image_generation_returns_a_url_that_downloads(sandbox):
+    base, key, _, _ = sandbox
+    client = openai.OpenAI(base_url=base + "/v1", api_key=key)
+    image = client.images.generate(model="grok-imagine-image", prompt="a lighthouse at dusk", n=1)
+    url = image.data[0].url
+    assert url.startswith(base)
+    download = httpx.get(url)  # a signed gateway link: no key needed
+    assert download.status_code == 200
+    assert download.headers["content-type"].startswith("image/")
+    assert download.content[:2] == b"\xff\xd8" or download.content[:4] == b"\x89PNG"
