@@ -24,20 +24,20 @@ an account already tried is handed straight back and the retries end.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
-from core.accounts import AccountStatus, Lease, Outcome, OutcomeKind
+from core.accounts import Lease, Outcome, OutcomeKind
 from core.catalog import Model
-from core.errors import GatewayError, InvalidRequest, Overloaded, RateLimited
+from core.errors import GatewayError, InvalidRequest
 from core.events import Event, Fault, Finish, ImageOut, ReasoningDelta, TextDelta
 from core.ports import AccountStore, Upstream, UrlFetcher
 from core.protocol.classify import UpstreamFailure, transport_failure
 from core.protocol.frames import FrameDecoder
 from core.protocol.payload import chat_body
+from core.services.pool import no_account_error, release_shielded
 from core.settings import Settings
 from core.transcode.limits import Limits
 from core.transcode.normalize import Attachment, ChatRequest, check_attachment, check_attachments
@@ -46,9 +46,6 @@ from core.transcode.usage import estimate_usage
 
 log = logging.getLogger("grokgate.chat")
 _LEAVES_ROTATION = (OutcomeKind.EXPIRED, OutcomeKind.BLOCKED, OutcomeKind.RATE_LIMITED)
-
-# Releases that must finish even when the request task is being cancelled.
-_background: set[asyncio.Task[Any]] = set()
 
 
 class ChatService:
@@ -159,34 +156,11 @@ class ChatService:
         return files
 
     async def _no_account(self, model: Model) -> GatewayError:
-        tiers = "/".join(t.value for t in model.tiers)
-        for status in (AccountStatus.ACTIVE, AccountStatus.COOLING):
-            for tier in model.tiers:
-                page = await self.store.list(status=status, tier=tier, limit=1)
-                if page.items:
-                    return RateLimited(
-                        f"No account of tier {tiers} has quota left for mode '{model.mode}' "
-                        f"(model {model.id}): every one is cooling down or used up. Try again later.",
-                        code="no_account_available",
-                        headers={"retry-after": "30"},
-                    )
-        return Overloaded(
-            f"No usable account of tier {tiers} for mode '{model.mode}' (model {model.id}): "
-            "the pool has none that is active (all expired, blocked, disabled, or none imported).",
-            code="no_account_available",
-        )
+        return await no_account_error(self.store, model)
 
     async def _release(self, lease: Lease, outcome: Outcome) -> None:
         """Release even while the calling task is being cancelled (the client went away)."""
-        task = asyncio.ensure_future(self.store.release(lease, outcome, self.clock()))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            raise
-        except GatewayError as exc:
-            log.warning("release of %s failed: %s", lease.account_id, exc.message)
+        await release_shielded(self.store, lease, outcome, self.clock())
 
 
 class ChatStream:

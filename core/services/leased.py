@@ -16,21 +16,20 @@ A failure raised after the upstream started working (`Started` wrapper) is not r
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from core.accounts import AccountStatus, Lease, Outcome, OutcomeKind
+from core.accounts import Lease, Outcome, OutcomeKind
 from core.catalog import Model
-from core.errors import GatewayError, Overloaded, RateLimited
+from core.errors import GatewayError
 from core.ports import AccountStore
 from core.protocol.classify import UpstreamFailure
+from core.services.pool import no_account_error, release_shielded
 from core.settings import Settings
 
 T = TypeVar("T")
 log = logging.getLogger("grokgate.media")
-_background: set[asyncio.Task[Any]] = set()
 _TAKES_ACCOUNT_OUT = (OutcomeKind.EXPIRED, OutcomeKind.BLOCKED, OutcomeKind.RATE_LIMITED)
 
 
@@ -99,31 +98,8 @@ class Leaser:
         raise last.to_error()
 
     async def no_account(self, model: Model) -> GatewayError:
-        tiers = "/".join(t.value for t in model.tiers)
-        for status in (AccountStatus.ACTIVE, AccountStatus.COOLING):
-            for tier in model.tiers:
-                page = await self.store.list(status=status, tier=tier, limit=1)
-                if page.items:
-                    return RateLimited(
-                        f"No account of tier {tiers} has quota left for mode '{model.mode}' "
-                        f"(model {model.id}): every one is cooling down or used up. Try again later.",
-                        code="no_account_available",
-                        headers={"retry-after": "30"},
-                    )
-        return Overloaded(
-            f"No usable account of tier {tiers} for model {model.id}: the pool has none that is "
-            "active (all expired, blocked, disabled, or none imported).",
-            code="no_account_available",
-        )
+        return await no_account_error(self.store, model)
 
     async def release(self, lease: Lease, outcome: Outcome) -> None:
         """Release even while the calling task is being cancelled."""
-        task = asyncio.ensure_future(self.store.release(lease, outcome, self.clock()))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            raise
-        except GatewayError as exc:
-            log.warning("release of %s failed: %s", lease.account_id, exc.message)
+        await release_shielded(self.store, lease, outcome, self.clock())
