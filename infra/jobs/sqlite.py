@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from core.errors import StoreUnavailable
 from core.ports import Job, JobClaim, JobStatus
+from infra.sqlite_db import open_db, transaction
 
 T = TypeVar("T")
 
@@ -78,26 +79,12 @@ class SQLiteJobStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(SCHEMA)
-            self._db = db
+            self._db = open_db(self.path, SCHEMA)
         return self._db
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
-            db = self._connect()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
+            return transaction(self._connect(), fn)
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, call)

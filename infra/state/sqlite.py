@@ -36,6 +36,7 @@ from core.catalog import TIER_ORDER, Tier
 from core.errors import StoreUnavailable
 from core.ports import AccountPage
 from core.selection.policy import Candidate, apply_outcome, choose
+from infra.sqlite_db import open_db, transaction
 
 T = TypeVar("T")
 
@@ -127,26 +128,10 @@ class SQLiteAccountStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.executescript(SCHEMA)
-            self._db = db
+            self._db = open_db(self.path, SCHEMA, foreign_keys=True)
         return self._db
 
-    @staticmethod
-    def _transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return result
+    _transaction = staticmethod(transaction)
 
     def _fast_db(self) -> sqlite3.Connection:
         if self._fast is None:
