@@ -17,14 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.errors import GatewayError, InternalError, UpstreamError
-from core.events import Fault
 from core.services.chat import ChatStream
 from core.services.tool_turns import ToolTurn, open_turn
 from core.transcode.anthropic import MessagesState
 from core.transcode.anthropic_input import CountTokensRequest, MessagesRequest, normalize_messages
 from core.transcode.usage import estimate_usage
 from functions._app import build_app
+from functions._dialect_sse import dialect_sse
 from functions._http import deps_of, json_response, read_json
 
 log = logging.getLogger("grokgate.messages")
@@ -38,29 +37,11 @@ def _frame(events: list[tuple[str, dict[str, Any]]]) -> bytes:
     )
 
 
-async def messages_sse(state: MessagesState, stream: ChatStream | ToolTurn) -> AsyncGenerator[bytes, None]:
+def messages_sse(state: MessagesState, stream: ChatStream | ToolTurn) -> AsyncGenerator[bytes, None]:
     """message_start and ping with the first batch; always `message_stop` or `error` at the end."""
-    try:
-        head = state.start()
-        try:
-            async for batch in stream:
-                events = head + state.handle(batch)
-                head = []
-                if events:
-                    yield _frame(events)
-        except GatewayError as exc:
-            yield _frame(head + state.handle([Fault(exc)]))
-            head = []
-        except Exception:
-            log.exception("messages stream %s crashed", state.id)
-            yield _frame(head + state.handle([Fault(InternalError(f"The stream of {state.id} failed."))]))
-            head = []
-        if state.stop_reason is None and state.error is None:
-            yield _frame(
-                head + state.handle([Fault(UpstreamError("The upstream stream ended without an end."))])
-            )
-    finally:
-        await stream.aclose()
+    return dialect_sse(
+        state, stream, _frame, lambda: state.stop_reason is not None or state.error is not None, log
+    )
 
 
 async def create_message(request: Request) -> Response:

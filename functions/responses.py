@@ -17,13 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.errors import GatewayError, InternalError, NotFound, UpstreamError
-from core.events import Fault
+from core.errors import NotFound
 from core.services.chat import ChatStream
 from core.services.tool_turns import ToolTurn, open_turn
 from core.transcode.responses import ResponsesState
 from core.transcode.responses_input import ResponsesRequest, normalize_responses
 from functions._app import build_app
+from functions._dialect_sse import dialect_sse
 from functions._http import deps_of, json_response, read_json
 
 log = logging.getLogger("grokgate.responses")
@@ -70,29 +70,9 @@ def _echo(body: ResponsesRequest) -> dict[str, Any]:
     }
 
 
-async def responses_sse(state: ResponsesState, stream: ChatStream | ToolTurn) -> AsyncGenerator[bytes, None]:
+def responses_sse(state: ResponsesState, stream: ChatStream | ToolTurn) -> AsyncGenerator[bytes, None]:
     """Lifecycle head with the first batch, one write per batch, and always a terminal event."""
-    try:
-        head = state.start()
-        try:
-            async for batch in stream:
-                events = head + state.handle(batch)
-                head = []
-                if events:
-                    yield _frame(events)
-        except GatewayError as exc:
-            yield _frame(head + state.handle([Fault(exc)]))
-            head = []
-        except Exception:
-            log.exception("responses stream %s crashed", state.id)
-            yield _frame(head + state.handle([Fault(InternalError(f"The stream of {state.id} failed."))]))
-            head = []
-        if state.status == "in_progress":
-            yield _frame(
-                head + state.handle([Fault(UpstreamError("The upstream stream ended without an end."))])
-            )
-    finally:
-        await stream.aclose()
+    return dialect_sse(state, stream, _frame, lambda: state.status != "in_progress", log)
 
 
 async def create_response(request: Request) -> Response:
