@@ -22,6 +22,7 @@ from core.services.tool_turns import ToolTurn, open_turn
 from core.transcode.anthropic import MessagesState
 from core.transcode.anthropic_input import CountTokensRequest, MessagesRequest, normalize_messages
 from core.transcode.usage import estimate_usage
+from functions._answer import chat_service, serve_answer
 from functions._app import build_app
 from functions._dialect_sse import dialect_sse
 from functions._http import deps_of, json_response, read_json
@@ -45,9 +46,6 @@ def messages_sse(state: MessagesState, stream: ChatStream | ToolTurn) -> AsyncGe
 
 
 async def create_message(request: Request) -> Response:
-    # functions.chat includes these routes in its deployable, so its helpers are imported here
-    from functions.chat import Disconnected, EventStream, chat_service, until_disconnect
-
     deps = deps_of(request)
     body = await read_json(request, MessagesRequest)
     chat = normalize_messages(body, max_tokens=body.max_tokens)
@@ -55,18 +53,15 @@ async def create_message(request: Request) -> Response:
     state = MessagesState(
         body.model, input_tokens=prompt, thinking=chat.reasoning, image_format=deps.settings.image_format
     )
-    try:
-        stream = await until_disconnect(request.receive, open_turn(chat_service(deps), chat))
-    except Disconnected:
-        return Response(status_code=499)
-    if body.stream:
-        return EventStream(messages_sse(state, stream), heartbeat=deps.settings.heartbeat_seconds, ping=PING)
-    try:
-        events = await until_disconnect(request.receive, stream.collect())
-    except Disconnected:
-        return Response(status_code=499)
-    state.handle(events)
-    return json_response(state.final())
+
+    async def collect(stream: ChatStream | ToolTurn) -> Response:
+        state.handle(await stream.collect())
+        return json_response(state.final())
+
+    stream = (lambda opened: messages_sse(state, opened)) if body.stream else None
+    return await serve_answer(
+        request, deps, lambda: open_turn(chat_service(deps), chat), stream, collect, ping=PING
+    )
 
 
 async def count_tokens(request: Request) -> Response:

@@ -22,6 +22,7 @@ from core.services.chat import ChatStream
 from core.services.tool_turns import ToolTurn, open_turn
 from core.transcode.responses import ResponsesState
 from core.transcode.responses_input import ResponsesRequest, normalize_responses
+from functions._answer import chat_service, serve_answer
 from functions._app import build_app
 from functions._dialect_sse import dialect_sse
 from functions._http import deps_of, json_response, read_json
@@ -76,27 +77,19 @@ def responses_sse(state: ResponsesState, stream: ChatStream | ToolTurn) -> Async
 
 
 async def create_response(request: Request) -> Response:
-    # functions.chat includes these routes in its deployable, so its helpers are imported here
-    from functions.chat import Disconnected, EventStream, chat_service, until_disconnect
-
     deps = deps_of(request)
     body = await read_json(request, ResponsesRequest)
     chat = normalize_responses(body)
     state = ResponsesState(
         body.model, echo=_echo(body), reasoning=chat.reasoning, image_format=deps.settings.image_format
     )
-    try:
-        stream = await until_disconnect(request.receive, open_turn(chat_service(deps), chat))
-    except Disconnected:
-        return Response(status_code=499)
-    if body.stream:
-        return EventStream(responses_sse(state, stream), heartbeat=deps.settings.heartbeat_seconds)
-    try:
-        events = await until_disconnect(request.receive, stream.collect())
-    except Disconnected:
-        return Response(status_code=499)
-    state.handle(events)
-    return json_response(state.final())
+
+    async def collect(stream: ChatStream | ToolTurn) -> Response:
+        state.handle(await stream.collect())
+        return json_response(state.final())
+
+    stream = (lambda opened: responses_sse(state, opened)) if body.stream else None
+    return await serve_answer(request, deps, lambda: open_turn(chat_service(deps), chat), stream, collect)
 
 
 async def retrieve_response(request: Request) -> Response:

@@ -407,6 +407,23 @@ def test_disconnect_mid_stream_frees_the_lease_and_stops_the_upstream(gateway: S
     assert not connections  # the simulator saw the upstream connection close
 
 
+def test_disconnect_before_the_first_token_frees_the_lease_and_stops_the_upstream(
+    gateway: Start, sim: SimServer
+) -> None:
+    # The first token would come after 20 seconds: the client leaves while the gateway holds.
+    gw = gateway([("sim-super-alice", Tier.SUPER)])
+    connections = sim._server.server_state.connections
+    body = {"model": AUTO, "stream": True, "messages": ask("x #sim tokens=5 delay_ms=20000")}
+    with httpx.Client(timeout=0.3) as http, pytest.raises(httpx.ReadTimeout):
+        http.post(gw.url + "/v1/chat/completions", json=body)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (accounts(gw)["sim-super-alice"].in_flight or connections):
+        time.sleep(0.05)
+    acc = accounts(gw)["sim-super-alice"]
+    assert acc.in_flight == 0 and acc.status is AccountStatus.ACTIVE and acc.fail_count == 0
+    assert not connections  # aborted before the first token was due
+
+
 def test_heartbeat_during_silence(gateway: Start) -> None:
     gw = gateway([("sim-super-alice", Tier.SUPER)], heartbeat_seconds="0.2")
     body = {"model": AUTO, "stream": True, "messages": ask("x #sim tokens=3 delay_ms=700")}

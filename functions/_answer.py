@@ -1,0 +1,195 @@
+"""Serving one chat answer over HTTP, for the three chat dialects (chat completions, Responses,
+Messages): open the answer, then stream it as SSE or collect it into one JSON object.
+
+What a bare StreamingResponse lacks, and this adds:
+
+* a client that goes away is noticed at once, while the answer is being opened (a reasoning
+  model can think for minutes before its first token) and while it streams: the work is
+  cancelled, the upstream read aborted and the lease released;
+* an SSE comment as heartbeat during long silences, which strict clients tolerate.
+
+Both are paid for once per request, not per event: one watcher task reads the ASGI receive
+channel for the whole request, and the heartbeat is a timer re-armed once per period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from core.services.chat import ChatService
+from functions._http import SSE_HEADERS
+from functions._wiring import Deps
+
+T = TypeVar("T")
+PING = b": keep-alive\n\n"
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    *((k.encode(), v.encode()) for k, v in SSE_HEADERS.items()),
+]
+
+
+def chat_service(deps: Deps) -> ChatService:
+    """The process's chat service, shared by the three dialects."""
+
+    def build(d: Deps) -> ChatService:
+        return ChatService(d.settings, d.store, d.upstream, fetcher=d.fetcher, clock=d.clock)
+
+    service: ChatService = deps.lazy("chat_service", build)
+    return service
+
+
+class Disconnected(Exception):
+    """The client went away."""
+
+
+class ClientWatch:
+    """Watches one request's receive channel; a disconnect cancels the task serving the request.
+
+    One watcher task for the request's whole life: `run()` may be called several times (open,
+    then stream or collect) from the same task; `close()` ends the watch.
+    """
+
+    __slots__ = ("_gone", "_task", "_watcher")
+
+    def __init__(self, receive: Receive) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._gone = False
+        self._watcher = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self._gone = True
+                self._task.cancel()
+                return
+
+    async def run(self, work: Awaitable[T]) -> T:
+        """Await `work`; raise `Disconnected` if the client went away meanwhile."""
+        if self._gone:
+            raise Disconnected
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if self._gone:
+                self._task.uncancel()
+                raise Disconnected from None
+            raise
+
+    def close(self) -> None:
+        self._watcher.cancel()
+
+
+class _Heartbeat:
+    """Sends `ping` when nothing was written for `every` seconds; `touch()` on every write."""
+
+    __slots__ = ("_every", "_handle", "_loop", "_ping", "_send", "_sending", "last")
+
+    def __init__(self, send: Send, every: float, ping: bytes) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._send = send
+        self._every = every
+        self._ping = ping
+        self._sending: asyncio.Task[None] | None = None
+        self.last = self._loop.time()
+        self._handle = self._loop.call_later(every, self._due)
+
+    def touch(self) -> None:
+        self.last = self._loop.time()
+
+    def _due(self) -> None:
+        idle = self._loop.time() - self.last
+        if idle >= self._every:
+            self.last = self._loop.time()
+            if self._sending is None or self._sending.done():
+                self._sending = self._loop.create_task(self._beat())
+            idle = 0.0
+        self._handle = self._loop.call_later(self._every - idle, self._due)
+
+    async def _beat(self) -> None:
+        try:
+            await self._send({"type": "http.response.body", "body": self._ping, "more_body": True})
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        self._handle.cancel()
+        if self._sending is not None:
+            self._sending.cancel()
+
+
+class EventStream(Response):
+    """An SSE response from an async generator of bytes (one write per item), with heartbeat,
+    under the request's `ClientWatch` (closed when the stream ends)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, body: AsyncGenerator[bytes, None], watch: ClientWatch, *, heartbeat: float, ping: bytes = PING
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = list(_SSE_HEADERS)
+        self.body_iterator = body
+        self.watch = watch
+        self.heartbeat = heartbeat
+        self.ping = ping
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = self.body_iterator
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            beat = _Heartbeat(send, self.heartbeat, self.ping)
+            try:
+                await self.watch.run(self._pump(send, beat))
+            except (Disconnected, OSError):
+                pass
+            finally:
+                beat.stop()
+        finally:
+            self.watch.close()
+            await body.aclose()
+
+    async def _pump(self, send: Send, beat: _Heartbeat) -> None:
+        async for data in self.body_iterator:
+            beat.touch()
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def serve_answer(
+    request: Request,
+    deps: Deps,
+    open_answer: Callable[[], Awaitable[Any]],
+    stream: Callable[[Any], AsyncGenerator[bytes, None]] | None,
+    collect: Callable[[Any], Awaitable[Response]],
+    *,
+    ping: bytes = PING,
+) -> Response:
+    """Open the answer (a `ChatStream` or `ToolTurn`), then stream it (`stream` given) or
+    collect it, all under one watch.
+
+    `open_answer()` raises a `GatewayError` when no account can start it (a proper HTTP error,
+    since nothing was sent yet). A client gone before the end gets no body (499 in the logs).
+    """
+    watch = ClientWatch(request.receive)
+    streaming = False
+    try:
+        opened = await watch.run(open_answer())
+        if stream is not None:
+            streaming = True
+            return EventStream(stream(opened), watch, heartbeat=deps.settings.heartbeat_seconds, ping=ping)
+        return await watch.run(collect(opened))
+    except Disconnected:
+        return Response(status_code=499)
+    finally:
+        if not streaming:
+            watch.close()
