@@ -1,10 +1,13 @@
-"""The Upstream port over curl_cffi: Chrome impersonation, the §2.3 headers, one warm session.
+"""The Upstream port over curl_cffi: Chrome impersonation, the §2.3 headers, warm connections.
 
-One `AsyncSession` per event loop, created on first use and reused by every request of a warm
-process (serverless invocations included): TLS and connections stay warm. curl_cffi errors
-never leave this module: non-200 answers are classified (`core.protocol.classify`), transport
-failures become transient or timeout failures. Closing a stream early aborts the transfer at
-once, so a client that goes away stops the upstream read.
+The chat call, the hot path, goes through `transport.CurlTransport`: pooled curl handles
+configured once, per request only the URL, body and header lines. The rare calls (upload,
+download, and via `session()` the Imagine uploads) use one `AsyncSession` per event loop: they
+are not hot. Both are created on first use and reused by every request of a warm process
+(serverless invocations included): TLS and connections stay warm. curl_cffi errors never leave
+this module: non-200 answers are classified (`core.protocol.classify`), transport failures become
+transient or timeout failures. Closing a stream early aborts the transfer at once, so a client
+that goes away stops the upstream read.
 
 Over plain `http://` (the simulator) HTTP/1.1 is forced: Chrome impersonation would otherwise
 offer an `Upgrade: h2c` that some loopback servers answer by losing the body (platforms §10).
@@ -13,23 +16,20 @@ offer an `Upgrade: h2c` that some loopback servers answer by losing the body (pl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from curl_cffi import CurlError
 from curl_cffi.requests import AsyncSession
-from curl_cffi.requests.exceptions import Timeout
 
 from core.protocol.classify import UpstreamFailure, classify_http, transport_failure
 from core.protocol.payload import CHAT_PATH, UPLOAD_PATH, upload_body, upload_reference
 from core.settings import Settings
 from infra.upstream.headers import asset_headers, cf_cookie_part, latin1, rest_headers
 from infra.upstream.statsig import statsig_id
+from infra.upstream.transport import CurlTransport, StreamedResponse, translate_curl_error
 
 log = logging.getLogger("grokgate.upstream")
 ERROR_BODY_BYTES = 4096
@@ -43,59 +43,6 @@ def _retry_after(headers: Any) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
-
-
-def _translate(exc: BaseException, what: str) -> UpstreamFailure:
-    # curl messages may carry the URL, never headers: safe to keep as the reason.
-    text = str(exc).split(" See https://curl.se", 1)[0][:200]
-    return transport_failure(f"{what}: {type(exc).__name__}: {text}", timeout=isinstance(exc, Timeout))
-
-
-class CurlStream:
-    """A 200 chat response being read; `aclose()` aborts the transfer (idempotent)."""
-
-    __slots__ = ("_deadline", "_done", "_response")
-
-    def __init__(self, response: Any, deadline: float) -> None:
-        self._response = response
-        self._deadline = deadline
-        self._done = False
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[bytes]:
-        queue = self._response.queue
-        from curl_cffi.requests.models import STREAM_END
-
-        deadline = self._deadline
-        try:
-            while True:
-                chunk = await queue.get()
-                if chunk is STREAM_END:
-                    self._done = True
-                    return
-                if isinstance(chunk, BaseException):
-                    self._done = True
-                    raise _translate(chunk, "upstream stream broke off")
-                if time.monotonic() > deadline:
-                    raise transport_failure("upstream stream exceeded the total timeout", timeout=True)
-                yield chunk
-        finally:
-            if not self._done:
-                await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        task = self._response.astream_task
-        if task is not None and not task.done():
-            if self._response.quit_now is not None:
-                self._response.quit_now.set()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, CurlError):
-                await task
 
 
 class CurlUpstream:
@@ -112,11 +59,16 @@ class CurlUpstream:
         self.max_clients = max_clients
         self._session: AsyncSession[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._http_version = "v1" if settings.upstream_url.startswith("http://") else None
+        plain_http = settings.upstream_url.startswith("http://")
+        self._http_version = "v1" if plain_http else None
+        self._transport = CurlTransport(settings, plain_http=plain_http, max_idle=max_clients)
+        self._chat_url = settings.upstream_url + CHAT_PATH
         self._static: dict[str, str] | None = None
+        self._static_lines: list[bytes] = []
         self._cf = ""
 
     def session(self) -> AsyncSession[Any]:
+        """The `AsyncSession` of the running loop, for the calls that are not hot."""
         loop = asyncio.get_running_loop()
         if self._session is None or self._loop is not loop:
             # A new loop (a new Lambda event loop, a test) cannot use the old session's handles.
@@ -130,56 +82,55 @@ class CurlUpstream:
             self._loop = loop
         return self._session
 
-    def _headers(self, token: str) -> dict[str, str]:
+    def _static_headers(self) -> dict[str, str]:
         # The browser part never changes: built once; per call only the cookie and the two ids.
         if self._static is None:
             static = rest_headers(token="", user_agent=self.settings.user_agent, cf_cookies=None)
             for name in ("cookie", "x-statsig-id", "x-xai-request-id"):
                 static.pop(name, None)
             self._static = static
+            # The same lines AsyncSession would send: `name;` sends an empty value, and a bare
+            # `Expect:` keeps curl from waiting for a 100-continue on a large body.
+            lines = [(f"{k}: {v}" if v else f"{k};").encode() for k, v in static.items()]
+            self._static_lines = [*lines, b"Expect:"]
             cf = cf_cookie_part(self.settings.cf_cookies)
             self._cf = f"; {cf}" if cf else ""
-        headers = dict(self._static)
+        return self._static
+
+    def _headers(self, token: str) -> dict[str, str]:
+        headers = dict(self._static_headers())
         headers["cookie"] = latin1(f"sso={token}; sso-rw={token}{self._cf}")
         headers["x-statsig-id"] = statsig_id()
         headers["x-xai-request-id"] = str(uuid.uuid4())
         return headers
 
-    @property
-    def _timeout(self) -> tuple[float, float]:
-        return (self.settings.connect_timeout, self.settings.read_timeout)
+    def _header_lines(self, token: str) -> list[bytes]:
+        """`_headers` as curl header lines, for the chat transport."""
+        self._static_headers()
+        return [
+            *self._static_lines,
+            f"cookie: {latin1(f'sso={token}; sso-rw={token}{self._cf}')}".encode(),
+            f"x-statsig-id: {statsig_id()}".encode(),
+            f"x-xai-request-id: {uuid.uuid4()}".encode(),
+        ]
 
-    async def chat(self, token: str, body: dict[str, Any]) -> CurlStream:
-        deadline = time.monotonic() + self.settings.total_timeout
-        try:
-            response = await self.session().request(
-                "POST",
-                self.settings.upstream_url + CHAT_PATH,
-                data=orjson.dumps(body),
-                headers=self._headers(token),
-                stream=True,
-                timeout=self._timeout,
-                http_version=self._http_version,  # type: ignore[arg-type]
-                default_headers=False,
-            )
-        except CurlError as exc:
-            raise _translate(exc, "upstream chat request failed") from None
-        stream = CurlStream(response, deadline)
-        if response.status_code != 200:
+    async def chat(self, token: str, body: dict[str, Any]) -> StreamedResponse:
+        response = await self._transport.post(self._chat_url, self._header_lines(token), orjson.dumps(body))
+        if response.status != 200:
             data = bytearray()
             try:
-                async for chunk in stream:
+                async for chunk in response:
                     data += chunk
                     if len(data) >= ERROR_BODY_BYTES:
                         break
             except UpstreamFailure:
                 pass
             finally:
-                await stream.aclose()
+                await response.aclose()
             raise classify_http(
-                response.status_code, bytes(data[:ERROR_BODY_BYTES]), _retry_after(response.headers)
+                response.status, bytes(data[:ERROR_BODY_BYTES]), _retry_after(response.headers)
             )
-        return stream
+        return response
 
     async def upload(self, token: str, name: str, mime: str, data: bytes) -> str:
         try:
@@ -193,7 +144,7 @@ class CurlUpstream:
                 default_headers=False,
             )
         except CurlError as exc:
-            raise _translate(exc, "upload failed") from None
+            raise translate_curl_error(exc, "upload failed") from None
         if response.status_code != 200:
             raise classify_http(
                 response.status_code, response.content[:ERROR_BODY_BYTES], _retry_after(response.headers)
@@ -225,7 +176,7 @@ class CurlUpstream:
                 default_headers=False,
             )
         except CurlError as exc:
-            raise _translate(exc, "asset download failed") from None
+            raise translate_curl_error(exc, "asset download failed") from None
         if response.status_code != 200:
             raise classify_http(response.status_code, response.content[:ERROR_BODY_BYTES])
         if len(response.content) > max_bytes:
@@ -233,6 +184,7 @@ class CurlUpstream:
         return response.content, response.headers.get("content-type", "").split(";")[0].strip()
 
     async def close(self) -> None:
+        await self._transport.close()
         session, self._session = self._session, None
         if session is not None and self._loop is asyncio.get_running_loop():
             await session.close()

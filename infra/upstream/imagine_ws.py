@@ -6,7 +6,8 @@ challenge, 400/401 credentials); transport failures and silences longer than `re
 become transient/timeout failures. As in [v2], the socket has no browser TLS fingerprint.
 
 E6 (§6.2): multipart `file` + `file_source=IMAGINE_SELF_UPLOAD_FILE_SOURCE`, Referer /imagine,
-without statsig or request id, over the chat client's warm curl_cffi session.
+without statsig or request id, over the upstream client's warm `AsyncSession` (a rare call: the
+pooled handles of `transport.py` are for the chat hot path).
 """
 
 from __future__ import annotations

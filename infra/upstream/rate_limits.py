@@ -2,6 +2,7 @@
 
 A small function rather than a method of the main upstream client, so quota upkeep (cron,
 "refresh now") can use it without the chat machinery; it may be folded into `client.py` later.
+It keeps its own `AsyncSession`: a rare call, not worth the chat transport's pooled handles.
 """
 
 from __future__ import annotations

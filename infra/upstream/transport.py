@@ -1,0 +1,412 @@
+"""Streaming POSTs for the chat hot path, over pooled curl handles configured once.
+
+`AsyncSession.request(stream=True)` re-applies some twenty options per call, parses every header
+and cookie into objects and hands the body over through an asyncio.Queue: on the chat path that
+was most of the gateway's CPU. Here a handle is configured once (impersonation, proxy, timeouts,
+CA bundle, callbacks) and a request sets only its URL, body and header lines. The rare calls
+(uploads, downloads, Imagine, rate limits) stay on `AsyncSession`: they are not hot.
+
+One `AsyncCurl` multi and one handle pool per event loop: curl's sockets and timers are registered
+with the loop that was running when the multi was made, so a new loop (a new Lambda loop, a test)
+starts afresh. Connections live in the multi and are shared by its handles.
+
+Body chunks are kept as curl delivers them and handed to the reader joined, once per wake-up.
+Past `max_buffered` unread bytes the transfer is paused (curl holds the data back and the socket
+is no longer read) until the reader catches up. `aclose()`, or cancelling a task that waits for
+headers or data, removes the handle from the multi: curl closes the connection (HTTP/1.1) or
+resets the stream (HTTP/2), and the handle, out of the multi, goes back to the pool.
+
+Written against curl_cffi 0.17: besides its public API, one private detail is relied on, the
+header slist kept on `Curl._headers` and freed with `_wrapper.lib` (see `_set_header_lines`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Sequence
+
+from curl_cffi import CurlError
+from curl_cffi._wrapper import ffi, lib
+from curl_cffi.aio import AsyncCurl
+from curl_cffi.const import CurlECode, CurlHttpVersion, CurlOpt
+from curl_cffi.curl import CURL_WRITEFUNC_PAUSE, CURLPAUSE_CONT, DEFAULT_CACERT, Curl
+from curl_cffi.requests.impersonate import resolve_latest_browser_type
+
+from core.protocol.classify import UpstreamFailure, transport_failure
+from core.settings import Settings
+
+MAX_BUFFERED = 1 << 20  # unread body bytes before the transfer is paused
+KEPT_HEADERS = frozenset({b"retry-after"})  # response headers the callers read
+# What AsyncSession asks curl to decode by default; the header line sent is the caller's own.
+ACCEPT_ENCODING = b"gzip, deflate, br"
+
+
+def translate_curl_error(exc: BaseException, what: str) -> UpstreamFailure:
+    """A curl_cffi error (or a callback's exception) as the transient or timeout failure it is."""
+    # curl messages may carry the URL, never headers: safe to keep as the reason.
+    text = str(exc).split(" See https://curl.se", 1)[0][:200]
+    timed_out = isinstance(exc, CurlError) and exc.code == CurlECode.OPERATION_TIMEDOUT
+    return transport_failure(f"{what}: {type(exc).__name__}: {text}", timeout=timed_out)
+
+
+def _set_header_lines(curl: Curl, lines: Sequence[bytes]) -> None:
+    # curl_cffi's setopt(HTTPHEADER) appends to the slist it keeps on the handle: free it first.
+    if curl._headers != ffi.NULL:
+        lib.curl_slist_free_all(curl._headers)
+        curl._headers = ffi.NULL
+    curl.setopt(CurlOpt.HTTPHEADER, lines)
+
+
+def _free_multi_of_closed_loop(multi: AsyncCurl, loop: asyncio.AbstractEventLoop) -> None:
+    """Free a multi left behind by a closed loop (a cron or worker run under `asyncio.run`),
+    so its cached connections do not pile up, one per run. Its timers and readers belong to
+    that loop; a loop still open elsewhere keeps its multi (as AsyncSession would)."""
+    if not loop.is_closed():
+        return
+    # `AsyncCurl.close()` awaits only its timeout-checker task, which `asyncio.run` cancelled
+    # with the loop: driven by hand it then completes in one step, without a running loop.
+    closing = multi.close()
+    try:
+        closing.send(None)
+    except StopIteration:
+        return
+    except RuntimeError:  # the checker was still pending on the dead loop: leave it
+        return
+    closing.close()
+
+
+class _Handle:
+    """A pooled easy handle and the state of the transfer it runs; curl calls `on_body`/`on_header`."""
+
+    __slots__ = (
+        "buffered",
+        "chunks",
+        "curl",
+        "finished",
+        "headers",
+        "headers_complete",
+        "max_buffered",
+        "multi",
+        "paused",
+        "status",
+        "waiter",
+    )
+
+    def __init__(self, curl: Curl, max_buffered: int) -> None:
+        self.curl = curl
+        self.max_buffered = max_buffered
+        self.multi: AsyncCurl | None = None
+        self.finished: asyncio.Future[None] | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.chunks: list[bytes] = []
+        self.buffered = 0
+        self.paused = False
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.headers_complete = False
+
+    def reset(self) -> None:
+        self.finished = None
+        self.waiter = None
+        self.chunks = []
+        self.buffered = 0
+        self.paused = False
+        self.status = 0
+        self.headers = {}
+        self.headers_complete = False
+
+    def wake(self, _: object = None) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def on_body(self, data: bytes) -> int:
+        if self.buffered >= self.max_buffered:
+            # curl keeps this chunk and delivers it again after `curl.pause(CURLPAUSE_CONT)`.
+            self.paused = True
+            return CURL_WRITEFUNC_PAUSE
+        self.chunks.append(data)
+        self.buffered += len(data)
+        self.wake()
+        return len(data)
+
+    def on_header(self, line: bytes) -> int:
+        if line.startswith(b"HTTP/"):
+            # A new status line: an interim 1xx answer came before, forget its headers.
+            self.status = int(line.split(b" ", 2)[1])
+            self.headers = {}
+        elif line == b"\r\n":
+            if self.status >= 200:
+                self.headers_complete = True
+                self.wake()
+        else:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name in KEPT_HEADERS:
+                self.headers[name.decode("latin-1")] = value.strip().decode("latin-1")
+        return len(line)
+
+
+class StreamedResponse:
+    """An answer being read: `status`, `headers` (only `KEPT_HEADERS`), async iteration of body
+    bytes (what arrived since the last read, joined), and `aclose()`, which aborts the transfer
+    and is idempotent. Iterating raises `UpstreamFailure` on a transport failure or once the
+    total timeout has passed."""
+
+    __slots__ = ("_deadline", "_failure", "_handle", "_transport", "headers", "status")
+
+    def __init__(self, transport: CurlTransport, handle: _Handle, deadline: float) -> None:
+        self._transport = transport
+        self._handle: _Handle | None = handle
+        self._deadline = deadline
+        self._failure: UpstreamFailure | None = None
+        self.status = 0
+        self.headers: dict[str, str] = {}
+
+    async def _wait_for_headers(self) -> None:
+        handle = self._handle
+        assert handle is not None and handle.finished is not None
+        while not handle.headers_complete:
+            if handle.finished.done():
+                error = self._end()
+                if error is not None:
+                    raise translate_curl_error(error, "upstream chat request failed")
+                if not handle.headers_complete:
+                    raise transport_failure("upstream chat request ended without a response")
+                break
+            await self._wait(handle)
+        self.status = handle.status
+        self.headers = handle.headers
+
+    def __aiter__(self) -> StreamedResponse:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while True:
+            handle = self._handle
+            if handle is None:
+                if self._failure is not None:
+                    failure, self._failure = self._failure, None
+                    raise failure
+                raise StopAsyncIteration
+            assert handle.finished is not None
+            if handle.chunks:
+                if time.monotonic() > self._deadline:
+                    self._abort()
+                    raise transport_failure("upstream stream exceeded the total timeout", timeout=True)
+                return self._take(handle)
+            if handle.finished.done():
+                error = self._end()
+                if error is not None:
+                    raise translate_curl_error(error, "upstream stream broke off")
+                raise StopAsyncIteration
+            await self._wait(handle)
+
+    def _take(self, handle: _Handle) -> bytes:
+        chunks = handle.chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        handle.buffered = 0
+        if handle.paused:
+            handle.paused = False
+            try:
+                handle.curl.pause(CURLPAUSE_CONT)  # may deliver the held-back chunk right away
+            except CurlError as exc:
+                self._abort(translate_curl_error(exc, "upstream stream could not resume"))
+        return data
+
+    async def _wait(self, handle: _Handle) -> None:
+        assert handle.multi is not None
+        handle.waiter = waiter = handle.multi.loop.create_future()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            # Read again after this, the stream fails rather than seeming to have ended.
+            self._abort(transport_failure("upstream read was cancelled"))
+            raise
+        finally:
+            handle.waiter = None
+
+    def _end(self) -> BaseException | None:
+        """The transfer is over (curl already took the handle out of the multi): give it back
+        and return its error, if any."""
+        handle, self._handle = self._handle, None
+        assert handle is not None and handle.finished is not None
+        finished = handle.finished
+        finished.remove_done_callback(handle.wake)  # not to wake the handle's next reader
+        error = None if finished.cancelled() else finished.exception()
+        # A callback's exception stays recorded on curl_cffi's callback context: retire the handle.
+        self._transport._release(self, handle, reusable=error is None or isinstance(error, CurlError))
+        return error
+
+    def _abort(self, failure: UpstreamFailure | None = None) -> None:
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        self._failure = failure
+        finished = handle.finished
+        assert finished is not None and handle.multi is not None
+        finished.remove_done_callback(handle.wake)
+        reusable = True
+        if not finished.done():
+            try:
+                handle.multi.remove_handle(handle.curl)  # curl drops the unfinished transfer
+            except CurlError:
+                reusable = False
+        self._transport._release(self, handle, reusable=reusable)
+
+    async def aclose(self) -> None:
+        handle = self._handle
+        if handle is None:
+            return
+        assert handle.finished is not None
+        if handle.finished.done():
+            self._end()
+        else:
+            self._abort()
+
+
+class CurlTransport:
+    """Streaming POSTs over one `AsyncCurl` multi per event loop and a pool of ready handles.
+
+    Args:
+        settings: impersonation target, proxy and the connect, read and total timeouts.
+        plain_http: force HTTP/1.1; plain-http servers (the simulator) can lose the body on the
+            `Upgrade: h2c` offer that Chrome impersonation makes (platforms §10).
+        max_idle: idle handles kept for reuse; more are closed when they come back.
+        max_buffered: unread body bytes after which a transfer is paused.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        plain_http: bool = False,
+        max_idle: int = 256,
+        max_buffered: int = MAX_BUFFERED,
+    ) -> None:
+        self.settings = settings
+        self.plain_http = plain_http
+        self.max_idle = max_idle
+        self.max_buffered = max_buffered
+        self.handles_created = 0
+        self._target = resolve_latest_browser_type(settings.impersonate)
+        self._low_speed_time = math.ceil(settings.connect_timeout + settings.read_timeout)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._multi: AsyncCurl | None = None
+        self._idle: list[_Handle] = []
+        self._open: set[StreamedResponse] = set()
+
+    @property
+    def idle_handles(self) -> int:
+        return len(self._idle)
+
+    @property
+    def open_responses(self) -> int:
+        return len(self._open)
+
+    def _multi_for_loop(self) -> AsyncCurl:
+        loop = asyncio.get_running_loop()
+        if self._multi is None or self._loop is not loop:
+            self._close_idle()
+            if self._multi is not None and self._loop is not None:
+                _free_multi_of_closed_loop(self._multi, self._loop)
+            self._multi = AsyncCurl(loop=loop)
+            self._loop = loop
+        return self._multi
+
+    def _new_handle(self) -> _Handle:
+        settings = self.settings
+        curl = Curl()
+        handle = _Handle(curl, self.max_buffered)
+        try:
+            # Before impersonating, like AsyncSession: the impersonation reads the HTTP version.
+            if self.plain_http:
+                curl.setopt(CurlOpt.HTTP_VERSION, CurlHttpVersion.V1_1)
+            curl.setopt(CurlOpt.ACCEPT_ENCODING, ACCEPT_ENCODING)
+            if curl.impersonate(self._target, default_headers=False) != 0:
+                raise ValueError(f"curl cannot impersonate {settings.impersonate!r}")
+            curl.setopt(CurlOpt.POST, 1)
+            curl.setopt(CurlOpt.NOSIGNAL, 1)
+            curl.setopt(CurlOpt.FOLLOWLOCATION, 0)
+            curl.setopt(CurlOpt.CONNECTTIMEOUT_MS, int(settings.connect_timeout * 1000))
+            # The read timeout, as curl_cffi maps a streamed (connect, read) timeout: a transfer
+            # slower than 1 byte/s for that long is abandoned, so a stalled stream ends too. curl
+            # averages the speed over its last 5 s, so silence is noticed up to 5 s later.
+            curl.setopt(CurlOpt.LOW_SPEED_LIMIT, 1)
+            curl.setopt(CurlOpt.LOW_SPEED_TIME, self._low_speed_time)
+            proxy = settings.proxy_url
+            # An empty PROXY and NOPROXY: no proxy from the environment (trust_env=False).
+            curl.setopt(CurlOpt.PROXY, proxy or "")
+            curl.setopt(CurlOpt.NOPROXY, "")
+            if proxy:
+                curl.setopt(CurlOpt.PROXY_CREDENTIAL_NO_REUSE, 1)
+                curl.setopt(CurlOpt.SUPPRESS_CONNECT_HEADERS, 1)  # the header callback sees the origin's only
+                if not self.plain_http and not proxy.startswith("socks"):
+                    curl.setopt(CurlOpt.HTTPPROXYTUNNEL, 1)
+            curl.setopt(CurlOpt.CAINFO, DEFAULT_CACERT)
+            curl.setopt(CurlOpt.PROXY_CAINFO, DEFAULT_CACERT)
+            curl.setopt(CurlOpt.WRITEFUNCTION, handle.on_body)
+            curl.setopt(CurlOpt.HEADERFUNCTION, handle.on_header)
+        except BaseException:
+            curl.close()
+            raise
+        self.handles_created += 1
+        return handle
+
+    async def post(self, url: str, header_lines: Sequence[bytes], body: bytes) -> StreamedResponse:
+        """POST `body` with exactly `header_lines` (`b"name: value"`) and return once the
+        response headers are in. Transport failures raise `UpstreamFailure`."""
+        multi = self._multi_for_loop()
+        deadline = time.monotonic() + self.settings.total_timeout
+        handle = self._idle.pop() if self._idle else self._new_handle()
+        handle.reset()
+        curl = handle.curl
+        try:
+            curl.setopt(CurlOpt.URL, url.encode())
+            curl.setopt(CurlOpt.POSTFIELDS, body)  # curl_cffi keeps `body` alive for curl
+            curl.setopt(CurlOpt.POSTFIELDSIZE, len(body))
+            _set_header_lines(curl, header_lines)
+            handle.finished = multi.add_handle(curl)
+        except CurlError as exc:
+            self._release(None, handle, reusable=False)
+            raise translate_curl_error(exc, "upstream chat request failed") from None
+        handle.multi = multi
+        handle.finished.add_done_callback(handle.wake)
+        response = StreamedResponse(self, handle, deadline)
+        self._open.add(response)
+        await response._wait_for_headers()
+        return response
+
+    def _release(self, response: StreamedResponse | None, handle: _Handle, *, reusable: bool) -> None:
+        if response is not None:
+            self._open.discard(response)
+        handle.waiter = None
+        if reusable and handle.multi is self._multi and len(self._idle) < self.max_idle:
+            self._idle.append(handle)
+        else:
+            handle.curl.close()
+
+    def _close_idle(self) -> None:
+        for handle in self._idle:
+            handle.curl.close()
+        self._idle.clear()
+
+    async def close(self) -> None:
+        """Abort open transfers (their readers get a transport failure), close every handle and,
+        on its own loop, the multi."""
+        for response in list(self._open):
+            response._abort(transport_failure("upstream transport closed"))
+        self._open.clear()
+        self._close_idle()
+        multi, self._multi = self._multi, None
+        if multi is None or self._loop is None:
+            return
+        if self._loop is asyncio.get_running_loop():
+            await multi.close()
+        else:
+            _free_multi_of_closed_loop(multi, self._loop)
