@@ -8,4 +8,4 @@ cd "${LAMBDA_TASK_ROOT:-.}"
 export PYTHONPATH="/opt/python:${LAMBDA_TASK_ROOT:-.}${PYTHONPATH:+:$PYTHONPATH}"
 exec python3 -m uvicorn "${ASGI_APP:?ASGI_APP must name the app, e.g. functions.chat:app}" \
   --host 127.0.0.1 --port "${AWS_LWA_PORT:-8080}" \
-  --no-access-log --no-server-header --timeout-keep-alive 75 --http httptools --loop uvloop
+  --no-access-log --no-server-header --timeout-keep-alive 75 --http httptools --loop uvloop --ws none

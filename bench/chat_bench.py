@@ -88,6 +88,7 @@ def serve_gateway(port: int) -> None:
         access_log=False,
         http="httptools",  # as `grokgate serve` and run.sh
         loop="uvloop",
+        ws="none",  # as `grokgate serve` and run.sh
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.ports import AccountStore, Upstream, UrlFetcher
+from core.ports import AccountStore, FetchedFile, Upstream, UrlFetcher
 from core.settings import Settings, parse_dotenv
 
 log = logging.getLogger("grokgate")
@@ -74,12 +74,11 @@ class Deps:
 
     @property
     def fetcher(self) -> UrlFetcher:
-        """Client-supplied URL fetches: no account cookie, behind the SSRF guard."""
+        """Client-supplied URL fetches: no account cookie, behind the SSRF guard. Built (and httpx
+        imported) on the first client URL, so a process that never sees one never pays for it."""
 
         def build(deps: Deps) -> UrlFetcher:
-            from infra.fetch import SafeFetcher
-
-            return SafeFetcher(deps.settings)
+            return _DeferredFetcher(deps.settings)
 
         fetcher: UrlFetcher = self.lazy("fetcher", build)
         return fetcher
@@ -99,6 +98,27 @@ class Deps:
             if closer is not None:
                 await closer()
         self.extras.clear()
+
+
+class _DeferredFetcher:
+    """A `UrlFetcher` that builds the real one (`infra.fetch.SafeFetcher`) on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._real: Any = None
+
+    async def fetch(self, url: str, *, param: str = "url") -> FetchedFile:
+        if self._real is None:
+            from infra.fetch import SafeFetcher
+
+            self._real = SafeFetcher(self._settings)
+        fetched: FetchedFile = await self._real.fetch(url, param=param)
+        return fetched
+
+    async def aclose(self) -> None:
+        if self._real is not None:
+            await self._real.aclose()
+            self._real = None
 
 
 _deps: Deps | None = None

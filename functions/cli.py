@@ -63,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
         http="httptools",  # SDK clients never offer h2c; the simulator keeps h11 (platforms.md §10)
         loop="uvloop" if sys.platform != "win32" else "auto",
+        ws="none",  # no route takes a WebSocket: do not load a WebSocket library
     )
     return 0
 
