@@ -14,11 +14,18 @@ _LOWER = string.ascii_lowercase
 _ALNUM = string.ascii_lowercase + string.digits
 
 
+def _word(alphabet: str, raw: bytes) -> str:
+    return "".join([alphabet[b % len(alphabet)] for b in raw])
+
+
 def statsig_id() -> str:
-    if secrets.randbelow(2):
-        word = "".join(secrets.choice(_ALNUM) for _ in range(5))
-        message = f"e:TypeError: Cannot read properties of null (reading 'children['{word}']')"
+    # One read of the OS random source per value (it is on every chat request), not one per
+    # character. The value is an unsigned decoy, not a secret: the slight modulo bias is harmless.
+    raw = secrets.token_bytes(11)
+    if raw[0] & 1:
+        message = (
+            f"e:TypeError: Cannot read properties of null (reading 'children['{_word(_ALNUM, raw[1:6])}']')"
+        )
     else:
-        word = "".join(secrets.choice(_LOWER) for _ in range(10))
-        message = f"e:TypeError: Cannot read properties of undefined (reading '{word}')"
+        message = f"e:TypeError: Cannot read properties of undefined (reading '{_word(_LOWER, raw[1:11])}')"
     return base64.b64encode(message.encode()).decode("ascii")
