@@ -44,6 +44,11 @@ def chat_service(deps: Deps) -> ChatService:
     return service
 
 
+class Final(bytes):
+    """The last piece of an SSE body: written together with the end of the HTTP body (one write,
+    not two). A body generator yields it and stops."""
+
+
 class Disconnected(Exception):
     """The client went away."""
 
@@ -161,7 +166,10 @@ class EventStream(Response):
     async def _pump(self, send: Send, beat: _Heartbeat) -> None:
         async for data in self.body_iterator:
             beat.touch()
-            await send({"type": "http.response.body", "body": data, "more_body": True})
+            last = type(data) is Final
+            await send({"type": "http.response.body", "body": data, "more_body": not last})
+            if last:
+                return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

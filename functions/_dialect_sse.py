@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from core.errors import GatewayError, InternalError, UpstreamError
 from core.events import Event, Fault
+from functions._answer import Final
 
 E = TypeVar("E")
 
@@ -43,17 +44,21 @@ async def dialect_sse(
                 events = head + state.handle(batch)
                 head = []
                 if events:
-                    yield frame(events)
+                    yield Final(frame(events)) if ended() else frame(events)
         except GatewayError as exc:
-            yield frame(head + state.handle([Fault(exc)]))
-            head = []
+            yield Final(frame(head + state.handle([Fault(exc)])))
+            return
         except Exception:
             log.exception("stream %s crashed", state.id)
-            yield frame(head + state.handle([Fault(InternalError(f"The stream of {state.id} failed."))]))
-            head = []
+            yield Final(
+                frame(head + state.handle([Fault(InternalError(f"The stream of {state.id} failed."))]))
+            )
+            return
         if not ended():
-            yield frame(
-                head + state.handle([Fault(UpstreamError("The upstream stream ended without an end."))])
+            yield Final(
+                frame(
+                    head + state.handle([Fault(UpstreamError("The upstream stream ended without an end."))])
+                )
             )
     finally:
         await stream.aclose()

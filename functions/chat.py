@@ -19,7 +19,7 @@ from core.services.chat import ChatStream
 from core.services.tool_turns import ToolTurn, open_turn
 from core.transcode.openai_chat import ChatCompletionRequest, ChatCompletionState, normalize_request
 from functions import messages, responses
-from functions._answer import chat_service, serve_answer
+from functions._answer import Final, chat_service, serve_answer
 from functions._app import build_app
 from functions._http import deps_of, json_response, read_json
 
@@ -44,11 +44,11 @@ async def openai_sse(
                 head = []
             if state.finish_reason is not None or state.error is not None:
                 # The answer is complete: [DONE] in the same write; the lease is released after.
-                yield _frame(chunks) + DONE
+                yield Final(_frame(chunks) + DONE)
                 return
             if chunks:
                 yield _frame(chunks)
-        yield (_frame(head) if head else b"") + DONE
+        yield Final((_frame(head) if head else b"") + DONE)
     finally:
         await stream.aclose()
 
