@@ -14,11 +14,22 @@ The end (§3.9): the first F12 or F13, or `data: [DONE]`; an F12 that rides on a
 is text, not the stop. Nothing is read after the end. An end with no answer is an empty stream,
 EOF without an end marker (and without an F11) is a truncated stream, and an HTML body is a
 challenge: all three become `Fault` events, so no stream ends silently.
+
+Events: the answer text of one read is one `TextDelta` until another frame comes between, and
+the reasoning of one rollout in one read is one `ReasoningDelta` until another event comes.
+
+Speed: nearly every line is an answer or thinking token that differs from the one before only in
+its token. Such a line teaches the decoder its bytes around the token (a template, `_learn`);
+a run of lines made of those bytes around string literals is decoded with one parse of the
+literals (`_bulk`, `_tokens`), with the events the line-by-line path gives. Anything else, and
+any doubt, takes the line-by-line path.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from itertools import repeat
+from operator import and_, getitem, le
+from typing import Any, NamedTuple, cast
 
 import orjson
 
@@ -50,6 +61,23 @@ _TOOL_NAMES = {
     "codeExecution": "code_execution",
 }
 _SKIP_PREFIXES = (b"event:", b"id:", b"retry:", b":")
+# Every key `_other` reads but isSoftStop: a thinking token frame with one of them is not a template.
+_OTHER_KEYS = frozenset(
+    {
+        "error",
+        "userResponse",
+        "webSearchResults",
+        "citedWebSearchResults",
+        "cardAttachment",
+        "cardAttachments",
+        "streamingImageGenerationResponse",
+        "streamingVideoGenerationResponse",
+        "modelResponse",
+        "finalMetadata",
+    }
+)
+_SENTINEL = b'"\\u0000"'  # the token "\x00" as orjson writes it
+_BULK = 3  # shorter runs of a template are decoded line by line
 
 
 def _fault(failure: UpstreamFailure) -> Fault:
@@ -60,21 +88,40 @@ def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 
+class _Template(NamedTuple):
+    """The bytes of a token line around its token: every line `prefix + literal + suffix` is the
+    same frame as the one it was learned from, with only the token changed (see `_learn`)."""
+
+    prefix: bytes  # up to and including the token's opening quote
+    suffix: bytes  # from the token's closing quote to the end of the line
+    sep: bytes  # suffix + newline + prefix: what lies between two tokens in a run of such lines
+    end: bytes  # suffix + newline
+    thinking: bool
+    agent: Any  # the rolloutId of a thinking template
+
+
 class FrameDecoder:
     """One upstream chat stream. Attributes after decoding: `conversation_id`, `response_id`."""
 
     __slots__ = (
+        "_agent",
         "_assets",
         "_content",
+        "_hits",
         "_html",
         "_images",
+        "_learning",
+        "_learns",
         "_max_line",
+        "_misses",
         "_model_response",
         "_parts",
         "_pending",
         "_renderer",
         "_run",
         "_streamed",
+        "_templates",
+        "_think",
         "conversation_id",
         "done",
         "response_id",
@@ -87,8 +134,15 @@ class FrameDecoder:
         self._pending = 0
         self._renderer = Renderer()
         self._run: list[str] = []  # answer text of this feed not yet emitted: one TextDelta per run
+        self._think: list[str] = []  # reasoning of one rollout not yet emitted: one ReasoningDelta
+        self._agent: Any = ""  # the rollout of `_think`
         self._streamed: list[str] = []  # raw answer tokens, to reconcile with F11
         self._images: set[str] = set()  # final images already emitted
+        self._templates: list[_Template] = []  # most recent first
+        self._learning = True
+        self._learns = 0
+        self._misses = 0
+        self._hits = 0
         self._content = False
         self._html = False
         self._model_response = False
@@ -103,31 +157,20 @@ class FrameDecoder:
         if self.done or not chunk:
             return out
         start = 0
-        find = chunk.find
-        loads = orjson.loads
-        JSONDecodeError = orjson.JSONDecodeError
-        while not self.done:
-            nl = find(b"\n", start)
-            if nl < 0:
-                break
-            if self._parts:
-                self._parts.append(chunk[start:nl])
+        if self._parts:
+            nl = chunk.find(b"\n")
+            if nl >= 0:
+                self._parts.append(chunk[:nl])
                 line = b"".join(self._parts)
                 self._parts.clear()
                 self._pending = 0
-            else:
-                line = chunk[start:nl]
-            if line[:1] == b"{" and line[-1:] == b"}":  # the common case: one bare object, no strip
-                try:
-                    frame = loads(line)
-                except JSONDecodeError:
-                    frame = None  # a malformed line is skipped; the end rules still guard the stream
-                if type(frame) is dict:
-                    self._frame(frame, out)
-            else:
-                self._line(line, out)
-            start = nl + 1
-        if not self.done and start < len(chunk):
+                self._one(line, out)
+                start = nl + 1
+        end = chunk.rfind(b"\n") + 1  # the complete lines are chunk[start:end]
+        if start < end and not self.done:
+            self._lines(chunk, start, end, out)
+        if not self.done and max(start, end) < len(chunk):
+            start = max(start, end)
             self._pending += len(chunk) - start
             if self._pending > self._max_line:
                 self._end(
@@ -138,7 +181,250 @@ class FrameDecoder:
                 self._parts.append(chunk[start:] if start else chunk)
         if self._run:
             self._text(out)
+        elif self._think:
+            self._reasoning(out)
         return out
+
+    def _lines(self, chunk: bytes, pos: int, end: int, out: list[Event]) -> None:
+        """Decode the complete lines chunk[pos:end]; a run of lines of one template at once."""
+        find = chunk.find
+        while pos < end:
+            if not self._templates:  # line by line, until a template is learned
+                loads = orjson.loads
+                while pos < end:
+                    nl = find(b"\n", pos)
+                    line = chunk[pos:nl]
+                    pos = nl + 1
+                    if line[:1] == b"{" and line[-1:] == b"}":  # the common case: one bare object
+                        try:
+                            frame = loads(line)
+                        except orjson.JSONDecodeError:
+                            continue  # a malformed line is skipped; the end rules still guard the stream
+                        if type(frame) is dict:
+                            self._frame(frame, out)
+                            if self._learning and not self.done:
+                                self._learn(frame, line)
+                    else:
+                        self._line(line, out)
+                    if self.done:
+                        return
+                    if self._templates:
+                        break
+                continue
+            tpl = None
+            for candidate in self._templates:
+                if chunk.startswith(candidate.prefix, pos):
+                    tpl = candidate
+                    break
+            last = chunk.rfind(tpl.end, pos, end) if tpl is not None else -1
+            if tpl is None or last < 0:
+                nl = find(b"\n", pos)
+                self._one(chunk[pos:nl], out)
+                pos = nl + 1
+            else:
+                stop = last + len(tpl.end)
+                self._bulk(chunk[pos:stop], tpl, out)
+                pos = stop
+            if self.done:
+                return
+
+    def _bulk(self, run: bytes, tpl: _Template, out: list[Event]) -> None:
+        """Lines from one of `tpl` to the last one in this read: as one run, or as several."""
+        prefix, suffix = tpl.prefix, tpl.suffix
+        lines = run.split(b"\n")
+        lines.pop()
+        literals = cast("list[bytes]", list(map(getitem, lines, repeat(slice(len(prefix), -len(suffix))))))
+        # `run` is prefix + sep.join(literals) + end: its lines are prefix + literal + suffix.
+        if len(run) >= len(prefix) + len(tpl.end) and run[len(prefix) : -len(tpl.end)] == tpl.sep.join(
+            literals
+        ):
+            if len(lines) < _BULK or not self._tokens(literals, tpl, out):
+                self._each(lines, out)
+            return
+        # Other lines among them: find the lines of `tpl` one by one, at C speed.
+        good = list(
+            map(
+                and_,
+                map(
+                    and_,
+                    map(bytes.startswith, lines, repeat(prefix)),
+                    map(bytes.endswith, lines, repeat(suffix)),
+                ),
+                map(le, repeat(len(prefix) + len(suffix)), map(len, lines)),
+            )
+        )
+        good.append(False)
+        at = 0
+        while at < len(lines) and not self.done:
+            if good[at]:
+                stop = good.index(False, at)
+                if stop - at < _BULK or not self._tokens(literals[at:stop], tpl, out):
+                    self._each(lines[at:stop], out)
+                at = stop
+            else:
+                self._one(lines[at], out)
+                at += 1
+
+    def _each(self, lines: list[bytes], out: list[Event]) -> None:
+        for line in lines:
+            self._one(line, out)
+            if self.done:
+                return
+
+    def _tokens(self, literals: list[bytes], tpl: _Template, out: list[Event]) -> bool:
+        """The tokens of a run of lines of `tpl`, decoded in one parse.
+
+        Each literal must be a whole JSON string body on its own: no unescaped quote, no escape
+        left open at its end. Then the joined literals parse as a list of exactly these strings.
+        Otherwise (or on an empty token, which is no token: see `_frame`) False, and the lines are
+        decoded one by one.
+        """
+        joined = b'","'.join(literals)
+        if b"\\" in joined:
+            unpaired = joined.replace(b"\\\\", b"")  # what is left of a backslash starts an escape
+            if b'\\","' in unpaired or unpaired.endswith(b"\\"):
+                return False
+            quotes = unpaired.replace(b'\\"', b"").count(b'"')
+        else:
+            quotes = joined.count(b'"')
+        if quotes != 2 * (len(literals) - 1):
+            return False
+        try:
+            tokens = orjson.loads(b'["' + joined + b'"]')
+        except orjson.JSONDecodeError:
+            return False
+        if len(tokens) != len(literals) or not all(tokens):
+            return False
+        self._hits += len(tokens)
+        self._emit(tokens, tpl, out)
+        return True
+
+    def _emit(self, tokens: list[str], tpl: _Template, out: list[Event]) -> None:
+        """What `_frame` makes of these tokens, each on the template's frame."""
+        self._content = True
+        if tpl.thinking:
+            if self._run:
+                self._text(out)
+            if self._think and tpl.agent != self._agent:
+                self._reasoning(out)
+            self._agent = tpl.agent
+            self._think.extend(tokens)
+            return
+        text = tokens[0] if len(tokens) == 1 else "".join(tokens)
+        if "<" not in text and not self._renderer.holding:
+            self._plain(text, out)
+            return
+        # Tokens that may hold a tag go through the renderer one by one, the others together.
+        tagged = list(map(str.__contains__, tokens, repeat("<")))
+        tagged.append(True)
+        at = 0
+        while at < len(tokens):
+            if tagged[at] or self._renderer.holding:
+                self._answer(tokens[at], out)
+                at += 1
+            else:
+                stop = tagged.index(True, at)
+                self._plain("".join(tokens[at:stop]), out)
+                at = stop
+
+    def _plain(self, text: str, out: list[Event]) -> None:
+        """Answer text with no tag in it, while the renderer holds nothing: `_answer`, shorter."""
+        if self._think:
+            self._reasoning(out)
+        self._streamed.append(text)
+        self._run.append(text)
+
+    def _one(self, line: bytes, out: list[Event]) -> None:
+        """One line, which may be of a template."""
+        for tpl in self._templates:
+            if (
+                len(line) >= len(tpl.prefix) + len(tpl.suffix)
+                and line.startswith(tpl.prefix)
+                and line.endswith(tpl.suffix)
+            ):
+                literal = line[len(tpl.prefix) - 1 : len(line) - len(tpl.suffix) + 1]
+                try:
+                    token = orjson.loads(literal)
+                except orjson.JSONDecodeError:
+                    continue  # not one JSON string there: not this template's line
+                if token:
+                    self._hits += 1
+                    self._emit([token], tpl, out)
+                    return
+                break  # an empty token is no token (`_frame`)
+        self._bare(line, out)
+
+    def _bare(self, line: bytes, out: list[Event]) -> None:
+        if line[:1] == b"{" and line[-1:] == b"}":  # the common case: one bare object, no strip
+            try:
+                frame = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return  # a malformed line is skipped; the end rules still guard the stream
+            if type(frame) is dict:
+                self._frame(frame, out)
+                if self._learning and not self.done:
+                    self._learn(frame, line)
+        else:
+            self._line(line, out)
+
+    def _learn(self, frame: dict[str, Any], line: bytes) -> None:
+        """Keep the bytes around the token of a plain answer or thinking token line.
+
+        The frame is dumped again with the token replaced by a sentinel; the bytes before and
+        after it are the template. A later line made of those bytes around another string literal
+        is the same frame with another token, so it gives the same events: the token as answer
+        text, or as reasoning of the same rollout. A thinking frame qualifies only when nothing
+        else in it makes events (`_other`). The decoder stops learning (and drops its templates)
+        when they do not pay: after eight lines not in orjson's form (spaces, other escaping), or
+        when templates are learned but hardly reused (a field that changes on every line).
+        """
+        result = frame.get("result")
+        if type(result) is not dict:
+            return
+        response = result.get("response")
+        if type(response) is not dict:
+            return
+        token = response.get("token")
+        if not token or type(token) is not str:
+            return
+        tag = response.get("messageTag")
+        agent: Any = ""
+        if (not tag or tag == "final") and not response.get("isThinking"):
+            thinking = False
+        elif (
+            tag == "tool_usage_card"
+            or tag == "raw_function_result"
+            or not response.get("isThinking")
+            or response.get("isSoftStop")
+            or not _OTHER_KEYS.isdisjoint(response)
+        ):
+            return
+        else:
+            thinking = True
+            agent = response.get("rolloutId") or ""
+        try:
+            dumped = orjson.dumps({**frame, "result": {**result, "response": {**response, "token": "\x00"}}})
+        except orjson.JSONEncodeError:
+            return
+        at = dumped.find(_SENTINEL)
+        if at < 0 or dumped.rfind(_SENTINEL) != at:
+            return
+        prefix, suffix = dumped[: at + 1], dumped[at + len(_SENTINEL) - 1 :]
+        if b"\\" in prefix or b"\\" in suffix:
+            return
+        if not (line.startswith(prefix) and line.endswith(suffix)):
+            self._misses += 1
+            if self._misses >= 8:  # the upstream writes JSON some other way: no fast path
+                self._learning = False
+            return
+        if self._learns >= 8 and self._hits < 4 * self._learns:  # templates are not reused
+            self._learning = False
+            self._templates.clear()
+            return
+        sep = suffix + b"\n" + prefix
+        self._templates.insert(0, _Template(prefix, suffix, sep, suffix + b"\n", thinking, agent))
+        del self._templates[4:]
+        self._learns += 1
 
     def flush(self) -> list[Event]:
         """The upstream closed the stream: decode the last line, then apply the end rules."""
@@ -151,8 +437,6 @@ class FrameDecoder:
             self._line(line, out)
             if self.done:
                 return out
-        if self._run:
-            self._text(out)
         if self._model_response and self._content:
             self._end(out, Finish())
         elif self._content:
@@ -222,7 +506,11 @@ class FrameDecoder:
                 pass
             elif response.get("isThinking"):
                 self._content = True
-                out.append(ReasoningDelta(token, response.get("rolloutId") or ""))
+                agent = response.get("rolloutId") or ""
+                if self._think and agent != self._agent:
+                    self._reasoning(out)
+                self._agent = agent
+                self._think.append(token)
         elif self._run:
             self._text(out)
         self._other(response, out)
@@ -231,11 +519,15 @@ class FrameDecoder:
         self._content = True
         self._streamed.append(token)
         if "<" not in token and not self._renderer.holding:
+            if self._think:
+                self._reasoning(out)
             self._run.append(token)
             return
         citations: list[Citation] = []
         text = self._renderer.feed(token, citations)
         if text:
+            if self._think:
+                self._reasoning(out)
             self._run.append(text)
         if citations:
             self._text(out)
@@ -245,6 +537,11 @@ class FrameDecoder:
         run = self._run
         out.append(TextDelta(run[0] if len(run) == 1 else "".join(run)))
         run.clear()
+
+    def _reasoning(self, out: list[Event]) -> None:
+        think = self._think
+        out.append(ReasoningDelta(think[0] if len(think) == 1 else "".join(think), self._agent))
+        think.clear()
 
     def _tool_card(self, response: dict[str, Any], token: str, out: list[Event]) -> None:
         card = response.get("toolUsageCard")
@@ -264,6 +561,8 @@ class FrameDecoder:
                 name = token[start + 15 : end].replace("<![CDATA[", "").replace("]]>", "").strip()
         if name:
             self._content = True
+            if self._think:
+                self._reasoning(out)
             out.append(ServerToolUse(name, args))
 
     def _other(self, response: dict[str, Any], out: list[Event]) -> None:
@@ -333,6 +632,8 @@ class FrameDecoder:
                 return
             self._images.add(image_id)
         self._content = True
+        if self._think:
+            self._reasoning(out)
         out.append(ImageOut(url, progress=min(progress, 100), final=final, moderated=moderated, id=image_id))
 
     def _video(self, video: dict[str, Any], out: list[Event]) -> None:
@@ -343,6 +644,8 @@ class FrameDecoder:
         thumb = video.get("thumbnailImageUrl") or ""
         if thumb and not thumb.startswith(("http://", "https://")):
             thumb = self._assets + thumb.lstrip("/")
+        if self._think:
+            self._reasoning(out)
         out.append(
             VideoOut(
                 int(video.get("progress") or 0),
@@ -383,6 +686,8 @@ class FrameDecoder:
         self._end(out, Finish())
 
     def _end(self, out: list[Event], last: Event) -> None:
+        if self._think:
+            self._reasoning(out)
         if isinstance(last, Finish):
             rest = self._renderer.flush()
             if rest:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -19,7 +22,7 @@ from core.events import (
     VideoOut,
 )
 from core.protocol.classify import Kind
-from core.protocol.frames import FrameDecoder
+from core.protocol.frames import _OTHER_KEYS, FrameDecoder
 
 
 def line(obj: object) -> bytes:
@@ -264,3 +267,209 @@ def test_failures_become_classified_faults(data: bytes, kind: Kind) -> None:
 def test_garbage_lines_are_skipped() -> None:
     events, _ = decode(b"not json\n{broken\n: comment\nid: 3\n" + TOKENS[0] + SOFT)
     assert text_of(events) == "A tide "
+
+
+# --- the template fast path -----------------------------------------------------------------
+# Runs of token lines that differ only in their token are decoded in one parse (`_learn`). Lines
+# behind a `data:` prefix never are: the same frames sent that way take the generic path.
+
+ANSWER_KEYS = ["token", "isThinking", "isSoftStop", "responseId", "messageTag"]
+SPECIAL = [
+    '"',
+    "\\",
+    '\\"',
+    "é",
+    "😀",
+    "\n",
+    "\t",
+    "\x00",
+    "\u2028",
+    "",
+    "<",
+    '<grok:render card_id="k1" card_type="citation_card" type="render_inline_citation"></grok:render>',
+    '<grok:render card_id="k1"',
+    ' card_type="citation_card" type="render_inline_citation"></grok:render>',
+]
+CITATION = resp(
+    messageTag="final",
+    cardAttachment={
+        "jsonData": orjson.dumps(
+            {"id": "k1", "type": "render_inline_citation", "url": "https://w.org/T"}
+        ).decode()
+    },
+)
+OTHER_LINES = [
+    CITATION,
+    resp(webSearchResults={"results": [{"url": "https://w.org/T", "title": "Tide"}]}),
+    resp(token="<xai:tool_name>web_search</xai:tool_name>", isThinking=True, messageTag="tool_usage_card"),
+    resp(token="{raw}", isThinking=True, messageTag="raw_function_result"),
+    resp(streamingImageGenerationResponse={"imageUrl": "u/i.jpg", "progress": 50}),
+    resp(token="", isThinking=False, messageTag="final"),
+    b"{broken\n",
+    b"\n",
+]
+
+
+def bad_literal(data: bytes, insert: bytes) -> bytes:
+    """The line with bytes put at the start of its token literal: `a"b`, a lone backslash..."""
+    at = data.index(b'"token":"') + 9
+    return data[:at] + insert + data[at:]
+
+
+@st.composite
+def token_streams(draw: st.DrawFn) -> list[bytes]:
+    tokens = st.one_of(st.text(max_size=8), st.sampled_from(SPECIAL))
+    answer_order = draw(st.permutations(ANSWER_KEYS))
+    tag = draw(st.sampled_from(["final", "", None]))
+    lines: list[bytes] = []
+    for _ in range(draw(st.integers(min_value=0, max_value=40))):
+        kind = draw(st.integers(min_value=0, max_value=9))
+        if kind <= 4:
+            fields = {
+                "token": draw(tokens),
+                "isThinking": False,
+                "isSoftStop": draw(st.booleans()) and draw(st.booleans()),
+                "responseId": "r-1",
+                "messageTag": tag,
+            }
+            if tag is None:
+                del fields["messageTag"]
+            lines.append(resp(**{key: fields[key] for key in answer_order if key in fields}))
+        elif kind <= 7:
+            fields = {
+                "token": draw(tokens),
+                "isThinking": True,
+                "messageTag": draw(st.sampled_from(["header", "summary"])),
+                "rolloutId": draw(st.sampled_from(["Grok", "Agent 1"])),
+                "messageStepId": draw(st.sampled_from([1, 2])),
+            }
+            if draw(st.integers(min_value=0, max_value=9)) == 0:
+                fields["isSoftStop"] = True
+            lines.append(resp(**fields))
+        elif kind == 8:
+            lines.append(draw(st.sampled_from(OTHER_LINES)))
+        elif lines and b'"token":"' in lines[-1]:
+            insert = draw(st.sampled_from([b'a"b', b"x\\", b"\t", b"\xff", b"\\q", b"\\\\\\", b'","x":"']))
+            lines.append(bad_literal(lines[-1], insert))
+    if draw(st.booleans()):
+        lines.append(SOFT)
+    return lines
+
+
+def comparable(events: list[Event]) -> list[object]:
+    return [
+        (type(e).__name__, e.failure and e.failure.kind, e.error.message) if isinstance(e, Fault) else e
+        for e in events
+    ]
+
+
+def coalesced(events: list[Event]) -> list[object]:
+    """Text runs and reasoning runs of one rollout joined: how they are cut depends on the reads."""
+    out: list[Event] = []
+    for event in merged(events):
+        last = out[-1] if out else None
+        if (
+            isinstance(event, ReasoningDelta)
+            and isinstance(last, ReasoningDelta)
+            and last.agent == event.agent
+        ):
+            out[-1] = ReasoningDelta(last.text + event.text, event.agent)
+        else:
+            out.append(event)
+    return comparable(out)
+
+
+def sse(lines: list[bytes]) -> bytes:
+    return b"".join(b"data: " + item for item in lines)
+
+
+@settings(max_examples=150, deadline=None)
+@given(token_streams(), st.lists(st.integers(min_value=0, max_value=20000), max_size=12))
+def test_template_path_gives_the_generic_events(lines: list[bytes], splits: list[int]) -> None:
+    bare = b"".join(lines)
+    fast, _ = decode(bare)
+    generic, _ = decode(sse(lines))
+    assert comparable(fast) == comparable(generic)  # one read: the very same events
+    split, _ = decode(bare, [s % (len(bare) + 1) for s in splits])
+    assert coalesced(split) == coalesced(generic)
+
+
+def test_a_run_of_token_lines_takes_the_template_path() -> None:
+    answer = [resp(token=f"w{i} ", isThinking=False, responseId="r-1", messageTag="final") for i in range(50)]
+    data = CONV + USER + b"".join(answer) + SOFT
+    events, decoder = decode(data, [len(data) // 3, len(data) // 2])
+    assert text_of(events) == "".join(f"w{i} " for i in range(50))
+    assert decoder._hits == 49  # all but the first line, which taught the template
+
+
+def test_key_order_is_learned_not_assumed() -> None:
+    order = [
+        resp(responseId="r-1", isSoftStop=False, messageTag="final", isThinking=False, token=t)
+        for t in ("A ", 'q"uote ', "back\\slash ", "é\n")
+    ]
+    events, decoder = decode(b"".join(order) + SOFT)
+    assert events == [TextDelta('A q"uote back\\slash é\n'), Finish()]
+    assert decoder._hits == 3
+
+
+def test_reasoning_of_one_rollout_in_one_read_is_one_delta() -> None:
+    def think(token: str, agent: str) -> bytes:
+        return resp(token=token, isThinking=True, messageTag="summary", rolloutId=agent, messageStepId=1)
+
+    data = think("a", "Grok") + think("b", "Grok") + think("c", "Agent 1") + think("d", "Grok")
+    card = resp(
+        token="<xai:tool_name>web_search</xai:tool_name>", isThinking=True, messageTag="tool_usage_card"
+    )
+    events, _ = decode(data + card + think("e", "Grok") + think("f", "Grok") + TOKENS[0] + SOFT)
+    assert events == [
+        ReasoningDelta("ab", "Grok"),
+        ReasoningDelta("c", "Agent 1"),
+        ReasoningDelta("d", "Grok"),
+        ServerToolUse("web_search", {}),
+        ReasoningDelta("ef", "Grok"),
+        TextDelta("A tide "),
+        Finish(),
+    ]
+
+
+def test_a_bad_line_in_a_run_is_skipped_alone() -> None:
+    run = [resp(token=t, isThinking=False, messageTag="final") for t in ("a", "b", "c", "d")]
+    for insert in (b'x"y', b"x\\", b"\t", b"\xff", b'","isThinking":true,"z":'):
+        data = run[0] + run[1] + bad_literal(run[2], insert) + run[3] + SOFT
+        events, decoder = decode(data)
+        assert events == [TextDelta("abd"), Finish()], insert
+        assert decoder._hits == 2
+
+
+def test_an_empty_token_on_a_soft_stop_is_the_stop_even_in_a_run() -> None:
+    lines = [resp(token=t, isSoftStop=True, messageTag="final") for t in ("a", "b", "", "c")]
+    events, decoder = decode(b"".join(lines))
+    assert events == [TextDelta("ab"), Finish()]
+    assert decoder._hits == 1
+
+
+def test_thinking_with_a_soft_stop_is_not_a_template() -> None:
+    lines = [resp(token=t, isThinking=True, isSoftStop=True, rolloutId="Grok") for t in ("a", "b")]
+    events, decoder = decode(TOKENS[0] + b"".join(lines))
+    assert events == [TextDelta("A tide "), ReasoningDelta("a", "Grok"), Finish()]
+    assert decoder._hits == 0
+
+
+def test_templates_that_are_not_reused_are_dropped() -> None:
+    lines = [resp(token=f"{i} ", messageTag="final", messageStepId=i) for i in range(40)]
+    events, decoder = decode(b"".join(lines) + SOFT)
+    assert text_of(events) == "".join(f"{i} " for i in range(40))
+    assert decoder._hits == 0 and decoder._templates == [] and not decoder._learning
+
+
+def test_json_written_another_way_stops_the_learning() -> None:
+    lines = [b'{"result": {"response": {"token": "%d ", "messageTag": "final"}}}\n' % i for i in range(20)]
+    events, decoder = decode(b"".join(lines) + SOFT)
+    assert text_of(events) == "".join(f"{i} " for i in range(20))
+    assert decoder._templates == [] and not decoder._learning
+
+
+def test_other_keys_are_every_key_other_reads() -> None:
+    """A thinking frame with a key `_other` reads is no template: the two lists must agree."""
+    source = inspect.getsource(FrameDecoder._other)
+    assert set(re.findall(r'"(\w+)"', source)) - {"isSoftStop"} == _OTHER_KEYS
