@@ -76,13 +76,17 @@ def split(text: str, cuts: list[int]) -> list[str]:
     return pieces
 
 
+def _raw(value: Any) -> str:
+    """A parameter value as a model lays it out: one newline on each side is layout, so a value
+    that starts or ends with a newline is written between layout newlines to survive."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return f"\n{text}\n" if text.startswith("\n") or text.endswith("\n") else text
+
+
 def markup(name: str, args: dict[str, Any], fmt: str) -> str:
     payload = json.dumps(args)
     if fmt == "invoke":
-        params = "".join(
-            f'<parameter name="{k}">{v if isinstance(v, str) else json.dumps(v)}</parameter>'
-            for k, v in args.items()
-        )
+        params = "".join(f'<parameter name="{k}">{_raw(v)}</parameter>' for k, v in args.items())
         return f'<function_calls><invoke name="{name}">{params}</invoke></function_calls>'
     if fmt == "function_call":
         return "<function_call>" + json.dumps({"name": name, "arguments": args}) + "</function_call>"
