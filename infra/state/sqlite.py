@@ -101,7 +101,7 @@ PICK_SQL = (
     "ORDER BY tier_rank, remaining DESC, in_flight, last_used_at LIMIT ?"
 )
 PICK_WINDOW = 8  # rows read per lease; ties among them are broken at random
-CHECKPOINT_EVERY = 200  # inline commits between two WAL checkpoints on the executor
+CHECKPOINT_EVERY = 1000  # inline commits between two WAL checkpoints on the executor
 
 
 class SQLiteAccountStore:
@@ -118,6 +118,7 @@ class SQLiteAccountStore:
         self._inline = self.path != ":memory:"  # a second :memory: connection is another database
         self._ready = False  # the schema exists (created by the executor's connection)
         self._commits = 0
+        self._checkpointing = False  # a checkpoint is queued on the executor: don't run inline
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteAccountStore:
@@ -167,16 +168,26 @@ class SQLiteAccountStore:
             self._fast_lock.release()
         self._commits += 1
         if self._commits % CHECKPOINT_EVERY == 0:
+            self._checkpointing = True
             self._executor.submit(self._checkpoint)
         return True, result
 
     def _checkpoint(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        """Copy the WAL into the database and have the next writer start it over.
+
+        Meanwhile this process's operations queue behind it on the executor: a checkpoint that
+        races the loop's commits never finds the log fully copied, and the log then only grows
+        (each commit appending pages instead of overwriting them, which costs more).
+        """
+        try:
+            with contextlib.suppress(sqlite3.Error):
+                self._connect().execute("PRAGMA wal_checkpoint(RESTART)")
+        finally:
+            self._checkpointing = False
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
-            if self._ready:
+            if self._ready and not self._checkpointing:
                 done, result = self._try_inline(fn)
                 if done:
                     return result  # type: ignore[return-value]
