@@ -10,11 +10,16 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def open_db(path: str, schema: str, *, foreign_keys: bool = False) -> sqlite3.Connection:
-    """A WAL connection in autocommit mode (transactions are explicit), the schema applied."""
+def open_db(path: str, schema: str, *, foreign_keys: bool = False, page_size: int = 0) -> sqlite3.Connection:
+    """A WAL connection in autocommit mode (transactions are explicit), the schema applied.
+
+    `page_size` applies to a file created now; an existing file keeps the size it has.
+    """
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    if page_size:
+        db.execute(f"PRAGMA page_size={int(page_size)}")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     if foreign_keys:

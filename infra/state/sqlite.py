@@ -1,20 +1,25 @@
 """The embedded account store: one SQLite file, every change in one IMMEDIATE transaction.
 
-SQLite serialises writers across processes, so a lease (sweep, choose, reserve, record) is
-atomic even when several local processes share the file. Selection is index-driven: each
-quota row carries a copy of what ranking needs (tier, usability, in-flight, last use), so a
-lease reads a handful of rows whatever the size of the pool.
+SQLite serialises writers across processes, so a lease (upkeep if due, choose, reserve, record)
+is atomic even when several local processes share the file. Selection is index-driven: each quota
+row carries what ranking needs (tier, usability, and lower bounds of the account's in-flight count
+and last use), so a lease reads a handful of index entries whatever the size of the pool and
+writes one quota row, not one per mode. Leases live on their account's row, so recording or
+releasing one is part of the account's own update; a SUCCESS or CANCELLED release is one UPDATE.
+Layout and migrations: `infra/state/sqlite_schema.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import json
+import os
 import random
 import sqlite3
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -28,6 +33,7 @@ from core.accounts import (
     Lease,
     NewAccount,
     Outcome,
+    OutcomeKind,
     Quota,
     account_id_for,
     default_quotas,
@@ -35,73 +41,75 @@ from core.accounts import (
 from core.catalog import TIER_ORDER, Tier
 from core.errors import StoreUnavailable
 from core.ports import AccountPage
-from core.selection.policy import Candidate, apply_outcome, choose
+from core.selection.policy import Candidate, apply_outcome, choose, rank_key
 from infra.sqlite_db import open_db, transaction
+from infra.state.sqlite_schema import (
+    LEASE_ENTRY_LENGTH,
+    LEASE_ID_LENGTH,
+    QUOTA_COLUMNS,
+    lease_entries,
+    lease_entry,
+    migrate,
+)
 
 T = TypeVar("T")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS accounts (
-    id TEXT PRIMARY KEY,
-    token TEXT NOT NULL UNIQUE,
-    tier TEXT NOT NULL,
-    status TEXT NOT NULL,
-    note TEXT NOT NULL DEFAULT '',
-    tags TEXT NOT NULL DEFAULT '[]',
-    in_flight INTEGER NOT NULL DEFAULT 0,
-    cooling_until REAL NOT NULL DEFAULT 0,
-    reason TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    last_used_at REAL NOT NULL DEFAULT 0,
-    last_failure_at REAL NOT NULL DEFAULT 0,
-    use_count INTEGER NOT NULL DEFAULT 0,
-    fail_count INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS accounts_cooling ON accounts (status, cooling_until);
-CREATE TABLE IF NOT EXISTS quotas (
-    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
-    mode TEXT NOT NULL,
-    remaining INTEGER NOT NULL,
-    total INTEGER NOT NULL,
-    window_seconds INTEGER NOT NULL,
-    reset_at REAL NOT NULL,
-    -- copies of account fields, kept in step, so one index serves selection
-    usable INTEGER NOT NULL,
-    tier_rank INTEGER NOT NULL,
-    in_flight INTEGER NOT NULL DEFAULT 0,
-    last_used_at REAL NOT NULL DEFAULT 0,
-    PRIMARY KEY (account_id, mode)
-);
-CREATE INDEX IF NOT EXISTS quotas_pick
-    ON quotas (mode, usable, tier_rank, remaining DESC, in_flight, last_used_at);
-CREATE INDEX IF NOT EXISTS quotas_reset ON quotas (mode, reset_at);
-CREATE TABLE IF NOT EXISTS leases (
-    id TEXT PRIMARY KEY,
-    account_id TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    expires_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS leases_expiry ON leases (expires_at);
-CREATE TABLE IF NOT EXISTS refresh (
-    account_id TEXT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
-    refresh_at REAL NOT NULL DEFAULT 0,
-    refreshed_at REAL NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS refresh_due ON refresh (refresh_at);
-INSERT OR IGNORE INTO refresh (account_id) SELECT id FROM accounts;
-"""
 
 ACCOUNT_COLUMNS = (
     "id, token, tier, status, note, tags, in_flight, cooling_until, reason, created_at, "
     "last_used_at, last_failure_at, use_count, fail_count"
 )
+SAVED_FIELDS = (
+    "status", "note", "tags", "in_flight", "cooling_until", "reason",
+    "last_used_at", "last_failure_at", "use_count", "fail_count",
+)  # fmt: skip
+# Quota rows in index order with the account's exact figures beside the row's lower bounds, and
+# when upkeep is next due (uncorrelated subqueries: read once).
 PICK_SQL = (
-    "SELECT account_id, tier_rank, remaining, in_flight, last_used_at FROM quotas "
-    "WHERE mode=? AND usable=1 AND tier_rank IN ({marks}) AND remaining > 0 "
-    "ORDER BY tier_rank, remaining DESC, in_flight, last_used_at LIMIT ?"
+    "SELECT q.account_id, q.tier_rank, q.remaining, q.in_flight, q.last_used_at, a.in_flight, a.last_used_at, "
+    "a.token, (SELECT leases_due FROM upkeep), (SELECT MIN(cooling_due, reset_due) FROM upkeep) "
+    "FROM quotas q CROSS JOIN accounts a ON a.id = q.account_id "
+    "WHERE q.mode=? AND q.usable=1 AND q.tier_rank IN ({marks}) AND q.remaining > 0 "
+    "ORDER BY q.tier_rank, q.remaining DESC, q.in_flight, q.last_used_at"
 )
-PICK_WINDOW = 8  # rows read per lease; ties among them are broken at random
+UPKEEP_SQL = "SELECT leases_due, cooling_due, reset_due FROM upkeep"
+PICK_WINDOW = 8  # equally ranked candidates gathered per lease; one is drawn at random
 CHECKPOINT_EVERY = 1000  # inline commits between two WAL checkpoints on the executor
+PAGE_SIZE = 1024  # for a new file: a commit writes a few pages, smaller ones cost less
+INF = float("inf")
+
+# `accounts.leases` minus the entry of lease :lease (entries are fixed width; ids start "lease_").
+_CUT = f"substr(leases, 1, instr(leases, :lease) - 1) || substr(leases, instr(leases, :lease) + {LEASE_ENTRY_LENGTH})"
+_HELD = "WHERE id = :account AND instr(leases, :lease)"
+# What `apply_outcome` does for the outcomes most releases carry (SUCCESS, CANCELLED; no reported
+# window), as UPDATEs tried in turn until one applies (SET expressions read the row as it was):
+# first for an account already ACTIVE with nothing to clear, which leaves the status columns and
+# their index alone. A refund is one more UPDATE. tests/infra/test_sqlite_store.py holds these to
+# `apply_outcome`.
+RELEASE_SQL = {
+    OutcomeKind.SUCCESS: (
+        f"UPDATE accounts SET leases = {_CUT}, in_flight = MAX(0, in_flight - 1), "  # noqa: S608
+        f"use_count = use_count + 1 {_HELD} AND status = 'active' AND cooling_until = 0 AND reason = ''",
+        f"UPDATE accounts SET leases = {_CUT}, in_flight = MAX(0, in_flight - 1), "  # noqa: S608
+        "use_count = use_count + 1, cooling_until = 0, "
+        "status = CASE WHEN status = 'disabled' THEN status ELSE 'active' END, "
+        f"reason = CASE WHEN status = 'disabled' THEN reason ELSE '' END {_HELD}",
+    ),
+    OutcomeKind.CANCELLED: (
+        f"UPDATE accounts SET leases = {_CUT}, in_flight = MAX(0, in_flight - 1) {_HELD}",  # noqa: S608
+    ),
+}
+RELEASE_ONLY_SQL = f"UPDATE accounts SET leases = {_CUT} {_HELD}"  # noqa: S608
+REFUND_SQL = "UPDATE quotas SET remaining = MIN(total, remaining + 1) WHERE account_id=? AND mode=?"
+
+# Lease ids need only be unique: a per-process generator, reseeded in a forked child.
+_LEASE_IDS = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_LEASE_IDS.seed)
+
+
+@functools.lru_cache(maxsize=8)
+def _pick_sql(tiers: int) -> str:
+    return PICK_SQL.format(marks=",".join("?" * tiers))
 
 
 class SQLiteAccountStore:
@@ -129,7 +137,9 @@ class SQLiteAccountStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            self._db = open_db(self.path, SCHEMA, foreign_keys=True)
+            db = open_db(self.path, "", foreign_keys=True, page_size=PAGE_SIZE)
+            self._transaction(db, migrate)
+            self._db = db
         return self._db
 
     _transaction = staticmethod(transaction)
@@ -146,7 +156,7 @@ class SQLiteAccountStore:
     def _try_inline(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
         """Run the transaction on the calling thread if the write lock is free right now.
 
-        A lease or release is a few index lookups and updates (~0.1 ms): cheaper than the
+        A lease or release is a few index lookups and updates (tens of µs): cheaper than the
         thread hop and the GIL hand-offs of the executor. With any wait (another process or
         the executor's connection holds the lock) it rolls back and says so: the caller then
         queues it on the executor, which waits with the usual busy timeout. Same transaction,
@@ -240,114 +250,144 @@ class SQLiteAccountStore:
     # -- writing --------------------------------------------------------------------------
 
     @staticmethod
-    def _save(db: sqlite3.Connection, account: Account, now: float) -> None:
-        """Write an account and its quota rows, keeping the ranking copies in step."""
-        db.execute(
-            "UPDATE accounts SET status=?, note=?, tags=?, in_flight=?, cooling_until=?, reason=?, "
-            "last_used_at=?, last_failure_at=?, use_count=?, fail_count=? WHERE id=?",
-            (
-                account.status.value,
-                account.note,
-                json.dumps(list(account.tags)),
-                account.in_flight,
-                account.cooling_until,
-                account.reason,
-                account.last_used_at,
-                account.last_failure_at,
-                account.use_count,
-                account.fail_count,
-                account.id,
-            ),
-        )
-        usable = int(account.status is AccountStatus.ACTIVE)
-        for mode, q in account.quotas.items():
+    def _save(db: sqlite3.Connection, before: Account, after: Account) -> None:
+        """Write what changed from `before` to `after`: the account's changed fields, the quota rows
+        whose numbers changed (new ones with exact ranking copies), and earlier upkeep if due sooner.
+        The trigger `quotas_rank_copies` keeps the other rows' copies in step."""
+        changed = [name for name in SAVED_FIELDS if getattr(before, name) != getattr(after, name)]
+        if changed:
+            values = {name: getattr(after, name) for name in changed}
+            if "tags" in values:
+                values["tags"] = json.dumps(list(after.tags))
+            if "status" in values:
+                values["status"] = after.status.value
             db.execute(
-                "INSERT INTO quotas (account_id, mode, remaining, total, window_seconds, reset_at, usable, "
-                "tier_rank, in_flight, last_used_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                f"UPDATE accounts SET {', '.join(f'{name}=?' for name in changed)} WHERE id=?",  # noqa: S608
+                (*values.values(), after.id),
+            )
+        usable = int(after.status is AccountStatus.ACTIVE)
+        reset_due = INF
+        for mode, q in after.quotas.items():
+            if before.quotas.get(mode) == q:
+                continue
+            reset_due = min(reset_due, q.reset_at)
+            db.execute(
+                f"INSERT INTO quotas ({QUOTA_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "  # noqa: S608
                 "ON CONFLICT(account_id, mode) DO UPDATE SET remaining=excluded.remaining, "
-                "total=excluded.total, window_seconds=excluded.window_seconds, reset_at=excluded.reset_at, "
-                "usable=excluded.usable, in_flight=excluded.in_flight, last_used_at=excluded.last_used_at",
+                "total=excluded.total, window_seconds=excluded.window_seconds, reset_at=excluded.reset_at",
                 (
-                    account.id,
+                    after.id,
                     mode,
                     q.remaining,
                     q.total,
                     q.window_seconds,
                     q.reset_at,
                     usable,
-                    account.tier.rank,
-                    account.in_flight,
-                    account.last_used_at,
+                    after.tier.rank,
+                    after.in_flight,
+                    after.last_used_at,
                 ),
+            )
+        cooling_due = after.cooling_until if after.status is AccountStatus.COOLING else INF
+        if cooling_due < INF or reset_due < INF:
+            db.execute(
+                "UPDATE upkeep SET cooling_due=MIN(cooling_due, ?), reset_due=MIN(reset_due, ?) "
+                "WHERE cooling_due > ? OR reset_due > ?",
+                (cooling_due, reset_due, cooling_due, reset_due),
             )
 
     @staticmethod
-    def _save_changes(db: sqlite3.Connection, before: Account, after: Account) -> None:
-        """What `_save(after)` writes, in fewer statements and pages: the ranking copies of every
-        quota row in one UPDATE, and only the quota rows whose numbers changed (a release touches
-        one mode at most), so the rows and index entries of the others stay as they are."""
+    def _sweep(db: sqlite3.Connection, now: float, due: tuple[float, float, float]) -> None:
+        """Upkeep of the kinds whose time has come (expired leases, ended cooling, ended windows of
+        every mode), then the next time each is due."""
+        leases_due, cooling_due, reset_due = due
+        if leases_due <= now:
+            leases_due = INF
+            for account_id, text in db.execute(
+                "SELECT id, leases FROM accounts WHERE leases != ''"
+            ).fetchall():
+                entries = lease_entries(text)
+                kept = [(lease_id, expires_at) for lease_id, expires_at in entries if expires_at > now]
+                if len(kept) < len(entries):
+                    db.execute(
+                        "UPDATE accounts SET leases=?, in_flight=MAX(0, in_flight-?) WHERE id=?",
+                        ("".join(lease_entry(*e) for e in kept), len(entries) - len(kept), account_id),
+                    )
+                leases_due = min([leases_due, *(expires_at for _, expires_at in kept)])
+        if cooling_due <= now:
+            db.execute(
+                "UPDATE accounts SET status='active', cooling_until=0 WHERE status='cooling' AND cooling_until <= ?",
+                (now,),
+            )
+            (cooling_due,) = db.execute(
+                "SELECT MIN(cooling_until) FROM accounts WHERE status='cooling'"
+            ).fetchone()
+        if reset_due <= now:
+            db.execute(
+                "UPDATE quotas SET remaining=total, reset_at=? + window_seconds WHERE reset_at <= ?",
+                (now, now),
+            )
+            (reset_due,) = db.execute("SELECT MIN(reset_at) FROM quotas").fetchone()
         db.execute(
-            "UPDATE accounts SET status=?, note=?, tags=?, in_flight=?, cooling_until=?, reason=?, "
-            "last_used_at=?, last_failure_at=?, use_count=?, fail_count=? WHERE id=?",
+            "UPDATE upkeep SET leases_due=?, cooling_due=?, reset_due=?",
             (
-                after.status.value,
-                after.note,
-                json.dumps(list(after.tags)),
-                after.in_flight,
-                after.cooling_until,
-                after.reason,
-                after.last_used_at,
-                after.last_failure_at,
-                after.use_count,
-                after.fail_count,
-                after.id,
+                leases_due,
+                INF if cooling_due is None else cooling_due,
+                INF if reset_due is None else reset_due,
             ),
         )
-        usable = int(after.status is AccountStatus.ACTIVE)
-        db.execute(
-            "UPDATE quotas SET usable=?, in_flight=?, last_used_at=? WHERE account_id=?",
-            (usable, after.in_flight, after.last_used_at, after.id),
-        )
-        for mode, q in after.quotas.items():
-            if before.quotas.get(mode) != q:
-                db.execute(
-                    "INSERT INTO quotas (account_id, mode, remaining, total, window_seconds, reset_at, "
-                    "usable, tier_rank, in_flight, last_used_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT(account_id, mode) DO UPDATE SET remaining=excluded.remaining, "
-                    "total=excluded.total, window_seconds=excluded.window_seconds, "
-                    "reset_at=excluded.reset_at",
-                    (
-                        after.id,
-                        mode,
-                        q.remaining,
-                        q.total,
-                        q.window_seconds,
-                        q.reset_at,
-                        usable,
-                        after.tier.rank,
-                        after.in_flight,
-                        after.last_used_at,
-                    ),
-                )
 
-    def _sweep(self, db: sqlite3.Connection, mode: str, now: float) -> None:
-        """Amortised upkeep, each step bounded by what is due: expired leases, ended cooling, ended windows."""
-        for lease_id, account_id in db.execute(
-            "SELECT id, account_id FROM leases WHERE expires_at <= ?", (now,)
-        ).fetchall():
-            db.execute("DELETE FROM leases WHERE id=?", (lease_id,))
-            db.execute("UPDATE accounts SET in_flight=MAX(0, in_flight-1) WHERE id=?", (account_id,))
-            db.execute("UPDATE quotas SET in_flight=MAX(0, in_flight-1) WHERE account_id=?", (account_id,))
-        cooled = db.execute(
-            "SELECT id FROM accounts WHERE status='cooling' AND cooling_until <= ?", (now,)
-        ).fetchall()
-        for (account_id,) in cooled:
-            db.execute("UPDATE accounts SET status='active', cooling_until=0 WHERE id=?", (account_id,))
-            db.execute("UPDATE quotas SET usable=1 WHERE account_id=?", (account_id,))
-        db.execute(
-            "UPDATE quotas SET remaining=total, reset_at=? + window_seconds WHERE mode=? AND reset_at <= ?",
-            (now, mode, now),
-        )
+    def _pick(
+        self, db: sqlite3.Connection, mode: str, ranks: Sequence[int], now: float
+    ) -> tuple[Candidate | None, str, list[str], float] | None:
+        """The candidate `choose` takes, its token, the ids of rows read past whose copies were
+        stale, and when leases are next due; None if upkeep may be due at `now` (or no row came).
+
+        Rows come in index order of their copies, which are lower bounds of the exact figures
+        (`rank_key` only grows with in-flight count and last use): once a row's bound ranks after
+        the best exact candidate seen (or ties it with the window full), no later row can beat it.
+        """
+        cursor = db.execute(_pick_sql(len(ranks)), (mode, *ranks))
+        try:
+            first = cursor.fetchone()
+            if first is None or min(first[8], first[9]) <= now:
+                return None
+            seen: list[Candidate] = []
+            tokens: dict[str, str] = {}
+            stale: list[str] = []
+            best: tuple[int, int, int, float] | None = None
+            ties = 0
+            for row in itertools.chain((first,), cursor):
+                (
+                    account_id,
+                    rank,
+                    remaining,
+                    in_flight,
+                    last_used_at,
+                    true_in_flight,
+                    true_last_used,
+                    token,
+                ) = row[:8]
+                tier = TIER_ORDER[rank]
+                candidate = Candidate(account_id, tier, remaining, true_in_flight, true_last_used)
+                key = bound = rank_key(candidate)
+                exact = in_flight == true_in_flight and last_used_at == true_last_used
+                if not exact:
+                    bound = rank_key(Candidate(account_id, tier, remaining, in_flight, last_used_at))
+                if best is not None and (bound > best or (bound == best and ties >= PICK_WINDOW)):
+                    break
+                if not exact:
+                    stale.append(account_id)
+                seen.append(candidate)
+                tokens[account_id] = token
+                if best is None or key < best:
+                    best, ties = key, 1
+                elif key == best:
+                    ties += 1
+        finally:
+            cursor.close()
+        pick = choose(seen, self._rng)
+        return pick, tokens[pick.account_id] if pick else "", stale, first[8]
 
     # -- the port -------------------------------------------------------------------------
 
@@ -383,7 +423,7 @@ class SQLiteAccountStore:
                     quotas=default_quotas(new.tier, now),
                     created_at=now,
                 )
-                self._save(db, account, now)
+                self._save(db, replace(account, quotas={}), account)
             return ImportReport(added=added, skipped=skipped, invalid=0)
 
         return await self._run(add)
@@ -417,18 +457,17 @@ class SQLiteAccountStore:
         return await self._run(page)
 
     async def remove(self, account_id: str) -> bool:
-        def remove(db: sqlite3.Connection) -> bool:
-            db.execute("DELETE FROM leases WHERE account_id=?", (account_id,))
-            return db.execute("DELETE FROM accounts WHERE id=?", (account_id,)).rowcount > 0
-
-        return await self._run(remove)
+        # Its quota rows and refresh row go with it (foreign keys), its leases with its row.
+        return await self._run(
+            lambda db: db.execute("DELETE FROM accounts WHERE id=?", (account_id,)).rowcount > 0
+        )
 
     async def set_status(self, account_id: str, status: AccountStatus, reason: str, now: float) -> bool:
         def update(db: sqlite3.Connection) -> bool:
             account = self._load(db, account_id)
             if account is None:
                 return False
-            self._save(db, replace(account, status=status, reason=reason, cooling_until=0.0), now)
+            self._save(db, account, replace(account, status=status, reason=reason, cooling_until=0.0))
             return True
 
         return await self._run(update)
@@ -438,7 +477,7 @@ class SQLiteAccountStore:
             account = self._load(db, account_id)
             if account is None:
                 return False
-            self._save(db, replace(account, quotas={**account.quotas, mode: quota}), 0.0)
+            self._save(db, account, replace(account, quotas={**account.quotas, mode: quota}))
             return True
 
         return await self._run(update)
@@ -449,44 +488,67 @@ class SQLiteAccountStore:
             return None
 
         def lease(db: sqlite3.Connection) -> Lease | None:
-            self._sweep(db, mode, now)
-            marks = ",".join("?" * len(ranks))
-            rows = db.execute(PICK_SQL.format(marks=marks), (mode, *ranks, PICK_WINDOW)).fetchall()
-            pick = choose([Candidate(r[0], TIER_ORDER[r[1]], r[2], r[3], r[4]) for r in rows], self._rng)
+            found = self._pick(db, mode, ranks, now)
+            if found is None:
+                due = db.execute(UPKEEP_SQL).fetchone()
+                if min(due) > now:
+                    return None  # no candidate
+                self._sweep(db, now, due)
+                found = self._pick(db, mode, ranks, -INF)
+                if found is None:
+                    return None
+            pick, token, stale, leases_due = found
             if pick is None:
                 return None
             lease = Lease(
-                id="lease_" + uuid.uuid4().hex,
+                id=f"lease_{_LEASE_IDS.getrandbits(128):032x}",
                 account_id=pick.account_id,
-                token=db.execute("SELECT token FROM accounts WHERE id=?", (pick.account_id,)).fetchone()[0],
+                token=token,
                 tier=pick.tier,
                 mode=mode,
                 expires_at=now + ttl,
             )
             db.execute(
-                "UPDATE accounts SET in_flight=in_flight+1, last_used_at=? WHERE id=?", (now, pick.account_id)
+                "UPDATE accounts SET in_flight=in_flight+1, last_used_at=?, leases=leases || ? WHERE id=?",
+                (now, lease_entry(lease.id, lease.expires_at), pick.account_id),
             )
-            db.execute(  # the ranking copies on every row of the account; one unit of `mode`
-                "UPDATE quotas SET in_flight=in_flight+1, last_used_at=?, remaining=remaining-(mode=?) "
-                "WHERE account_id=?",
-                (now, mode, pick.account_id),
+            db.execute(  # this mode's row: one unit, and the copies as they will be once this lease ends
+                "UPDATE quotas SET remaining=remaining-1, in_flight=?, last_used_at=? WHERE account_id=? AND mode=?",
+                (pick.in_flight, now, pick.account_id, mode),
             )
-            db.execute(
-                "INSERT INTO leases (id, account_id, mode, expires_at) VALUES (?,?,?,?)",
-                (lease.id, lease.account_id, mode, lease.expires_at),
-            )
+            stale = [account_id for account_id in stale if account_id != pick.account_id]
+            if stale:  # rows read past because their copies were behind: bring them up to date
+                marks = ",".join("?" * len(stale))
+                db.execute(
+                    "UPDATE quotas SET in_flight=a.in_flight, last_used_at=a.last_used_at "  # noqa: S608
+                    f"FROM accounts a WHERE a.id=quotas.account_id AND quotas.mode=? AND quotas.account_id IN ({marks})",
+                    (mode, *stale),
+                )
+            if lease.expires_at < leases_due:
+                db.execute("UPDATE upkeep SET leases_due=?", (lease.expires_at,))
             return lease
 
         return await self._run(lease)
 
     async def release(self, lease: Lease, outcome: Outcome, now: float) -> bool:
+        if len(lease.id) != LEASE_ID_LENGTH or not lease.id.startswith("lease_"):
+            return False  # not a lease of this store
+        held = {"account": lease.account_id, "lease": lease.id}
+        fast = RELEASE_SQL.get(outcome.kind) if outcome.quota is None else None
+
         def release(db: sqlite3.Connection) -> bool:
-            if db.execute("DELETE FROM leases WHERE id=?", (lease.id,)).rowcount == 0:
-                return False  # released already, or reclaimed after expiry
+            if fast is not None:
+                if not any(db.execute(sql, held).rowcount for sql in fast):
+                    return False  # released already, reclaimed after expiry, or the account removed
+                if outcome.refund:
+                    db.execute(REFUND_SQL, (lease.account_id, lease.mode))
+                return True
+            if db.execute(RELEASE_ONLY_SQL, held).rowcount == 0:
+                return False
             account = self._load(db, lease.account_id)
             if account is None:
                 return False
-            self._save_changes(db, account, apply_outcome(account, lease.mode, outcome, now))
+            self._save(db, account, apply_outcome(account, lease.mode, outcome, now))
             return True
 
         return await self._run(release)
