@@ -27,6 +27,7 @@ any doubt, takes the line-by-line path.
 
 from __future__ import annotations
 
+from io import BytesIO
 from itertools import repeat
 from operator import and_, getitem, le
 from typing import Any, NamedTuple, cast
@@ -223,25 +224,38 @@ class FrameDecoder:
                 pos = nl + 1
             else:
                 stop = last + len(tpl.end)
-                self._bulk(chunk[pos:stop], tpl, out)
+                self._bulk(chunk, pos, stop, tpl, out)
                 pos = stop
             if self.done:
                 return
 
-    def _bulk(self, run: bytes, tpl: _Template, out: list[Event]) -> None:
-        """Lines from one of `tpl` to the last one in this read: as one run, or as several."""
-        prefix, suffix = tpl.prefix, tpl.suffix
-        lines = run.split(b"\n")
-        lines.pop()
-        literals = cast("list[bytes]", list(map(getitem, lines, repeat(slice(len(prefix), -len(suffix))))))
-        # `run` is prefix + sep.join(literals) + end: its lines are prefix + literal + suffix.
-        if len(run) >= len(prefix) + len(tpl.end) and run[len(prefix) : -len(tpl.end)] == tpl.sep.join(
-            literals
+    def _bulk(self, chunk: bytes, pos: int, stop: int, tpl: _Template, out: list[Event]) -> None:
+        """The lines chunk[pos:stop], from one of `tpl` to the last one in this read: as one run,
+        or as several among other lines.
+
+        The lines are read at memchr speed (`BytesIO.readlines`, no copy of the chunk) and their
+        literals sliced; `prefix + sep.join(literals) + end` equal to the bytes read proves every
+        line is one of `tpl` (no literal holds a newline). One comparison, no pass that scans the
+        read byte by byte.
+        """
+        prefix, end = tpl.prefix, tpl.end
+        reader = BytesIO(chunk)
+        if pos:
+            reader.seek(pos)
+        lines = reader.readlines(stop - pos)
+        literals = cast("list[bytes]", list(map(getitem, lines, repeat(slice(len(prefix), -len(end))))))
+        expected = tpl.sep.join(literals)
+        if len(expected) == stop - pos - len(prefix) - len(end) and chunk.startswith(
+            expected, pos + len(prefix)
         ):
-            if len(lines) < _BULK or not self._tokens(literals, tpl, out):
-                self._each(lines, out)
+            if len(literals) < _BULK or not self._tokens(literals, tpl, out):
+                self._each([line[:-1] for line in lines], out)
             return
         # Other lines among them: find the lines of `tpl` one by one, at C speed.
+        suffix = tpl.suffix
+        lines = chunk[pos:stop].split(b"\n")
+        lines.pop()
+        literals = cast("list[bytes]", list(map(getitem, lines, repeat(slice(len(prefix), -len(suffix))))))
         good = list(
             map(
                 and_,
@@ -278,7 +292,23 @@ class FrameDecoder:
         left open at its end. Then the joined literals parse as a list of exactly these strings.
         Otherwise (or on an empty token, which is no token: see `_frame`) False, and the lines are
         decoded one by one.
+
+        Plain ASCII literals with no quote and no backslash are each a whole string body, and so
+        is their concatenation: it parses as the concatenated tokens, all the events need unless
+        a tag may be in them (`_emit`).
         """
+        if not all(literals):
+            return False  # an empty token is no token
+        cat = b"".join(literals)
+        if cat.isascii() and b"\\" not in cat and b'"' not in cat:
+            try:
+                text = orjson.loads(b'"' + cat + b'"')
+            except orjson.JSONDecodeError:
+                return False  # a control character: the lines one by one
+            if tpl.thinking or ("<" not in text and not self._renderer.holding):
+                self._hits += len(literals)
+                self._emit([text], tpl, out)
+                return True
         joined = b'","'.join(literals)
         if b"\\" in joined:
             unpaired = joined.replace(b"\\\\", b"")  # what is left of a backslash starts an escape

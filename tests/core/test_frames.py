@@ -318,7 +318,8 @@ def bad_literal(data: bytes, insert: bytes) -> bytes:
 
 @st.composite
 def token_streams(draw: st.DrawFn) -> list[bytes]:
-    tokens = st.one_of(st.text(max_size=8), st.sampled_from(SPECIAL))
+    ascii = st.text(st.characters(max_codepoint=127), max_size=8)  # the one-parse path of plain runs
+    tokens = st.one_of(st.text(max_size=8), ascii, st.sampled_from(SPECIAL))
     answer_order = draw(st.permutations(ANSWER_KEYS))
     tag = draw(st.sampled_from(["final", "", None]))
     lines: list[bytes] = []
@@ -349,7 +350,9 @@ def token_streams(draw: st.DrawFn) -> list[bytes]:
         elif kind == 8:
             lines.append(draw(st.sampled_from(OTHER_LINES)))
         elif lines and b'"token":"' in lines[-1]:
-            insert = draw(st.sampled_from([b'a"b', b"x\\", b"\t", b"\xff", b"\\q", b"\\\\\\", b'","x":"']))
+            insert = draw(
+                st.sampled_from([b'a"b', b"x\\", b"\t", b"\xff", b"\xa9", b"\\q", b"\\\\\\", b'","x":"'])
+            )
             lines.append(bad_literal(lines[-1], insert))
     if draw(st.booleans()):
         lines.append(SOFT)
@@ -473,3 +476,27 @@ def test_other_keys_are_every_key_other_reads() -> None:
     """A thinking frame with a key `_other` reads is no template: the two lists must agree."""
     source = inspect.getsource(FrameDecoder._other)
     assert set(re.findall(r'"(\w+)"', source)) - {"isSoftStop"} == _OTHER_KEYS
+
+
+def test_a_character_cut_between_two_literals_is_two_bad_lines() -> None:
+    """Concatenated, the two halves of é would be valid UTF-8: each line alone is not."""
+    run = [resp(token=t, isThinking=False, messageTag="final") for t in ("a", "b", "c", "d", "e")]
+    at = run[1].index(b'"token":"b') + 10
+    cut = [run[0], run[1][:at] + b"\xc3" + run[1][at:], bad_literal(run[2], b"\xa9"), run[3], run[4]]
+    for data in (b"".join(cut) + SOFT, sse(cut) + SOFT):
+        events, _ = decode(data)
+        assert events == [TextDelta("ade"), Finish()]
+
+
+def test_a_whole_answer_in_one_read_is_one_parse() -> None:
+    """The gateway's usual read: F1, F2, the whole answer and the end in one chunk."""
+    words = [f" w{i}" for i in range(300)]
+    answer = [resp(token=w, isThinking=False, responseId="r-1", messageTag="final") for w in words]
+    thinking = [
+        resp(token=w, isThinking=True, messageTag="summary", rolloutId="Grok", messageStepId=1) for w in words
+    ]
+    data = CONV + USER + b"".join(thinking) + b"".join(answer) + SOFT
+    events, decoder = decode(data)
+    assert events == [ReasoningDelta("".join(words), "Grok"), TextDelta("".join(words)), Finish()]
+    assert decoder._hits == 2 * 299
+    assert comparable(events) == comparable(decode(sse([CONV, USER, *thinking, *answer, SOFT]))[0])
