@@ -6,6 +6,7 @@
 set -eu
 cd "${LAMBDA_TASK_ROOT:-.}"
 export PYTHONPATH="/opt/python:${LAMBDA_TASK_ROOT:-.}${PYTHONPATH:+:$PYTHONPATH}"
-exec python3 -m uvicorn "${ASGI_APP:?ASGI_APP must name the app, e.g. functions.chat:app}" \
-  --host 127.0.0.1 --port "${AWS_LWA_PORT:-8080}" \
-  --no-access-log --no-server-header --timeout-keep-alive 75 --http httptools --loop uvloop --ws none
+# functions._server: uvicorn (httptools, uvloop, no access log, keep-alive 75 s) with writes
+# coalesced per loop iteration; it serves ASGI_APP on 127.0.0.1:AWS_LWA_PORT.
+: "${ASGI_APP:?ASGI_APP must name the app, e.g. functions.chat:app}"
+exec python3 -m functions._server

@@ -53,10 +53,9 @@ def rss_mb(pid: int) -> float:
 def serve_gateway(port: int) -> None:
     os.sched_setaffinity(0, {0})
     sys.path.insert(0, str(ROOT))
-    import uvicorn
-
     from core.accounts import NewAccount
     from core.catalog import Tier
+    from functions._server import serve
     from functions._wiring import Deps, load_settings
     from functions.local import create_app
     from infra.state.sqlite import SQLiteAccountStore
@@ -81,16 +80,9 @@ def serve_gateway(port: int) -> None:
 
         signal.signal(signal.SIGUSR1, dump)
         profiler.enable()
-    uvicorn.run(
-        create_app(Deps(settings=settings)),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        http="httptools",  # as `grokgate serve` and run.sh
-        loop="uvloop",
-        ws="none",  # as `grokgate serve` and run.sh
-    )
+    serve(
+        create_app(Deps(settings=settings)), host="127.0.0.1", port=port, access_log=False
+    )  # as `grokgate serve`
 
 
 # --- the load generator ---------------------------------------------------------------------------
@@ -325,7 +317,7 @@ def write_doc(table: str, load: str) -> None:
         "## Chat completions\n\n"
         f"`python -m bench.chat_bench` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python "
         f"{sys.version.split()[0]}): gateway pinned to core 0; simulator and load generator on core 1; "
-        "SQLite store; gateway on uvicorn with httptools and uvloop, simulator on h11 and uvloop; "
+        "SQLite store; gateway served as `grokgate serve` serves it (`functions._server`: uvicorn, httptools, uvloop, coalesced writes), simulator on h11 and uvloop; "
         f"streamed requests; TTFB is the time to the first body byte. Load average (1 min): {load}.\n\n"
         + table
         + "\n"

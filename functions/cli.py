@@ -41,8 +41,7 @@ def check_exposure(settings: Settings, host: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from functions._server import serve
     from functions.local import create_app
 
     settings = load_settings()
@@ -56,15 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_exposure(settings, host)
     deps = Deps(settings=settings)
     set_deps(deps)
-    uvicorn.run(
-        create_app(deps),
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
-        http="httptools",  # SDK clients never offer h2c; the simulator keeps h11 (platforms.md §10)
-        loop="uvloop" if sys.platform != "win32" else "auto",
-        ws="none",  # no route takes a WebSocket: do not load a WebSocket library
-    )
+    serve(create_app(deps), host=host, port=port, log_level=settings.log_level.lower())
     return 0
 
 
