@@ -47,6 +47,9 @@ class AccountStore(Protocol):
       EXPIRED / BLOCKED -> that status; CHALLENGE, TRANSIENT, CANCELLED leave the status.
       `refund` returns the reserved unit. The upstream's reason and the time are kept.
     * Failures of the store itself raise `core.errors.StoreUnavailable`, never hang.
+
+    Optional: `release_nowait(lease, outcome, now) -> bool | None`, a `release` done on the
+    calling thread when that is possible at once, else None (the embedded store has it).
     """
 
     async def add(self, accounts: Sequence[NewAccount], now: float) -> ImportReport:

@@ -38,11 +38,19 @@ async def no_account_error(store: AccountStore, model: Model) -> GatewayError:
 
 
 async def release_shielded(store: AccountStore, lease: Lease, outcome: Outcome, now: float) -> None:
-    """Release the lease; a cancelled caller still sees it through, a store fault is only logged."""
-    task = asyncio.ensure_future(store.release(lease, outcome, now))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    """Release the lease; a cancelled caller still sees it through, a store fault is only logged.
+
+    A store that can release on the spot (`release_nowait`, the embedded store when its write
+    lock is free) does so: nothing is awaited, so nothing can cut it short. Otherwise the release
+    runs in a task of its own that the caller waits on through a shield.
+    """
     try:
+        nowait = getattr(store, "release_nowait", None)
+        if nowait is not None and nowait(lease, outcome, now) is not None:
+            return
+        task = asyncio.ensure_future(store.release(lease, outcome, now))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
         await asyncio.shield(task)
     except asyncio.CancelledError:
         raise

@@ -531,8 +531,23 @@ class SQLiteAccountStore:
         return await self._run(lease)
 
     async def release(self, lease: Lease, outcome: Outcome, now: float) -> bool:
+        return await self._run(self._release(lease, outcome, now))
+
+    def release_nowait(self, lease: Lease, outcome: Outcome, now: float) -> bool | None:
+        """`release`, done on the calling thread if it can be right now (the write lock is free);
+        None if it would have to wait: then call `release`. Lets a caller skip the task it
+        would otherwise start to see a release through its own cancellation."""
+        if not self._ready or self._checkpointing:
+            return None
+        try:
+            done, result = self._try_inline(self._release(lease, outcome, now))
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"The account store is unavailable ({type(exc).__name__}).") from exc
+        return result if done else None
+
+    def _release(self, lease: Lease, outcome: Outcome, now: float) -> Callable[[sqlite3.Connection], bool]:
         if len(lease.id) != LEASE_ID_LENGTH or not lease.id.startswith("lease_"):
-            return False  # not a lease of this store
+            return lambda db: False  # not a lease of this store
         held = {"account": lease.account_id, "lease": lease.id}
         fast = RELEASE_SQL.get(outcome.kind) if outcome.quota is None else None
 
@@ -551,7 +566,7 @@ class SQLiteAccountStore:
             self._save(db, account, apply_outcome(account, lease.mode, outcome, now))
             return True
 
-        return await self._run(release)
+        return release
 
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())

@@ -372,3 +372,27 @@ async def test_a_clock_that_steps_back_keeps_the_least_recently_used_first(store
         await store.set_quota(by_token[token], "expert", Quota(5, 8, 3600, NOW + 3600))
     lease = await store.lease(mode="expert", tiers=[Tier.BASIC], now=NOW + 300, ttl=60)
     assert lease.token == a
+
+
+async def test_release_nowait_releases_on_the_spot_or_says_it_cannot(store, tmp_path):
+    import sqlite3
+
+    await store.add([NewAccount("a", Tier.BASIC)], NOW)
+    first = await store.lease(mode="fast", tiers=[Tier.BASIC], now=NOW, ttl=60)
+    second = await store.lease(mode="fast", tiers=[Tier.BASIC], now=NOW, ttl=60)
+    assert store.release_nowait(first, Outcome.success(), NOW + 1) is True
+    assert store.release_nowait(first, Outcome.success(), NOW + 2) is False  # once only
+    assert (await store.get(first.account_id)).in_flight == 1
+
+    # Another connection (another process) holds the write lock: no waiting, no change.
+    blocker = sqlite3.connect(tmp_path / "pool.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        assert store.release_nowait(second, Outcome.success(), NOW + 3) is None
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    account = await store.get(second.account_id)
+    assert account.in_flight == 1 and account.use_count == 1
+    assert await store.release(second, Outcome.success(), NOW + 4)  # the waiting way still works
+    assert (await store.get(second.account_id)).in_flight == 0
