@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import gc
 import hmac
+import inspect
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -31,7 +32,7 @@ from core.errors import (
     NotFound,
     RequestTooLarge,
 )
-from functions._http import deps_of, error_response, json_response
+from functions._http import deps_of, deps_of_scope, error_response, json_response
 from functions._wiring import Deps
 
 log = logging.getLogger("grokgate.app")
@@ -102,7 +103,7 @@ _NO_HANDLERS: tuple[dict[Any, Any], dict[Any, Any]] = ({}, {})
 def _refusal(scope: Scope, path: str) -> GatewayError | None:
     """Auth and the declared body size, checked before any route runs."""
     headers = dict(scope["headers"])
-    settings = deps_of(Request(scope)).settings
+    settings = deps_of_scope(scope).settings
     if (path.startswith("/v1/") or path == "/v1") and settings.api_keys and not signed_link(scope):
         key = presented_key(headers)
         if not key:
@@ -135,6 +136,27 @@ def _as_gateway_error(exc: Exception, scope: Scope, request_id: str) -> GatewayE
         return InvalidRequest(str(exc.detail))
     log.error("request %s crashed", request_id, exc_info=exc)
     return InternalError(f"The server had an error processing your request (request id {request_id}).")
+
+
+class _Endpoint:
+    """An async `request -> response` handler as a bare ASGI app: what Starlette's per-route
+    wrapper does, minus its exception layer (EdgeMiddleware renders every error)."""
+
+    __slots__ = ("handler",)
+
+    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
+def _bare(route: BaseRoute) -> BaseRoute:
+    if isinstance(route, Route) and inspect.iscoroutinefunction(route.endpoint):
+        methods = sorted(route.methods or ())
+        return Route(route.path, _Endpoint(route.endpoint), methods=methods, name=route.name)
+    return route
 
 
 class GatewayApp(Starlette):
@@ -178,7 +200,7 @@ def settle_heap() -> None:
 
 def build_app(routes: Sequence[BaseRoute], *, deps: Deps | None = None) -> Starlette:
     """One deployable: the given routes plus /health, auth, request ids and error envelopes."""
-    app = GatewayApp(routes=[*routes, Route("/health", health, methods=["GET"])])
+    app = GatewayApp(routes=[_bare(r) for r in (*routes, Route("/health", health, methods=["GET"]))])
     app.state.deps = deps
     settle_heap()
     return app

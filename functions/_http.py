@@ -8,8 +8,9 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Scope
 
 from core.errors import GatewayError, InvalidRequest, RequestTooLarge
 from functions._wiring import Deps, get_deps
@@ -21,10 +22,15 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 def deps_of(request: Request) -> Deps:
-    deps: Deps | None = getattr(request.app.state, "deps", None)
+    return deps_of_scope(request.scope)
+
+
+def deps_of_scope(scope: Scope) -> Deps:
+    state = scope["app"].state
+    deps: Deps | None = getattr(state, "deps", None)
     if deps is None:
         deps = get_deps()
-        request.app.state.deps = deps
+        state.deps = deps
     return deps
 
 
@@ -59,12 +65,17 @@ async def read_body(request: Request) -> bytes:
     limit = deps_of(request).settings.max_body_bytes
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:  # straight from the ASGI channel: no stream generator for a one-message body
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise RequestTooLarge(f"The request body is larger than the limit of {limit} bytes.")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def read_json(request: Request, model: type[M]) -> M:

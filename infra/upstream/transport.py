@@ -91,6 +91,7 @@ class _Handle:
         "multi",
         "paused",
         "status",
+        "url",
         "waiter",
     )
 
@@ -106,6 +107,7 @@ class _Handle:
         self.status = 0
         self.headers: dict[str, str] = {}
         self.headers_complete = False
+        self.url = ""
 
     def reset(self) -> None:
         self.finished = None
@@ -367,7 +369,9 @@ class CurlTransport:
         handle.reset()
         curl = handle.curl
         try:
-            curl.setopt(CurlOpt.URL, url.encode())
+            if handle.url != url:  # the chat URL is set once per handle, not per request
+                curl.setopt(CurlOpt.URL, url.encode())
+                handle.url = url
             curl.setopt(CurlOpt.POSTFIELDS, body)  # curl_cffi keeps `body` alive for curl
             curl.setopt(CurlOpt.POSTFIELDSIZE, len(body))
             _set_header_lines(curl, header_lines)
