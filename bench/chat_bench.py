@@ -324,7 +324,7 @@ def write_doc(table: str, load: str) -> None:
     )
     pattern = re.compile(r"## Chat completions\n.*?(?=\n## |\Z)", re.S)
     text = (
-        pattern.sub(section.rstrip("\n"), text)
+        pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
         if pattern.search(text)
         else text.rstrip("\n") + "\n\n" + section
     )
