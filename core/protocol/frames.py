@@ -191,22 +191,11 @@ class FrameDecoder:
         find = chunk.find
         while pos < end:
             if not self._templates:  # line by line, until a template is learned
-                loads = orjson.loads
                 while pos < end:
                     nl = find(b"\n", pos)
                     line = chunk[pos:nl]
                     pos = nl + 1
-                    if line[:1] == b"{" and line[-1:] == b"}":  # the common case: one bare object
-                        try:
-                            frame = loads(line)
-                        except orjson.JSONDecodeError:
-                            continue  # a malformed line is skipped; the end rules still guard the stream
-                        if type(frame) is dict:
-                            self._frame(frame, out)
-                            if self._learning and not self.done:
-                                self._learn(frame, line)
-                    else:
-                        self._line(line, out)
+                    self._bare(line, out)  # a few lines per stream, until a template is learned
                     if self.done:
                         return
                     if self._templates:
