@@ -119,6 +119,18 @@ class NewAccount:
     note: str = ""
     tags: tuple[str, ...] = ()
 
+    def account(self, now: float) -> Account:
+        """The account as a store first records it: active, its tier's default windows."""
+        return Account(
+            id=account_id_for(self.token),
+            token=self.token,
+            tier=self.tier,
+            note=self.note,
+            tags=self.tags,
+            quotas=default_quotas(self.tier, now),
+            created_at=now,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Lease:

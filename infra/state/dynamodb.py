@@ -39,7 +39,6 @@ from core.accounts import (
     Outcome,
     Quota,
     account_id_for,
-    default_quotas,
 )
 from core.catalog import Tier
 from core.errors import StoreUnavailable
@@ -366,16 +365,8 @@ class DynamoDBAccountStore:
             fresh.setdefault(account_id_for(new.token), new)
         gate = asyncio.Semaphore(ADD_CONCURRENCY)
 
-        async def put(account_id: str, new: NewAccount) -> bool:
-            account = Account(
-                id=account_id,
-                token=new.token,
-                tier=new.tier,
-                note=new.note,
-                tags=new.tags,
-                quotas=default_quotas(new.tier, now),
-                created_at=now,
-            )
+        async def put(new: NewAccount) -> bool:
+            account = new.account(now)
             async with gate:
                 try:
                     await self._write(_Rec(account, {}, 0.0, 0.0, 0), now, new=True)
@@ -384,7 +375,7 @@ class DynamoDBAccountStore:
             return True
 
         # One conditional put per account (attribute_not_exists): exact "skip if present" semantics.
-        results = await asyncio.gather(*(put(i, new) for i, new in fresh.items()))
+        results = await asyncio.gather(*(put(new) for new in fresh.values()))
         added = sum(results)
         return ImportReport(added=added, skipped=len(accounts) - added, invalid=0)
 

@@ -36,7 +36,6 @@ from core.accounts import (
     OutcomeKind,
     Quota,
     account_id_for,
-    default_quotas,
 )
 from core.catalog import TIER_ORDER, Tier
 from core.errors import StoreUnavailable
@@ -414,15 +413,7 @@ class SQLiteAccountStore:
                     continue
                 added += 1
                 db.execute("INSERT OR IGNORE INTO refresh (account_id) VALUES (?)", (account_id,))
-                account = Account(
-                    id=account_id,
-                    token=new.token,
-                    tier=new.tier,
-                    note=new.note,
-                    tags=new.tags,
-                    quotas=default_quotas(new.tier, now),
-                    created_at=now,
-                )
+                account = new.account(now)
                 self._save(db, replace(account, quotas={}), account)
             return ImportReport(added=added, skipped=skipped, invalid=0)
 
