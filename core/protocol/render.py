@@ -117,3 +117,20 @@ def render_image(url: str, image_format: str) -> str:
     if image_format == "url":
         return url
     return f"![image]({url})"
+
+
+def answer_image(url: str, image_format: str, *, after_newline: bool) -> str:
+    """A final generated image as answer text: its own paragraph, whatever came before it."""
+    return ("" if after_newline else "\n\n") + render_image(url, image_format) + "\n\n"
+
+
+def tool_line(
+    name: str, args: dict[str, Any], keys: tuple[str, ...] = ("query", "q", "url", "message")
+) -> str:
+    """A server-side tool call as one line of reasoning: its name and the first argument of
+    `keys` that says what it looked for."""
+    for key in keys:
+        value = args.get(key)
+        if isinstance(value, str) and value:
+            return f"\n[{name}: {value}]\n"
+    return f"\n[{name}]\n"

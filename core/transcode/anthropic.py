@@ -33,7 +33,7 @@ from core.events import (
     ToolCall,
     Usage,
 )
-from core.protocol.render import render_image
+from core.protocol.render import answer_image, tool_line
 
 ARGUMENT_PIECE = 32
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
@@ -45,14 +45,6 @@ def message_id() -> str:
 
 def signature(thinking: str) -> str:
     return base64.b64encode(b"grokgate:" + hashlib.sha256(thinking.encode()).digest()).decode("ascii")
-
-
-def _tool_line(event: ServerToolUse) -> str:
-    for key in ("query", "q", "url", "message"):
-        value = event.args.get(key)
-        if isinstance(value, str) and value:
-            return f"\n[{event.name}: {value}]\n"
-    return f"\n[{event.name}]\n"
 
 
 class MessagesState:
@@ -122,11 +114,11 @@ class MessagesState:
                     self._thinking(event.text, out)
             elif isinstance(event, ServerToolUse):
                 if self.show_thinking:
-                    self._thinking(_tool_line(event), out)
+                    self._thinking(tool_line(event.name, event.args), out)
             elif isinstance(event, ImageOut):
                 if event.final and not event.moderated:
-                    lead = "" if self.ends_newline else "\n\n"
-                    self._text(lead + render_image(event.url, self.image_format) + "\n\n", out)
+                    text = answer_image(event.url, self.image_format, after_newline=self.ends_newline)
+                    self._text(text, out)
             elif isinstance(event, ToolCall):
                 self._tool(event, out)
             elif isinstance(event, Usage):

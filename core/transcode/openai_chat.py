@@ -29,7 +29,7 @@ from core.events import (
     ToolCall,
     Usage,
 )
-from core.protocol.render import render_image
+from core.protocol.render import render_image, tool_line
 from core.transcode.normalize import ChatRequest, openai_messages
 from core.transcode.tools import openai_tool_spec
 
@@ -81,6 +81,10 @@ class ChatCompletionRequest(BaseModel):
     prediction: dict[str, Any] | None = None
     web_search_options: dict[str, Any] | None = None
     verbosity: str | None = None
+
+
+# The argument that says what a server-side tool looked for; image searches describe theirs.
+_TOOL_DETAIL = ("query", "q", "url", "image_description", "imageDescription", "message")
 
 
 def _unsupported(param: str, why: str) -> InvalidRequest:
@@ -236,7 +240,8 @@ class ChatCompletionState:
                 if kind is ReasoningDelta:
                     thought.append(event.text)  # type: ignore[union-attr]
                 else:
-                    thought.append(_tool_line(event))  # type: ignore[arg-type]
+                    tool: ServerToolUse = event  # type: ignore[assignment]
+                    thought.append(tool_line(tool.name, tool.args, _TOOL_DETAIL))
                 if self._collect:
                     self._reasoning.append(thought[-1])
             elif kind is ImageOut:
@@ -332,13 +337,3 @@ class ChatCompletionState:
         if self.usage is not None:
             body["usage"] = usage_body(self.usage)
         return body
-
-
-def _tool_line(event: ServerToolUse) -> str:
-    detail = ""
-    for key in ("query", "q", "url", "image_description", "imageDescription", "message"):
-        value = event.args.get(key)
-        if isinstance(value, str) and value:
-            detail = f": {value}"
-            break
-    return f"\n[{event.name}{detail}]\n"

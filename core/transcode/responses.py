@@ -35,7 +35,7 @@ from core.events import (
     ToolCall,
     Usage,
 )
-from core.protocol.render import render_image
+from core.protocol.render import answer_image, tool_line
 
 ARGUMENT_PIECE = 32  # function-call arguments stream in pieces of this many characters
 
@@ -54,14 +54,6 @@ def usage_body(usage: Usage | None) -> dict[str, Any] | None:
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,
     }
-
-
-def _tool_line(event: ServerToolUse) -> str:
-    for key in ("query", "q", "url", "message"):
-        value = event.args.get(key)
-        if isinstance(value, str) and value:
-            return f"\n[{event.name}: {value}]\n"
-    return f"\n[{event.name}]\n"
 
 
 class ResponsesState:
@@ -164,11 +156,11 @@ class ResponsesState:
                     self._reasoning(event.text, out)
             elif isinstance(event, ServerToolUse):
                 if self.show_reasoning:
-                    self._reasoning(_tool_line(event), out)
+                    self._reasoning(tool_line(event.name, event.args), out)
             elif isinstance(event, ImageOut):
                 if event.final and not event.moderated:
-                    lead = "" if self.ends_newline else "\n\n"
-                    self._text(lead + render_image(event.url, self.image_format) + "\n\n", out)
+                    text = answer_image(event.url, self.image_format, after_newline=self.ends_newline)
+                    self._text(text, out)
             elif isinstance(event, ToolCall):
                 self._call(event, out)
             elif isinstance(event, Usage):
