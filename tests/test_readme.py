@@ -8,7 +8,7 @@ README = (Path(__file__).parent.parent / "README.md").read_text()
 
 
 def test_readme_carries_the_current_settings_table():
-    assert settings_table() in README, "regenerate it: python -m functions.settings_doc"
+    assert settings_table() in README, "regenerate it: python -m functions.settings_doc --write"
 
 
 def test_readme_quick_start_is_the_two_make_commands():
