@@ -171,6 +171,25 @@ def account_id_for(token: str) -> str:
     return "acc_" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
+def matches(account: Account, tag: str | None, text: str | None) -> bool:
+    """The listing filters of `AccountStore.list`: a tag carried, text in the id, note or a tag."""
+    if tag and tag not in account.tags:
+        return False
+    if text:
+        needle = ascii_lower(text)
+        haystacks = (account.id, account.note, *account.tags)
+        return any(needle in ascii_lower(h) for h in haystacks)
+    return True
+
+
+def ascii_lower(value: str) -> str:
+    """Lower case for ASCII letters only, as SQLite's `lower()` and Lua's `string.lower` do."""
+    return value.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+
+
 def mask_token(token: str) -> str:
     if len(token) <= 12:
         return "*" * len(token)

@@ -63,10 +63,16 @@ class AccountStore(Protocol):
         *,
         status: AccountStatus | None = None,
         tier: Tier | None = None,
+        tag: str | None = None,
+        text: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> AccountPage:
-        """Accounts ordered by id, filtered, a page at a time."""
+        """Accounts ordered by id, filtered, a page at a time.
+
+        `tag` keeps accounts carrying that tag; `text` keeps those whose id, note or a tag
+        contains it (ASCII case-insensitive): `core.accounts.matches` is the reference.
+        """
         ...
 
     async def remove(self, account_id: str) -> bool: ...
@@ -88,6 +94,27 @@ class AccountStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class RecordStore(Protocol):
+    """Small JSON documents shared by every instance: the console's batches, settings overrides
+    and login counters. Lives in the account store's backend (same file, server or table).
+
+    * `read` returns the record and its version (None and 0 when absent or expired).
+    * `write` is a compare-and-set: it stores `value` only if the record is still at `version`
+      (0: absent), and the record's version becomes `version + 1`; a lost race returns False.
+      `ttl` seconds after `now` the record expires (None: never).
+    * `count` adds one to a counter that expires `window` seconds after its first count and
+      returns the new count, atomically.
+    """
+
+    async def read(self, key: str, *, now: float) -> tuple[dict[str, Any] | None, int]: ...
+
+    async def write(
+        self, key: str, value: dict[str, Any], *, version: int, now: float, ttl: float | None = None
+    ) -> bool: ...
+
+    async def count(self, key: str, *, now: float, window: float) -> int: ...
 
 
 class UpstreamStream(Protocol):

@@ -39,6 +39,7 @@ from core.accounts import (
     Outcome,
     Quota,
     account_id_for,
+    matches,
 )
 from core.catalog import Tier
 from core.errors import StoreUnavailable
@@ -388,6 +389,8 @@ class DynamoDBAccountStore:
         *,
         status: AccountStatus | None = None,
         tier: Tier | None = None,
+        tag: str | None = None,
+        text: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> AccountPage:
@@ -418,7 +421,11 @@ class DynamoDBAccountStore:
                 **page_args,
             )
             for item in reply.get("Items", []):
-                found.append(_from_item(item).account)
+                account = _from_item(item).account
+                # Tag and text are checked here: DynamoDB filters are case-sensitive.
+                if not matches(account, tag, text):
+                    continue
+                found.append(account)
                 if len(found) > limit:
                     break
             start = reply.get("LastEvaluatedKey")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from core.ports import AccountStore
+from core.ports import AccountStore, RecordStore
 from core.settings import Settings, SettingsError
 
 STORE_TIMEOUT = 5.0  # seconds one store call may take before it is StoreUnavailable
@@ -49,3 +49,26 @@ def open_account_store(settings: Settings, environ: Mapping[str, str] | None = N
 
         return DynamoDBAccountStore.from_url(url, dict(env))
     raise SettingsError(f"GROKGATE_STORE: unknown store {url.split(':', 1)[0]!r}")
+
+
+def records_for(store: AccountStore) -> RecordStore:
+    """The `RecordStore` kept beside `store`: the same file, Redis prefix or DynamoDB table."""
+    from infra.state.sqlite import SQLiteAccountStore
+
+    if isinstance(store, SQLiteAccountStore):
+        from infra.state.sqlite_records import SQLiteRecordStore
+
+        return SQLiteRecordStore(store.path)
+    from infra.state.redis import RedisAccountStore
+
+    if isinstance(store, RedisAccountStore):
+        from infra.state.redis_records import RedisRecordStore
+
+        return RedisRecordStore(store._t, store.prefix)
+    from infra.state.dynamodb import DynamoDBAccountStore
+
+    if isinstance(store, DynamoDBAccountStore):
+        from infra.state.dynamodb_records import DynamoDBRecordStore
+
+        return DynamoDBRecordStore(store)
+    raise TypeError(f"no record store for {type(store).__name__}")

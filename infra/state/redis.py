@@ -31,6 +31,7 @@ from core.accounts import (
     Outcome,
     Quota,
     account_id_for,
+    ascii_lower,
     default_quotas,
 )
 from core.catalog import TIER_ORDER, Tier
@@ -40,7 +41,7 @@ from infra.state import redis_lua
 
 PICK_WINDOW = 8  # candidates read per tier per lease; ties among them are broken at random
 SWEEP_LIMIT = 64  # due leases, cooling ends and window ends handled per lease, each
-LIST_SCAN_CAP = 5000  # ids examined per listing page when two filters are combined
+LIST_SCAN_CAP = 5000  # ids examined per listing page when filters are combined
 DEFAULT_PREFIX = "{gg}:"
 
 
@@ -249,6 +250,8 @@ class RedisAccountStore:
         *,
         status: AccountStatus | None = None,
         tier: Tier | None = None,
+        tag: str | None = None,
+        text: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> AccountPage:
@@ -259,6 +262,8 @@ class RedisAccountStore:
             cursor or "",
             str(max(1, limit)),
             str(LIST_SCAN_CAP),
+            json.dumps(tag) if tag else "",
+            ascii_lower(text) if text else "",
         )
         items = [_account(item[0], item[1]) for item in reply[1:]]
         return AccountPage(items, reply[0] or None)

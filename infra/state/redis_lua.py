@@ -283,6 +283,17 @@ local status, tier, cursor, limit, cap = ARGV[2], ARGV[3], ARGV[4], tonumber(ARG
 local src = P .. 'ids'
 if status ~= '' then src = P .. 'st:' .. status elseif tier ~= '' then src = P .. 'tier:' .. tier end
 local check_tier = status ~= '' and tier ~= ''
+local tagj, needle = ARGV[7] or '', ARGV[8] or ''
+local function has(hay, part) return string.find(string.lower(hay or ''), part, 1, true) ~= nil end
+local function keep(id)
+  if not (check_tier or tagj ~= '' or needle ~= '') then return true end
+  local h = redis.call('HMGET', P .. 'acc:' .. id, 'tier', 'note', 'tags')
+  if check_tier and h[1] ~= tier then return false end
+  local tags = h[3] or '[]'
+  if tagj ~= '' and not string.find(tags, tagj, 1, true) then return false end
+  if needle ~= '' and not (has(id, needle) or has(h[2], needle) or has(tags, needle)) then return false end
+  return true
+end
 local start = '-'
 if cursor ~= '' then start = '(' .. cursor end
 local found, scanned, last = {}, 0, nil
@@ -292,7 +303,7 @@ while #found <= limit and scanned < cap do
   for _, id in ipairs(batch) do
     scanned = scanned + 1
     last = id
-    if (not check_tier) or redis.call('HGET', P .. 'acc:' .. id, 'tier') == tier then
+    if keep(id) then
       found[#found + 1] = id
       if #found > limit then break end
     end

@@ -36,6 +36,7 @@ from core.accounts import (
     OutcomeKind,
     Quota,
     account_id_for,
+    ascii_lower,
 )
 from core.catalog import TIER_ORDER, Tier
 from core.errors import StoreUnavailable
@@ -427,6 +428,8 @@ class SQLiteAccountStore:
         *,
         status: AccountStatus | None = None,
         tier: Tier | None = None,
+        tag: str | None = None,
+        text: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> AccountPage:
@@ -438,6 +441,14 @@ class SQLiteAccountStore:
             if tier is not None:
                 clauses.append("tier = ?")
                 args.append(tier.value)
+            if tag:  # `tags` is a JSON list: the tag as a JSON string, quotes included, is one element
+                clauses.append("instr(tags, ?) > 0")
+                args.append(json.dumps(tag))
+            if text:
+                clauses.append(
+                    "(instr(lower(id), ?) > 0 OR instr(lower(note), ?) > 0 OR instr(lower(tags), ?) > 0)"
+                )
+                args += [ascii_lower(text)] * 3
             rows = db.execute(
                 f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",  # noqa: S608
                 (*args, limit + 1),

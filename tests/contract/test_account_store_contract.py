@@ -311,3 +311,29 @@ async def test_refresh_claims_are_won_once_per_interval(account_store):
     assert {a.token for a in await account_store.due_for_refresh(now=NOW + 36000, limit=10)} == {"a", "b"}
     assert len(await account_store.due_for_refresh(now=NOW + 36000, limit=1)) == 1
     assert not await account_store.claim_refresh("acc_missing", now=NOW, next_at=NOW, min_interval=0)
+
+
+async def test_listing_by_tag_and_text(account_store):
+    await account_store.add(
+        [
+            NewAccount("tok-t1", Tier.BASIC, note="Team Blue", tags=("eu", "trial")),
+            NewAccount("tok-t2", Tier.SUPER, note="team red", tags=("us",)),
+            NewAccount("tok-t3", Tier.BASIC, note="spare", tags=("eu-west",)),
+            NewAccount("tok-t4", Tier.BASIC, note="", tags=()),
+        ],
+        NOW,
+    )
+    eu = await account_store.list(tag="eu")
+    assert [a.note for a in eu.items] == ["Team Blue"]  # a tag matches whole, not by prefix
+    team = await account_store.list(text="TEAM")
+    assert sorted(a.note for a in team.items) == ["Team Blue", "team red"]
+    by_tag_text = await account_store.list(text="west")
+    assert [a.note for a in by_tag_text.items] == ["spare"]
+    by_id = await account_store.list(text=account_id_for("tok-t4")[4:12])
+    assert [a.token for a in by_id.items] == ["tok-t4"]
+    combined = await account_store.list(tier=Tier.BASIC, text="team")
+    assert [a.note for a in combined.items] == ["Team Blue"]
+    one = await account_store.list(text="team", limit=1)
+    rest = await account_store.list(text="team", cursor=one.next_cursor, limit=1)
+    assert len(one.items) == len(rest.items) == 1 and rest.next_cursor is None
+    assert (await account_store.list(tag="nowhere")).items == []

@@ -1,0 +1,103 @@
+"""`RecordStore` on SQLite: a `records` table in the account store's file; each call is one
+IMMEDIATE transaction, so a compare-and-set or a count is atomic across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from core.errors import StoreUnavailable
+from infra.sqlite_db import open_db, transaction
+
+T = TypeVar("T")
+NEVER = float("inf")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+class SQLiteRecordStore:
+    """Records in the SQLite file at `path` (usually the account store's)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-records")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._db is None:
+                self._db = open_db(self.path, SCHEMA)
+            return transaction(self._db, fn)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"The record store is unavailable ({type(exc).__name__}).") from exc
+
+    @staticmethod
+    def _current(db: sqlite3.Connection, key: str, now: float) -> tuple[str | None, int]:
+        row = db.execute("SELECT value, version, expires_at FROM records WHERE key = ?", (key,)).fetchone()
+        if row is None or row[2] <= now:
+            return None, 0
+        return row[0], row[1]
+
+    async def read(self, key: str, *, now: float) -> tuple[dict[str, Any] | None, int]:
+        raw, version = await self._run(lambda db: self._current(db, key, now))
+        return (json.loads(raw) if raw is not None else None), version
+
+    async def write(
+        self, key: str, value: dict[str, Any], *, version: int, now: float, ttl: float | None = None
+    ) -> bool:
+        text = json.dumps(value, separators=(",", ":"))
+        expires = NEVER if ttl is None else now + ttl
+
+        def go(db: sqlite3.Connection) -> bool:
+            if self._current(db, key, now)[1] != version:
+                return False
+            db.execute(
+                "INSERT INTO records (key, value, version, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version, "
+                "expires_at = excluded.expires_at",
+                (key, text, version + 1, expires),
+            )
+            return True
+
+        return await self._run(go)
+
+    async def count(self, key: str, *, now: float, window: float) -> int:
+        def go(db: sqlite3.Connection) -> int:
+            raw, version = self._current(db, key, now)
+            if raw is None:
+                db.execute(
+                    "INSERT OR REPLACE INTO records (key, value, version, expires_at) VALUES (?, '1', 1, ?)",
+                    (key, now + window),
+                )
+                return 1
+            db.execute(
+                "UPDATE records SET value = ?, version = ? WHERE key = ?",
+                (str(version + 1), version + 1, key),
+            )
+            return version + 1
+
+        return await self._run(go)
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=False)
