@@ -32,11 +32,17 @@ class ReasoningDelta:
 
 @dataclass(slots=True, frozen=True)
 class ToolCall:
-    """A client-side tool call found in the answer by the emulation detector."""
+    """A client-side tool call found in the answer by the emulation detector.
+
+    `arguments` is JSON text, or for a `custom` (free-form) tool the raw input text; `namespace`
+    names the Responses namespace tool the function belongs to ("" for none).
+    """
 
     id: str
     name: str
-    arguments: str  # JSON text
+    arguments: str
+    namespace: str = ""
+    custom: bool = False
 
 
 @dataclass(slots=True, frozen=True)

@@ -24,7 +24,15 @@ FOREIGN_VARIABLES = {
 
 
 SECRET_FIELDS = frozenset(
-    {"api_keys", "admin_key", "cf_cookies", "media_secret", "upstash_redis_rest_token", "cron_secret"}
+    {
+        "api_keys",
+        "admin_key",
+        "cf_cookies",
+        "media_secret",
+        "reasoning_secret",
+        "upstash_redis_rest_token",
+        "cron_secret",
+    }
 )
 
 
@@ -105,6 +113,10 @@ class Settings(BaseModel):
     media_secret: str | None = Field(
         default=None,
         description="HMAC key for local media links; unset: derived from the admin key, else a random per-install key kept in the media folder.",
+    )
+    reasoning_secret: str | None = Field(
+        default=None,
+        description="HMAC key that signs Responses reasoning items' `encrypted_content`; unset: derived from the media secret, the admin key or the API keys, else the per-install media key.",
     )
     media_ttl: int = Field(default=3600, gt=0, description="Seconds a signed media link stays valid.")
     imagine_nsfw: bool = Field(

@@ -53,6 +53,17 @@ def sse_response(body: AsyncIterator[bytes], headers: dict[str, str] | None = No
     return StreamingResponse(body, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})})
 
 
+IGNORED_HEADER = "x-grokgate-ignored-params"
+
+
+def report_ignored(response: Response, names: list[str]) -> Response:
+    """Name the request parts that were accepted but not acted on (a header, and a debug log)."""
+    if names:
+        log.debug("ignored request parts: %s", ", ".join(names))
+        response.headers[IGNORED_HEADER] = ", ".join(names)
+    return response
+
+
 def error_response(error: GatewayError, path: str, request_id: str | None = None) -> Response:
     body = error.anthropic_body() if is_anthropic(path) else error.openai_body()
     headers = dict(error.headers)

@@ -7,8 +7,11 @@ any request, because shared state lives in the store.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from typing import Any
 
 from core.ports import AccountStore, FetchedFile, Upstream, UrlFetcher
 from core.settings import Settings, parse_dotenv
+from core.transcode.sealed import Sealer
 
 log = logging.getLogger("grokgate")
 
@@ -83,6 +87,16 @@ class Deps:
         fetcher: UrlFetcher = self.lazy("fetcher", build)
         return fetcher
 
+    @property
+    def sealer(self) -> Sealer:
+        """Signs and checks the `encrypted_content` of Responses reasoning items."""
+
+        def build(deps: Deps) -> Sealer:
+            return Sealer(reasoning_key(deps.settings))
+
+        sealer: Sealer = self.lazy("sealer", build)
+        return sealer
+
     def lazy(self, name: str, build: Callable[[Deps], Any]) -> Any:
         """A per-process singleton (an HTTP session, a media store), built on first use."""
         if name not in self.extras:
@@ -98,6 +112,23 @@ class Deps:
             if closer is not None:
                 await closer()
         self.extras.clear()
+
+
+def reasoning_key(settings: Settings) -> bytes:
+    """The reasoning-item key: the same on every instance of one deployment (a token issued by
+    one is accepted by the next), never a constant."""
+    label = b"grokgate reasoning items v1"
+    secret = settings.reasoning_secret or settings.media_secret or settings.admin_key
+    if secret is None and settings.api_keys:
+        secret = "\n".join(sorted(settings.api_keys))
+    if secret is not None:
+        return hmac.new(secret.encode(), label, hashlib.sha256).digest()
+    if not settings.media.startswith("s3://"):
+        from infra.media.local import media_secret
+
+        return hmac.new(media_secret(settings, Path(settings.media)), label, hashlib.sha256).digest()
+    log.warning("no reasoning secret, admin key or API key: reasoning items verify on this instance only")
+    return secrets.token_bytes(32)
 
 
 class _DeferredFetcher:

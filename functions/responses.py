@@ -25,7 +25,7 @@ from core.transcode.responses_input import ResponsesRequest, normalize_responses
 from functions._answer import chat_service, serve_answer
 from functions._app import build_app
 from functions._dialect_sse import dialect_sse
-from functions._http import deps_of, json_response, read_json
+from functions._http import deps_of, json_response, read_json, report_ignored
 
 log = logging.getLogger("grokgate.responses")
 
@@ -35,20 +35,26 @@ def _frame(events: list[dict[str, Any]]) -> bytes:
     return b"".join([b"event: " + e["type"].encode() + b"\ndata: " + dumps(e) + b"\n\n" for e in events])
 
 
+def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool.get("type") != "function":
+        return tool  # custom and namespace tools as given
+    fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+    return {
+        "type": "function",
+        "name": fn.get("name"),
+        "description": fn.get("description"),
+        "parameters": fn.get("parameters") or {"type": "object", "properties": {}},
+        "strict": bool(fn.get("strict")),
+    }
+
+
 def _echo(body: ResponsesRequest) -> dict[str, Any]:
-    """The request fields a response object repeats."""
-    tools = []
-    for tool in body.tools or ():
-        fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
-        tools.append(
-            {
-                "type": "function",
-                "name": fn.get("name"),
-                "description": fn.get("description"),
-                "parameters": fn.get("parameters") or {"type": "object", "properties": {}},
-                "strict": bool(fn.get("strict")),
-            }
-        )
+    """The request fields a response object repeats (tools that cannot run here are left out)."""
+    tools = [
+        _echo_tool(tool)
+        for tool in body.tools or ()
+        if tool.get("type") in ("function", "custom", "namespace")
+    ]
     reasoning = body.reasoning
     return {
         "instructions": body.instructions,
@@ -68,6 +74,10 @@ def _echo(body: ResponsesRequest) -> dict[str, Any]:
         "user": body.user,
         "prompt_cache_key": body.prompt_cache_key,
         "safety_identifier": body.safety_identifier,
+        "text": {
+            "format": (body.text.format if body.text and body.text.format else None) or {"type": "text"},
+            "verbosity": (body.text.verbosity if body.text else None) or "medium",
+        },
     }
 
 
@@ -79,9 +89,15 @@ def responses_sse(state: ResponsesState, stream: ChatStream | ToolTurn) -> Async
 async def create_response(request: Request) -> Response:
     deps = deps_of(request)
     body = await read_json(request, ResponsesRequest)
-    chat = normalize_responses(body)
+    ignored: list[str] = []
+    chat = normalize_responses(body, deps.sealer, ignored)
+    sealed = "reasoning.encrypted_content" in (body.include or ())
     state = ResponsesState(
-        body.model, echo=_echo(body), reasoning=chat.reasoning, image_format=deps.settings.image_format
+        body.model,
+        echo=_echo(body),
+        reasoning=chat.reasoning,
+        image_format=deps.settings.image_format,
+        seal=deps.sealer.seal if sealed else None,
     )
 
     async def collect(stream: ChatStream | ToolTurn) -> Response:
@@ -89,7 +105,8 @@ async def create_response(request: Request) -> Response:
         return json_response(state.final())
 
     stream = (lambda opened: responses_sse(state, opened)) if body.stream else None
-    return await serve_answer(request, deps, lambda: open_turn(chat_service(deps), chat), stream, collect)
+    response = await serve_answer(request, deps, lambda: open_turn(chat_service(deps), chat), stream, collect)
+    return report_ignored(response, ignored)
 
 
 async def retrieve_response(request: Request) -> Response:

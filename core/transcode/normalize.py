@@ -216,6 +216,13 @@ def _tool_calls_text(calls: Any, param: str) -> str:
         raise InvalidRequest(f"'{param}' must be an array.", param=param)
     parts = []
     for call in calls:
+        custom = call.get("custom") if isinstance(call, dict) else None
+        if isinstance(custom, dict):  # a free-form tool's call: its input is text
+            parts.append(
+                f"<tool_call><tool_name>{custom.get('name', '')}</tool_name>"
+                f"<parameters>{custom.get('input') or ''}</parameters></tool_call>"
+            )
+            continue
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):
             raise InvalidRequest(f"'{param}': each tool call needs a function.", param=param)

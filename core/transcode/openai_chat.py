@@ -31,7 +31,7 @@ from core.events import (
 )
 from core.protocol.render import render_image, tool_line
 from core.transcode.normalize import ChatRequest, openai_messages
-from core.transcode.tools import openai_tool_spec
+from core.transcode.openai_tools import openai_tool_spec
 
 REASONING_OFF = ("none", "minimal")
 
@@ -290,11 +290,15 @@ class ChatCompletionState:
 
     def _tool_chunk(self, call: ToolCall) -> dict[str, Any]:
         """One chunk per call, whole: index, id, type and name come with the first (only) delta."""
-        entry = {
-            "id": call.id,
-            "type": "function",
-            "function": {"name": call.name, "arguments": call.arguments},
-        }
+        entry: dict[str, Any] = (
+            {"id": call.id, "type": "custom", "custom": {"name": call.name, "input": call.arguments}}
+            if call.custom
+            else {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+        )
         self._tool_calls.append(entry)
         return self._chunk({"tool_calls": [{"index": len(self._tool_calls) - 1, **entry}]})
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from core.errors import GatewayError, RateLimited
@@ -72,8 +73,10 @@ class ResponsesState:
         image_format: str = "url",
         id: str | None = None,
         created_at: int | None = None,
+        seal: Callable[[str, str], str] | None = None,
     ) -> None:
         self.id = id or new_id("resp")
+        self.seal = seal  # include reasoning.encrypted_content: (item id, text) -> token
         self.created_at = created_at or int(time.time())
         self.model = model
         self.echo = echo or {}
@@ -215,6 +218,8 @@ class ResponsesState:
                 )
             )
             item["summary"] = [part]
+            if self.seal is not None:
+                item["encrypted_content"] = self.seal(item["id"], text)
         elif item["type"] == "message":
             text = item.pop("_text")
             part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
@@ -313,6 +318,9 @@ class ResponsesState:
 
     def _call(self, call: ToolCall, out: list[dict[str, Any]]) -> None:
         self._close(out)
+        if call.custom:
+            self._custom_call(call, out)
+            return
         item: dict[str, Any] = {
             "id": new_id("fc"),
             "type": "function_call",
@@ -321,6 +329,8 @@ class ResponsesState:
             "call_id": call.id,
             "name": call.name,
         }
+        if call.namespace:
+            item["namespace"] = call.namespace
         self._open(item, out)
         index = self._index()
         for at in range(0, len(call.arguments), ARGUMENT_PIECE):
@@ -342,4 +352,32 @@ class ResponsesState:
             )
         )
         item["arguments"] = call.arguments
+        self._close(out)
+
+    def _custom_call(self, call: ToolCall, out: list[dict[str, Any]]) -> None:
+        """A free-form tool call: `custom_tool_call` with its `custom_tool_call_input` events."""
+        item: dict[str, Any] = {"id": new_id("ctc"), "type": "custom_tool_call", "call_id": call.id}
+        if call.namespace:
+            item["namespace"] = call.namespace
+        item.update(name=call.name, input="")
+        self._open(item, out)
+        index = self._index()
+        for at in range(0, len(call.arguments), ARGUMENT_PIECE):
+            out.append(
+                self._event(
+                    "response.custom_tool_call_input.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    delta=call.arguments[at : at + ARGUMENT_PIECE],
+                )
+            )
+        out.append(
+            self._event(
+                "response.custom_tool_call_input.done",
+                item_id=item["id"],
+                output_index=index,
+                input=call.arguments,
+            )
+        )
+        item["input"] = call.arguments
         self._close(out)

@@ -24,7 +24,9 @@ from core.transcode.normalize import (
     check_attachments,
     flatten,
 )
-from core.transcode.tools import openai_tool_spec, render_calls, result_role
+from core.transcode.openai_tools import openai_tool_spec
+from core.transcode.sealed import Sealer
+from core.transcode.tools import render_calls, result_role
 
 REASONING_OFF = ("none", "minimal")
 # `include` values that only concern tools this gateway never runs: nothing to include, no harm.
@@ -40,16 +42,26 @@ _INCLUDE_OK = (
 
 
 class ReasoningParam(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
     effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     summary: Literal["auto", "concise", "detailed"] | None = None
     generate_summary: Literal["auto", "concise", "detailed"] | None = None
 
 
-class ResponsesRequest(BaseModel):
-    """The body of `POST /v1/responses`. Unknown fields are refused, as OpenAI does."""
+class TextParam(BaseModel):
+    """`text`: the output format (see `core.transcode.structured`) and verbosity (a style hint the
+    upstream has no knob for: accepted)."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
+    format: dict[str, Any] | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+
+
+class ResponsesRequest(BaseModel):
+    """The body of `POST /v1/responses`. Known fields are type-checked strictly (a boolean is not
+    a number); `docs/compatibility.md` says what each one does."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
 
     model: str
     input: str | list[Any] = Field(min_length=1)
@@ -69,13 +81,14 @@ class ResponsesRequest(BaseModel):
     store: bool | None = None
     metadata: dict[str, str] | None = None
     include: list[str] | None = None
-    text: dict[str, Any] | None = None
+    text: TextParam | None = None
     truncation: Literal["auto", "disabled"] | None = None
+    client_metadata: dict[str, Any] | None = None
     user: str | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
-    prompt_cache_retention: str | None = None
-    service_tier: str | None = None
+    prompt_cache_retention: Literal["in-memory", "in_memory", "24h"] | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
     background: bool | None = None
     conversation: Any = None
     prompt: Any = None
@@ -112,9 +125,6 @@ def _check(body: ResponsesRequest) -> None:
     for value in body.include or ():
         if value not in _INCLUDE_OK:
             raise _unsupported("include", f"{value!r} cannot be produced by this upstream.")
-    fmt = (body.text or {}).get("format")
-    if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
-        raise _unsupported("text.format", "only {'type': 'text'} can be guaranteed by this upstream.")
     if body.stream_options is not None and not body.stream:
         raise InvalidRequest(
             "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
@@ -166,7 +176,26 @@ def _parts(content: Any, param: str, atts: list[Attachment]) -> str:
     return "\n".join(t for t in texts if t)
 
 
-def input_blocks(items: str | list[Any], atts: list[Attachment]) -> list[Block]:
+def _call_name(item: dict[str, Any], param: str) -> str:
+    name = _text_of(item.get("name"), f"{param}.name")
+    namespace = item.get("namespace")
+    if namespace is None:
+        return name
+    return f"{_text_of(namespace, f'{param}.namespace')}.{name}"
+
+
+def _reasoning_item(item: dict[str, Any], param: str, sealer: Sealer | None) -> None:
+    """A reasoning item given back: its `encrypted_content` must be one this gateway signed."""
+    token = item.get("encrypted_content")
+    if token is None:
+        return
+    where = f"{param}.encrypted_content"
+    if sealer is None:
+        raise InvalidRequest(f"'{where}' cannot be verified here.", param=where)
+    sealer.open(token, where)
+
+
+def input_blocks(items: str | list[Any], atts: list[Attachment], sealer: Sealer | None = None) -> list[Block]:
     """`input` -> history blocks; calls grouped into one assistant turn, outputs as tool results."""
     if isinstance(items, str):
         return [Block("user", items)]
@@ -184,10 +213,13 @@ def input_blocks(items: str | list[Any], atts: list[Attachment]) -> list[Block]:
         if not isinstance(item, dict):
             raise InvalidRequest(f"'{param}' must be an object.", param=param)
         kind = item.get("type", "message" if "role" in item else None)
-        if kind == "function_call":
-            name = _text_of(item.get("name"), f"{param}.name")
+        if kind == "function_call" or kind == "custom_tool_call":
+            name = _call_name(item, param)
             call_id = _text_of(item.get("call_id"), f"{param}.call_id")
-            arguments = item.get("arguments", "{}")
+            if kind == "custom_tool_call":
+                arguments = _text_of(item.get("input", ""), f"{param}.input")
+            else:
+                arguments = item.get("arguments", "{}")
             names[call_id] = name
             calls.append((name, arguments if isinstance(arguments, str) else "{}"))
             continue
@@ -200,38 +232,43 @@ def input_blocks(items: str | list[Any], atts: list[Attachment]) -> list[Block]:
                     param=f"{param}.role",
                 )
             blocks.append(Block(role, _parts(item.get("content"), f"{param}.content", atts)))
-        elif kind == "function_call_output":
+        elif kind == "function_call_output" or kind == "custom_tool_call_output":
             call_id = _text_of(item.get("call_id"), f"{param}.call_id")
             output = _parts(item.get("output"), f"{param}.output", atts)
             blocks.append(Block(result_role(call_id, names.get(call_id, "")), output or "(no output)"))
         elif kind == "reasoning":
-            continue  # the upstream's thinking is not replayed; the answer that followed it is
+            _reasoning_item(item, param, sealer)  # not replayed: the answer that followed it is
         elif kind == "item_reference":
             raise _unsupported(
                 f"{param}.type", "item references need stored responses; send the item itself."
             )
         else:
             raise InvalidRequest(
-                f"'{param}.type' {kind!r} is not supported (message, function_call, function_call_output "
-                "and reasoning items are).",
+                f"'{param}.type' {kind!r} is not supported (message, function_call, function_call_output, "
+                "custom_tool_call, custom_tool_call_output and reasoning items are).",
                 param=f"{param}.type",
             )
     close_calls()
     return blocks
 
 
-def normalize_responses(body: ResponsesRequest) -> ChatRequest:
-    """Check what the upstream can honour, then flatten instructions, tools and input."""
+def normalize_responses(
+    body: ResponsesRequest, sealer: Sealer | None = None, ignored: list[str] | None = None
+) -> ChatRequest:
+    """Check what the upstream can honour, then flatten instructions, tools and input.
+
+    `sealer` checks the `encrypted_content` of reasoning items given back; tools that cannot run
+    here are named in `ignored`."""
     _check(body)
     model = require_capability(body.model, Capability.CHAT)
-    spec = openai_tool_spec(body.tools, body.tool_choice, body.parallel_tool_calls)
+    spec = openai_tool_spec(body.tools, body.tool_choice, body.parallel_tool_calls, ignored)
     atts: list[Attachment] = []
     blocks: list[Block] = []
     if body.instructions:
         blocks.append(Block("system", body.instructions))
     if spec is not None and spec.active:
         blocks.append(Block("system", spec.prompt()))
-    blocks += input_blocks(body.input, atts)
+    blocks += input_blocks(body.input, atts, sealer)
     message = flatten(blocks)
     if not message.strip() and not atts:
         raise InvalidRequest("'input' holds no text and no attachments.", param="input")

@@ -23,7 +23,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.errors import InvalidRequest
 from core.events import Event, Fault, Finish, TextDelta, ToolCall
 from core.transcode.tool_args import check, parse_arguments
 from core.transcode.tool_markup import OPEN_TAG, TAGS, RawCall, fenced_calls, parse_element
@@ -45,12 +44,25 @@ def new_call_id(prefix: str = "call_") -> str:
 
 @dataclass(frozen=True, slots=True)
 class Tool:
-    """A function the client offers: name, description and a JSON schema for its arguments."""
+    """A function the client offers: name, description and a JSON schema for its arguments.
+
+    `namespace`: the Responses namespace tool that groups it (the prompt shows `namespace.name`).
+    `custom`: a free-form tool (Responses/chat `custom`): its input is raw text, not JSON;
+    `grammar` is the client's input format (`{"type": "grammar", "syntax", "definition"}`) if any.
+    """
 
     name: str
     description: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
     strict: bool = False  # a schema violation makes the call invalid rather than reported
+    namespace: str = ""
+    custom: bool = False
+    grammar: dict[str, Any] | None = None
+
+    @property
+    def qualified(self) -> str:
+        """The name the model sees and writes."""
+        return f"{self.namespace}.{self.name}" if self.namespace else self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +106,12 @@ class ToolSpec:
             "</tool_calls>",
             "",
             "Rules:",
-            "- <parameters> holds one JSON object whose keys follow the tool's parameters schema.",
+            "- <parameters> holds one JSON object whose keys follow the tool's parameters schema."
+            + (
+                " For a FREE-FORM tool, <parameters> holds the raw input text itself (no JSON, no quotes)."
+                if any(t.custom for t in self.tools)
+                else ""
+            ),
             "- To call several tools at once, put one <tool_call> per call inside the one <tool_calls> block."
             if self.parallel
             else "- Call one tool at a time.",
@@ -107,9 +124,12 @@ class ToolSpec:
             "Available tools:",
         ]
         for tool in self.tools:
-            lines += ["", f"## {tool.name}"]
+            lines += ["", f"## {tool.qualified}"]
             if tool.description:
                 lines.append(tool.description.strip())
+            if tool.custom:
+                lines.append(_free_form(tool.grammar))
+                continue
             schema = tool.parameters or {"type": "object", "properties": {}}
             lines.append(
                 "Parameters (JSON schema): " + json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
@@ -138,10 +158,14 @@ class ToolSpec:
         return ToolDetector(self.resolve, hold_all=self.requires_call, limit=limit)
 
     def resolve(self, raw: RawCall) -> ToolCall | None:
-        """A raw call as a `ToolCall` when it names an offered tool with object arguments that fit."""
+        """A raw call as a `ToolCall` when it names an offered tool with object arguments that fit
+        (a free-form tool takes its input text as written)."""
         tool = self._tool(raw.name)
         if tool is None:
             return None
+        if tool.custom:
+            text = _free_input(raw.arguments)
+            return ToolCall(self.new_id(self.id_prefix), tool.name, text, tool.namespace, custom=True)
         args = parse_arguments(raw.arguments)
         if args is None:
             return None
@@ -152,80 +176,60 @@ class ToolSpec:
             if problems and tool.strict:
                 return None
         text = json.dumps(args, ensure_ascii=False, separators=(",", ":"))
-        return ToolCall(self.new_id(self.id_prefix), tool.name, text)
+        return ToolCall(self.new_id(self.id_prefix), tool.name, text, tool.namespace)
 
     def _tool(self, name: str) -> Tool | None:
         name = name.strip().strip("`\"'")
         if name.startswith("functions."):
             name = name[len("functions.") :]
-        if self.choice.mode == "forced" and name.lower() != (self.choice.name or "").lower():
+        found = _named(self.tools, name, lambda t: t.qualified) or _named(self.tools, name, lambda t: t.name)
+        if found is None or (
+            self.choice.mode == "forced" and self.choice.name not in (found.name, found.qualified)
+        ):
             return None
-        exact = [t for t in self.tools if t.name == name]
-        if exact:
-            return exact[0]
-        folded = [t for t in self.tools if t.name.lower() == name.lower()]
-        return folded[0] if len(folded) == 1 else None
+        return found
 
 
-def _unsupported_param(param: str, why: str) -> InvalidRequest:
-    return InvalidRequest(f"'{param}' is not supported: {why}", param=param, code="unsupported_parameter")
+def _named(tools: Sequence[Tool], name: str, key: Callable[[Tool], str]) -> Tool | None:
+    """The tool called `name`: an exact match, else the only case-insensitive one."""
+    exact = [t for t in tools if key(t) == name]
+    if len(exact) == 1:
+        return exact[0]
+    folded = [t for t in tools if key(t).lower() == name.lower()]
+    return folded[0] if len(folded) == 1 else None
 
 
-def openai_tool_spec(tools: list[Any] | None, choice: Any, parallel: bool | None) -> ToolSpec | None:
-    """OpenAI tools (Responses' flat form and chat's wrapped one) and every `tool_choice` form:
-    none, auto, required, {type: function, name} or {type: function, function: {name}}, and
-    {type: allowed_tools, mode, tools}. Tools that run on OpenAI's servers are refused."""
-    offered: list[Tool] = []
-    for i, raw in enumerate(tools or ()):
-        param = f"tools[{i}]"
-        if not isinstance(raw, dict):
-            raise InvalidRequest(f"'{param}' must be an object.", param=param)
-        kind = raw.get("type")
-        if kind != "function":
-            raise _unsupported_param(
-                f"{param}.type",
-                f"{kind!r} tools run on OpenAI's servers; only 'function' tools (run by the client) are available.",
-            )
-        inner = raw.get("function")
-        fn: dict[str, Any] = inner if isinstance(inner, dict) else raw
-        name = fn.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidRequest(f"'{param}.name' is required.", param=f"{param}.name")
-        params = fn.get("parameters")
-        if params is not None and not isinstance(params, dict):
-            raise InvalidRequest(
-                f"'{param}.parameters' must be a JSON schema object.", param=f"{param}.parameters"
-            )
-        offered.append(Tool(name, str(fn.get("description") or ""), params or {}, bool(fn.get("strict"))))
-    names = {t.name for t in offered}
-    mode: Literal["none", "auto", "required", "forced"] = "auto"
-    forced: str | None = None
-    if choice is None or choice in ("auto", "none", "required"):
-        mode = choice or "auto"
-    elif isinstance(choice, dict) and choice.get("type") == "function":
-        named = choice.get("function")
-        forced_fn: dict[str, Any] = named if isinstance(named, dict) else choice
-        forced = forced_fn.get("name")
-        mode = "forced"
-    elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
-        allowed = {t.get("name") for t in choice.get("tools") or () if isinstance(t, dict)}
-        offered = [t for t in offered if t.name in allowed]
-        mode = "required" if choice.get("mode") == "required" else "auto"
-    else:
-        raise _unsupported_param(
-            "tool_choice",
-            "use 'none', 'auto', 'required', {'type': 'function', 'name': ...} "
-            "or {'type': 'allowed_tools', ...}.",
-        )
-    if forced is not None and forced not in names:
-        raise InvalidRequest(f"'tool_choice' names {forced!r}, which is not in 'tools'.", param="tool_choice")
-    if not offered:
-        if mode in ("required", "forced"):
-            raise InvalidRequest(
-                "'tool_choice' requires a tool but no function tools were given.", param="tool_choice"
-            )
-        return None
-    return ToolSpec(tuple(offered), ToolChoice(mode, forced), "call_", parallel is not False)
+def _free_form(grammar: dict[str, Any] | None) -> str:
+    """How the prompt describes a free-form tool's input."""
+    line = "FREE-FORM tool: <parameters> holds the raw input text, exactly as the tool reads it (not JSON)."
+    if isinstance(grammar, dict) and grammar.get("type") == "grammar":
+        syntax = grammar.get("syntax") or "lark"
+        line += f"\nThe input must match this {syntax} grammar:\n{grammar.get('definition') or ''}"
+    return line
+
+
+def _free_input(raw: Any) -> str:
+    """A free-form tool's input as the model wrote it: the text, unquoted if written as a JSON
+    string, or the one string of a JSON object (`{"input": "..."}`) when the model wrapped it."""
+    if isinstance(raw, dict):
+        values = list(raw.values())
+        if len(values) == 1 and isinstance(values[0], str):
+            return values[0]
+        return json.dumps(raw, ensure_ascii=False)
+    text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+    if text.startswith("\n"):
+        text = text[1:]
+    if text.endswith("\n"):
+        text = text[:-1]
+    stripped = text.strip()
+    if stripped.startswith('"') and stripped.endswith('"'):
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            return text
+        if isinstance(value, str):
+            return value
+    return text
 
 
 # --- history ------------------------------------------------------------------------------------
