@@ -38,6 +38,7 @@ class Directive:
     tool: str | None = None
     args: Any = field(default_factory=dict)
     tool_format: str = "xml"
+    say: str | None = None  # the answer, verbatim
     unknown: tuple[str, ...] = ()
 
     @property
@@ -114,6 +115,8 @@ def _assign(values: dict[str, Any], unknown: list[str], key: str, value: Any) ->
         values["tool"] = str(value)
     elif key == "args":
         values["args"] = value
+    elif key == "say":
+        values["say"] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     elif key == "tool_format" and value in TOOL_FORMATS:
         values["tool_format"] = value
     elif key in _FLAGS:

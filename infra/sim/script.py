@@ -215,7 +215,9 @@ def build(message: str, mode: str, user_id: str = "sim-user", image_count: int |
             SearchResults(card_id, results),
         ]
     cards: list[dict[str, Any]] = []
-    if directive.tool:
+    if directive.say is not None:
+        words = _chunks(directive.say)
+    elif directive.tool:
         prose = _answer_tokens(rng, directive.tokens) if directive.tokens else []
         words = [
             *prose,

@@ -76,3 +76,12 @@ def test_media_bytes_are_real_formats() -> None:
     assert struct.unpack(">HH", jpeg[sof + 5 : sof + 9]) == (32, 32)
     assert len(_png_pixels(pixels.sample_png())) == 16 * (1 + 16 * 3)
     assert pixels.sniff_mime(pixels.sample_mp4()) == "video/mp4"
+
+
+def test_say_scripts_the_answer_verbatim() -> None:
+    assert expected_answer('Q #sim say={"a": [1, 2]}') == ("", '{"a": [1, 2]}')
+    assert expected_answer("[tool result]: #sim say=sum-42") == ("", "sum-42")
+    # an escaped directive inside the answer becomes the next turn's directive
+    _, first = expected_answer('Q #sim say="not json \\u0023sim say=ok"')
+    assert first == "not json #sim say=ok"
+    assert expected_answer(f"Q\n\n[assistant]: {first}")[1] == "ok"
