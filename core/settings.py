@@ -85,6 +85,18 @@ class Settings(BaseModel):
         default=60.0, gt=0, description="Seconds of upstream silence before a stream is abandoned."
     )
     total_timeout: float = Field(default=300.0, gt=0, description="Seconds one upstream call may take.")
+    chat_transport: Literal["rest", "ws", "auto"] = Field(
+        default="rest",
+        description=(
+            "Upstream chat transport: `rest` (the NDJSON stream), `ws` (the gateway WebSocket), or `auto` "
+            "(REST; an account REST refuses as anti-bot or retired moves to the WebSocket for a while)."
+        ),
+    )
+    ws_fallback_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="With `auto`: seconds an account chats over the WebSocket before REST is tried again.",
+    )
     retry_budget: int = Field(
         default=2, ge=0, le=10, description="Extra accounts tried after a retryable failure."
     )

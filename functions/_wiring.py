@@ -66,12 +66,18 @@ class Deps:
 
     @property
     def upstream(self) -> Upstream:
-        """Grok's web app over curl_cffi: one warm session per process (per event loop)."""
+        """Grok's web app over curl_cffi: one warm session per process (per event loop). With
+        `GROKGATE_CHAT_TRANSPORT=ws|auto` the chat call may take the gateway WebSocket instead."""
 
         def build(deps: Deps) -> Upstream:
             from infra.upstream.client import CurlUpstream
 
-            return CurlUpstream(deps.settings)
+            rest = CurlUpstream(deps.settings)
+            if deps.settings.chat_transport == "rest":
+                return rest
+            from infra.upstream.chat_router import ChatTransports
+
+            return ChatTransports(deps.settings, rest)
 
         upstream: Upstream = self.lazy("upstream", build)
         return upstream

@@ -52,7 +52,7 @@ def imagine(deps: Deps) -> ImagineUpstream:
         from infra.upstream.client import CurlUpstream
         from infra.upstream.imagine_ws import WsImagine
 
-        upstream = d.upstream
+        upstream = getattr(d.upstream, "rest", d.upstream)  # under ChatTransports, its REST client
         assert isinstance(upstream, CurlUpstream), "the Imagine client rides on the curl_cffi session"
         return WsImagine(d.settings, upstream)
 

@@ -180,10 +180,7 @@ class FrameDecoder:
                 )
             else:
                 self._parts.append(chunk[start:] if start else chunk)
-        if self._run:
-            self._text(out)
-        elif self._think:
-            self._reasoning(out)
+        self.close_runs(out)
         return out
 
     def _lines(self, chunk: bytes, pos: int, end: int, out: list[Event]) -> None:
@@ -524,12 +521,7 @@ class FrameDecoder:
             elif tag == "raw_function_result":
                 pass
             elif response.get("isThinking"):
-                self._content = True
-                agent = response.get("rolloutId") or ""
-                if self._think and agent != self._agent:
-                    self._reasoning(out)
-                self._agent = agent
-                self._think.append(token)
+                self.thinking(token, response.get("rolloutId") or "", out)
         elif self._run:
             self._text(out)
         self._other(response, out)
@@ -579,10 +571,52 @@ class FrameDecoder:
             if start >= 0 and end > start:
                 name = token[start + 15 : end].replace("<![CDATA[", "").replace("]]>", "").strip()
         if name:
-            self._content = True
-            if self._think:
-                self._reasoning(out)
-            out.append(ServerToolUse(name, args))
+            self.server_tool(name, args, out)
+
+    # --- the answer's state, also driven by the gateway WebSocket decoder (gateway_frames.py) ---
+
+    answer = _answer
+
+    def thinking(self, token: str, agent: Any, out: list[Event]) -> None:
+        """A reasoning token of rollout `agent`; a change of rollout closes the run before it."""
+        self._content = True
+        if self._think and agent != self._agent:
+            self._reasoning(out)
+        self._agent = agent
+        self._think.append(token)
+
+    def server_tool(self, name: str, args: dict[str, Any], out: list[Event]) -> None:
+        self._content = True
+        if self._think:
+            self._reasoning(out)
+        out.append(ServerToolUse(name, args))
+
+    def cite(self, url: str, out: list[Event]) -> None:
+        """A citation at the current text position: its mark joins the answer, then the event."""
+        citations: list[Citation] = []
+        self._run.append(self._renderer.cite(url, citations))
+        if citations:
+            self._text(out)
+            out.extend(citations)
+
+    def close_runs(self, out: list[Event]) -> None:
+        """Emit the text or reasoning gathered so far (the end of one read)."""
+        if self._run:
+            self._text(out)
+        elif self._think:
+            self._reasoning(out)
+
+    def stop(self, out: list[Event]) -> None:
+        self._stop(out)
+
+    def end(self, out: list[Event], last: Event) -> None:
+        self._end(out, last)
+
+    def search_results(self, items: Any) -> None:
+        self._search_results(items)
+
+    def card(self, card: Any, out: list[Event]) -> None:
+        self._card(card, out)
 
     def _other(self, response: dict[str, Any], out: list[Event]) -> None:
         error = response.get("error")

@@ -86,6 +86,14 @@ class Renderer:
         pending, self._pending = self._pending, ""
         return "" if pending.startswith(OPEN) else pending
 
+    def cite(self, url: str, citations: list[Citation]) -> str:
+        """The inline mark of a citation of `url`, numbered by the URL's first appearance."""
+        index = self._citations.get(url)
+        if index is None:
+            index = self._citations[url] = len(self._citations) + 1
+            citations.append(Citation(index, url, self._titles.get(url, "")))
+        return f"[[{index}]]({url})"
+
     def _render(self, attrs: str, citations: list[Citation]) -> str:
         fields = dict(_ATTR.findall(attrs))
         card = self._cards.get(fields.get("card_id", ""), {})
@@ -94,11 +102,7 @@ class Renderer:
             url = card.get("url")
             if not isinstance(url, str) or not url:
                 return ""
-            index = self._citations.get(url)
-            if index is None:
-                index = self._citations[url] = len(self._citations) + 1
-                citations.append(Citation(index, url, self._titles.get(url, "")))
-            return f"[[{index}]]({url})"
+            return self.cite(url, citations)
         if kind == "render_searched_image":
             image = card.get("image")
             if not isinstance(image, dict):

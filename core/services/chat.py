@@ -35,7 +35,7 @@ from core.errors import GatewayError, InvalidRequest
 from core.events import Event, Fault, Finish, ImageOut, ReasoningDelta, TextDelta
 from core.ports import AccountStore, Upstream, UrlFetcher
 from core.protocol.classify import UpstreamFailure, transport_failure
-from core.protocol.frames import FrameDecoder
+from core.protocol.gateway_frames import ChatDecoder, decoder_for
 from core.protocol.payload import chat_body
 from core.services.pool import no_account_error, release_shielded
 from core.settings import Settings
@@ -124,7 +124,7 @@ class ChatService:
         file_ids = [await self.upstream.upload(lease.token, f.name, f.mime, f.data or b"") for f in files]
         body = chat_body(request.message, request.model.mode, file_ids=file_ids)
         upstream = await self.upstream.chat(lease.token, body)
-        decoder = FrameDecoder(assets_url=self.settings.assets_url)
+        decoder = decoder_for(upstream, self.settings.assets_url)
         chunks = upstream.__aiter__()
         first: list[Event] = []
         try:
@@ -178,7 +178,7 @@ class ChatStream:
         lease: Lease,
         upstream: Any,
         chunks: AsyncIterator[bytes],
-        decoder: FrameDecoder,
+        decoder: ChatDecoder,
         first: list[Event],
         attachments: int,
     ) -> None:

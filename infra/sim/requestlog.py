@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from starlette.requests import cookie_parser
@@ -102,11 +102,71 @@ class RequestLog:
             and (prefix is None or r.path.startswith(prefix))
         ]
 
+    def chat_turns(self) -> list[ChatTurn]:
+        """Every chat turn, oldest first, whichever transport carried it."""
+        turns: list[ChatTurn] = []
+        for record in list(self._records):
+            turn = (
+                _rest_turn(record)
+                if record.path == REST_CHAT_PATH
+                else _ws_turn(record)
+                if record.path in GATEWAY_PATHS
+                else None
+            )
+            if turn is not None:
+                turns.append(turn)
+        return turns
+
+    def last_chat(self) -> ChatTurn:
+        turns = self.chat_turns()
+        if not turns:
+            raise LookupError("no chat turn logged")
+        return turns[-1]
+
     def last(self, path: str | None = None, prefix: str | None = None) -> RequestRecord:
         found = self.find(path=path, prefix=prefix)
         if not found:
             raise LookupError(f"no request logged for path={path!r} prefix={prefix!r}")
         return found[-1]
+
+
+REST_CHAT_PATH = "/rest/app-chat/conversations/new"
+GATEWAY_PATHS = ("/ws/mgw/", "/ws/mgw")
+
+
+class ChatTurn(NamedTuple):
+    """One chat turn as it reached the simulator, over REST or the gateway WebSocket."""
+
+    message: str  # the whole prompt
+    file_ids: list[str]
+    mode: str
+    transport: str  # "rest" or "ws"
+    record: RequestRecord
+
+
+def _rest_turn(record: RequestRecord) -> ChatTurn | None:
+    body = record.json
+    if not isinstance(body, dict) or "modeId" not in body:
+        return None  # a media generation (modelName), not a chat turn
+    return ChatTurn(
+        str(body.get("message", "")), list(body.get("fileAttachments") or []), body["modeId"], "rest", record
+    )
+
+
+def _ws_turn(record: RequestRecord) -> ChatTurn | None:
+    mode, text, files = "", None, []
+    for message in record.ws_messages:
+        event = message.get("event") if isinstance(message, dict) else None
+        if not isinstance(event, dict):
+            continue
+        if event.get("type") == "session.create":
+            mode = str((event.get("session") or {}).get("model") or "")
+        elif event.get("type") == "conversation.item.create":
+            item = event.get("item") or {}
+            chunks = (item.get("x_grok") or {}).get("input_chunks") or []
+            text = "".join(c["text"].get("text", "") for c in chunks if isinstance(c.get("text"), dict))
+            files = list(item.get("file_attachment_ids") or [])
+    return None if text is None else ChatTurn(text, files, mode, "ws", record)
 
 
 class LogMiddleware:

@@ -107,9 +107,9 @@ def test_lite_draws_through_chat_two_images_per_request(gateway, oai, sim):
     result = oai(gw).images.generate(model="grok-imagine-image-lite", prompt="a red apple", n=3)
     assert len(result.data) == 3
     assert all(httpx.get(item.url).content.startswith(JPEG) for item in result.data)
-    chats = [r for r in sim.log if r.path == "/rest/app-chat/conversations/new"]
+    chats = sim.log.chat_turns()
     assert len(chats) == 2  # ceil(3 / 2) upstream requests, one quota unit each
-    assert all(r.json["message"] == "Drawing: a red apple" and r.json["modeId"] == "fast" for r in chats)
+    assert all(turn.message == "Drawing: a red apple" and turn.mode == "fast" for turn in chats)
 
 
 def test_edit_with_an_uploaded_png(gateway, oai, sim):

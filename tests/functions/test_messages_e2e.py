@@ -148,7 +148,7 @@ def test_history_reaches_the_upstream_in_order(
             },
         ],
     )
-    message = gw[1].log.last("/rest/app-chat/conversations/new").json["message"]
+    message = gw[1].log.last_chat().message
     order = [
         "[system]: SYSTEM-TEXT",
         "[system]: # Tools",
@@ -193,7 +193,7 @@ def test_image_and_pdf_blocks_are_attached(
         ],
     )
     assert m.stop_reason == "end_turn"
-    assert len(gw[1].log.last("/rest/app-chat/conversations/new").json["fileAttachments"]) == 2
+    assert len(gw[1].log.last_chat().file_ids) == 2
 
 
 def test_stop_sequences_and_max_tokens(client: anthropic.Anthropic) -> None:

@@ -145,21 +145,21 @@ def test_input_image_and_forced_tool_choice(client: openai.OpenAI, gw: tuple[Gat
     )
     assert r.output[-1].type == "function_call"
     assert r.tool_choice.type == "function"  # type: ignore[union-attr]
-    upstream = gw[1].log.last("/rest/app-chat/conversations/new").json
-    assert len(upstream["fileAttachments"]) == 1
-    assert "MUST call the tool `get_weather`" in upstream["message"]
+    upstream = gw[1].log.last_chat()
+    assert len(upstream.file_ids) == 1
+    assert "MUST call the tool `get_weather`" in upstream.message
 
 
 def test_required_call_gets_one_corrective_retry(
     client: openai.OpenAI, gw: tuple[Gateway, SimServer]
 ) -> None:
-    before = len(gw[1].log.find("/rest/app-chat/conversations/new"))
+    before = len(gw[1].log.chat_turns())
     r = client.responses.create(
         model=MODEL, input="Say hi #sim tokens=4 think=0", tools=TOOLS, tool_choice="required"
     )
-    chats = gw[1].log.find("/rest/app-chat/conversations/new")[before:]
+    chats = gw[1].log.chat_turns()[before:]
     assert len(chats) == 2
-    assert "Your reply must call one of the tools" in chats[1].json["message"]
+    assert "Your reply must call one of the tools" in chats[1].message
     assert r.status == "completed" and len(r.output_text.split()) == 4  # the second answer stands
 
 

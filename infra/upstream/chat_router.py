@@ -1,0 +1,103 @@
+"""The Upstream port with the chat call on either transport: REST, the gateway WebSocket, or `auto`.
+
+`auto` chats over REST and moves an account to the WebSocket when REST refuses it the way
+grok.com refuses a retired or distrusted client: HTTP 403 anti-bot (code 7), 404 or 410. The
+same call is then made once over the socket (the client sees one retried call, the lease is
+the same), and the account stays on the socket for `ws_fallback_seconds`, after which REST is
+tried again. Which transport an account is on is per process: losing it costs one REST attempt.
+
+Only plain chat bodies (`modeId`) take the socket; media generations (`modelName`,
+`mediaGenInput`) have no WebSocket form and always use REST. Uploads and downloads are REST.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from core.protocol.classify import Kind, UpstreamFailure
+from core.settings import Settings
+from infra.upstream.client import CurlUpstream
+from infra.upstream.gateway_ws import GatewayChat
+
+log = logging.getLogger("grokgate.upstream")
+_RETIRED = (404, 410)
+
+
+def moves_to_socket(failure: UpstreamFailure) -> bool:
+    """A REST refusal that the WebSocket may not share: anti-bot, or the endpoint gone."""
+    return failure.kind is Kind.ANTI_BOT or (failure.status in _RETIRED)
+
+
+def _socket_body(body: dict[str, Any]) -> bool:
+    return "modeId" in body and "mediaGenInput" not in body
+
+
+class ChatTransports:
+    """Args:
+    settings: `chat_transport` and `ws_fallback_seconds`, and what both transports need.
+    rest: the REST client (also serves uploads, downloads and media generations).
+    gateway: the WebSocket chat; built from `rest`'s session when None.
+    clock: seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        rest: CurlUpstream,
+        gateway: GatewayChat | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.rest = rest
+        self.gateway = gateway or GatewayChat(settings, rest.session)
+        self.clock = clock
+        self._on_socket: dict[str, float] = {}  # token digest -> until when
+
+    async def chat(self, token: str, body: dict[str, Any]) -> Any:
+        mode = self.settings.chat_transport
+        if mode == "rest" or not _socket_body(body):
+            return await self.rest.chat(token, body)
+        if mode == "ws":
+            return await self.gateway.chat(token, body)
+        key = hashlib.sha256(token.encode()).hexdigest()
+        until = self._on_socket.get(key)
+        now = self.clock()
+        if until is not None:
+            if until > now:
+                return await self.gateway.chat(token, body)
+            del self._on_socket[key]
+        try:
+            return await self.rest.chat(token, body)
+        except UpstreamFailure as failure:
+            if not moves_to_socket(failure):
+                raise
+            self._on_socket[key] = now + self.settings.ws_fallback_seconds
+            log.info("REST chat refused (%s); this account chats over the gateway socket", failure.kind)
+            return await self.gateway.chat(token, body)
+
+    def transport_of(self, token: str) -> str:
+        """`rest` or `ws`: where this account's next plain chat goes (for tests and the console)."""
+        mode = self.settings.chat_transport
+        if mode != "auto":
+            return mode
+        until = self._on_socket.get(hashlib.sha256(token.encode()).hexdigest())
+        return "ws" if until is not None and until > self.clock() else "rest"
+
+    async def upload(self, token: str, name: str, mime: str, data: bytes) -> str:
+        return await self.rest.upload(token, name, mime, data)
+
+    async def download(self, token: str, url: str, max_bytes: int) -> tuple[bytes, str]:
+        return await self.rest.download(token, url, max_bytes)
+
+    def session(self) -> Any:
+        return self.rest.session()
+
+    async def close(self) -> None:
+        await self.rest.close()
+
+    aclose = close
