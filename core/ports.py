@@ -232,7 +232,11 @@ class Job:
     """One asynchronous generation (a video): what was asked, where it stands, what it made.
 
     `params` is what the runner needs (JSON-safe); `result` names stored media once completed.
-    `claim_id`/`claim_expires_at` belong to the runner that holds the job right now.
+    `owner` is who may see the job (a hash of the API key that made it; "" when the gateway is
+    open). `state` is the runner's own record between steps (which account, what the upstream
+    said), so any runner can take the next step. `claim_id`/`claim_expires_at` belong to the
+    runner that holds the job right now; a job released between steps has no claim and is due
+    again at `claim_expires_at`.
     """
 
     id: str
@@ -249,6 +253,8 @@ class Job:
     attempts: int = 0
     claim_id: str = ""
     claim_expires_at: float = 0.0
+    owner: str = ""
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,25 +268,46 @@ class JobClaim:
 
 
 class JobStore(Protocol):
-    """Asynchronous jobs shared by every instance (contract in tests/infra/test_job_store.py).
+    """Asynchronous jobs shared by every instance (one contract suite in tests/contract runs it
+    over every adapter: SQLite, Redis over TCP, Redis over Upstash REST, DynamoDB).
 
-    * `claim` is one atomic conditional write: a QUEUED job, or an IN_PROGRESS one whose claim
-      expired (its runner died), becomes IN_PROGRESS under a new claim and counts an attempt.
-      Of concurrent callers exactly one wins; the others get None. A job whose attempts are
-      used up is marked FAILED by the claim that finds it, so no job stays in progress forever.
-    * `progress`, `complete` and `fail` apply only while the claim is the job's current claim
-      (a runner that lost its claim cannot overwrite its successor) and return False otherwise;
-      `progress` also extends the claim by `ttl`.
-    * `due` lists jobs a runner should claim: queued ones, and in-progress ones whose claim expired.
+    * `create` stores a job unless one with its id exists, and returns the stored job either
+      way: ids derived from a client's idempotency key make a repeated create return the first.
+    * `claim` is one atomic conditional write. A QUEUED job, an IN_PROGRESS one released between
+      steps whose time has come, or one whose claim expired (its runner died) becomes
+      IN_PROGRESS under a new claim. Of concurrent callers exactly one wins; the others get
+      None. Taking over from a dead runner counts an attempt; a job whose attempts are used up
+      is marked FAILED by the claim that finds it, so no job stays in progress forever.
+    * `progress`, `advance`, `complete` and `fail` apply only while the claim is the job's
+      current claim (a runner that lost its claim cannot overwrite its successor) and return
+      False otherwise. `progress` never lowers the progress, extends the claim by `ttl` and may
+      replace `state`; `advance` stores `state`, drops the claim and makes the job due at
+      `due_at` (the next step of a runner that works in steps).
+    * `due` lists job ids a runner should claim at `now`, oldest first.
+    * `list` pages one owner's jobs by creation time (then id), after the job `after`.
     """
 
-    async def create(self, job: Job) -> None: ...
+    async def create(self, job: Job) -> Job: ...
 
     async def get(self, job_id: str) -> Job | None: ...
 
+    async def delete(self, job_id: str) -> bool: ...
+
     async def claim(self, job_id: str, *, now: float, ttl: float, max_attempts: int) -> JobClaim | None: ...
 
-    async def progress(self, claim: JobClaim, progress: int, *, now: float, ttl: float) -> bool: ...
+    async def progress(
+        self,
+        claim: JobClaim,
+        progress: int,
+        *,
+        now: float,
+        ttl: float,
+        state: dict[str, Any] | None = None,
+    ) -> bool: ...
+
+    async def advance(
+        self, claim: JobClaim, state: dict[str, Any], *, progress: int, now: float, due_at: float
+    ) -> bool: ...
 
     async def complete(self, claim: JobClaim, result: dict[str, Any], *, now: float) -> bool: ...
 
@@ -289,6 +316,11 @@ class JobStore(Protocol):
     async def due(self, *, now: float, limit: int) -> list[str]: ...
 
     async def close(self) -> None: ...
+
+    # Last: inside the class body, `list` names this method from here on.
+    async def list(
+        self, owner: str, *, after: str | None = None, limit: int = 20, order: str = "desc"
+    ) -> list[Job]: ...
 
 
 class ImagineSocket(Protocol):

@@ -136,11 +136,22 @@ class Settings(BaseModel):
     )
     jobs: str | None = Field(
         default=None,
-        description="Video job store: `sqlite:///path`; unset: the account store's file when it is SQLite.",
+        description="Video job store: `sqlite:///path`, `redis://…`, `rediss://…`, `upstash`, `dynamodb://TABLE`; unset: beside the account store (same SQLite file or Redis, DynamoDB table `<table>-jobs`).",
     )
-    video_runner: Literal["inline", "worker"] = Field(
+    video_runner: Literal["inline", "cron", "worker", "stepfunctions"] = Field(
         default="inline",
-        description="`inline`: this process runs video jobs; `worker`: the scheduled video worker does.",
+        description="Who runs video jobs: `inline` (this process), `cron` (the scheduled worker; `worker` is the same), `stepfunctions` (one AWS Step Functions execution per job).",
+    )
+    video_state_machine: str | None = Field(
+        default=None, description="ARN of the video state machine (runner `stepfunctions`)."
+    )
+    video_timeout: float = Field(
+        default=1800.0, gt=0, description="Seconds a video job may take in total before it is failed."
+    )
+    video_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="First wait between two polls of a submitted video (doubles, up to 60 s).",
     )
     job_claim_seconds: float = Field(
         default=120.0, gt=0, description="Seconds a video job's runner holds it without a heartbeat."
@@ -184,8 +195,10 @@ class Settings(BaseModel):
     @field_validator("jobs")
     @classmethod
     def _jobs_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith("sqlite:///"):
-            raise ValueError("expected sqlite:///path (the only job store so far)")
+        if value and not (
+            value.startswith(("sqlite:///", "redis://", "rediss://", "dynamodb://")) or value == "upstash"
+        ):
+            raise ValueError("expected sqlite:///path, redis://…, rediss://…, upstash or dynamodb://TABLE")
         return value or None
 
     @field_validator("proxy_url")

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from core.errors import InvalidRequest, Overloaded
+from core.errors import InvalidRequest
 from core.ports import JobStore
 from core.services.videos import VideoService, check_request, to_openai
 from functions._app import build_app
@@ -28,19 +28,12 @@ from functions.images import media_store
 
 
 def job_store(deps: Deps) -> JobStore:
-    """`GROKGATE_JOBS`, else the account store's SQLite file (its own table)."""
+    """`GROKGATE_JOBS`, else the job store beside the account store (infra/jobs/factory.py)."""
 
     def build(d: Deps) -> JobStore:
-        url = d.settings.jobs or (d.settings.store if d.settings.store.startswith("sqlite:///") else None)
-        if url is None:
-            raise Overloaded(
-                "Video jobs need a job store: set GROKGATE_JOBS=sqlite:///path (only SQLite job stores "
-                "exist so far).",
-                code="job_store_unconfigured",
-            )
-        from infra.jobs.sqlite import SQLiteJobStore
+        from infra.jobs.factory import open_job_store
 
-        return SQLiteJobStore.from_url(url)
+        return open_job_store(d.settings)
 
     store: JobStore = deps.lazy("job_store", build)
     return store

@@ -190,8 +190,7 @@ class VideoService:
             created_at=now,
             updated_at=now,
         )
-        await self.jobs.create(job)
-        return job
+        return await self.jobs.create(job)
 
     async def get(self, job_id: str) -> Job:
         job = await self.jobs.get(job_id) if job_id.startswith("video_") else None

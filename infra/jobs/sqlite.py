@@ -1,6 +1,6 @@
 """The JobStore on SQLite: every change is one IMMEDIATE transaction, so a claim is atomic
 across processes sharing the file, with the semantics a DynamoDB conditional write or a Redis
-script would give (see `core.ports.JobStore`).
+script gives (see `core.ports.JobStore` and `infra.jobs.rules`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from core.errors import StoreUnavailable
 from core.ports import Job, JobClaim, JobStatus
+from infra.jobs.rules import ABANDONED, abandoned_message, check_order, decide_claim
 from infra.sqlite_db import open_db, transaction
 
 T = TypeVar("T")
@@ -39,11 +40,13 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, claim_expires_at, created_at);
 """
+# Columns added after the first release: added to an older file when it is opened.
+ADDED = (("owner", "TEXT NOT NULL DEFAULT ''"), ("state", "TEXT NOT NULL DEFAULT '{}'"))
 COLUMNS = (
     "id, kind, status, params, result, progress, error_code, error_message, created_at, updated_at, "
-    "completed_at, attempts, claim_id, claim_expires_at"
+    "completed_at, attempts, claim_id, claim_expires_at, owner, state"
 )
-ABANDONED = "job_abandoned"
+__all__ = ["ABANDONED", "SQLiteJobStore"]
 
 
 def _job(row: tuple[Any, ...]) -> Job:
@@ -62,7 +65,19 @@ def _job(row: tuple[Any, ...]) -> Job:
         attempts=row[11],
         claim_id=row[12],
         claim_expires_at=row[13],
+        owner=row[14],
+        state=json.loads(row[15]),
     )
+
+
+def _open(path: str) -> sqlite3.Connection:
+    db = open_db(path, SCHEMA)
+    have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    for name, decl in ADDED:
+        if name not in have:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
+    db.execute("CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_at, id)")
+    return db
 
 
 class SQLiteJobStore:
@@ -79,7 +94,7 @@ class SQLiteJobStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            self._db = open_db(self.path, SCHEMA)
+            self._db = _open(self.path)
         return self._db
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -91,10 +106,15 @@ class SQLiteJobStore:
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"The job store is unavailable ({type(exc).__name__}).") from exc
 
-    async def create(self, job: Job) -> None:
-        def go(db: sqlite3.Connection) -> None:
+    @staticmethod
+    def _read(db: sqlite3.Connection, job_id: str) -> Job | None:
+        row = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()  # noqa: S608
+        return _job(row) if row else None
+
+    async def create(self, job: Job) -> Job:
+        def go(db: sqlite3.Connection) -> Job:
             db.execute(
-                f"INSERT INTO jobs ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - constant
+                f"INSERT OR IGNORE INTO jobs ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
                 (
                     job.id,
                     job.kind,
@@ -110,42 +130,62 @@ class SQLiteJobStore:
                     job.attempts,
                     job.claim_id,
                     job.claim_expires_at,
+                    job.owner,
+                    json.dumps(job.state),
                 ),
             )
-
-        await self._run(go)
-
-    async def get(self, job_id: str) -> Job | None:
-        def go(db: sqlite3.Connection) -> Job | None:
-            row = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()  # noqa: S608
-            return _job(row) if row else None
+            stored = self._read(db, job.id)
+            assert stored is not None
+            return stored
 
         return await self._run(go)
 
+    async def get(self, job_id: str) -> Job | None:
+        return await self._run(lambda db: self._read(db, job_id))
+
+    async def list(
+        self, owner: str, *, after: str | None = None, limit: int = 20, order: str = "desc"
+    ) -> list[Job]:
+        desc = check_order(order) == "desc"
+
+        def go(db: sqlite3.Connection) -> list[Job]:
+            where, args = "owner=?", [owner]
+            if after:
+                anchor = db.execute(
+                    "SELECT created_at, id FROM jobs WHERE id=? AND owner=?", (after, owner)
+                ).fetchone()
+                if anchor is None:
+                    return []
+                where += f" AND (created_at, id) {'<' if desc else '>'} (?, ?)"
+                args += list(anchor)
+            direction = "DESC" if desc else "ASC"
+            rows = db.execute(
+                f"SELECT {COLUMNS} FROM jobs WHERE {where} "  # noqa: S608 - constant fragments
+                f"ORDER BY created_at {direction}, id {direction} LIMIT ?",
+                (*args, max(1, limit)),
+            ).fetchall()
+            return [_job(row) for row in rows]
+
+        return await self._run(go)
+
+    async def delete(self, job_id: str) -> bool:
+        return await self._run(lambda db: db.execute("DELETE FROM jobs WHERE id=?", (job_id,)).rowcount == 1)
+
     async def claim(self, job_id: str, *, now: float, ttl: float, max_attempts: int) -> JobClaim | None:
         def go(db: sqlite3.Connection) -> JobClaim | None:
-            row = db.execute(
-                "SELECT status, attempts, claim_expires_at FROM jobs WHERE id=?", (job_id,)
-            ).fetchone()
-            if row is None:
+            job = self._read(db, job_id)
+            if job is None:
                 return None
-            status, attempts, expires = row
-            if not (status == "queued" or (status == "in_progress" and expires <= now)):
-                return None
-            if attempts >= max_attempts:
+            decision = decide_claim(job, now=now, max_attempts=max_attempts)
+            if decision.give_up:
                 db.execute(
                     "UPDATE jobs SET status='failed', error_code=?, error_message=?, completed_at=?, "
                     "updated_at=?, claim_id='' WHERE id=?",
-                    (
-                        ABANDONED,
-                        f"The video job stopped responding after {attempts} attempt(s) and was given up.",
-                        now,
-                        now,
-                        job_id,
-                    ),
+                    (ABANDONED, abandoned_message(job.attempts), now, now, job_id),
                 )
+            if not decision.take:
                 return None
-            claim = JobClaim(job_id, uuid.uuid4().hex, attempts + 1, now + ttl)
+            claim = JobClaim(job_id, uuid.uuid4().hex, decision.attempt, now + ttl)
             db.execute(
                 "UPDATE jobs SET status='in_progress', attempts=?, claim_id=?, claim_expires_at=?, "
                 "updated_at=? WHERE id=?",
@@ -165,11 +205,34 @@ class SQLiteJobStore:
 
         return await self._run(go)
 
-    async def progress(self, claim: JobClaim, progress: int, *, now: float, ttl: float) -> bool:
+    async def progress(
+        self,
+        claim: JobClaim,
+        progress: int,
+        *,
+        now: float,
+        ttl: float,
+        state: dict[str, Any] | None = None,
+    ) -> bool:
+        if state is None:
+            return await self._update(
+                claim,
+                "progress=MAX(progress, ?), claim_expires_at=?, updated_at=?",
+                (progress, now + ttl, now),
+            )
         return await self._update(
             claim,
-            "progress=MAX(progress, ?), claim_expires_at=?, updated_at=?",
-            (progress, now + ttl, now),
+            "progress=MAX(progress, ?), claim_expires_at=?, updated_at=?, state=?",
+            (progress, now + ttl, now, json.dumps(state)),
+        )
+
+    async def advance(
+        self, claim: JobClaim, state: dict[str, Any], *, progress: int, now: float, due_at: float
+    ) -> bool:
+        return await self._update(
+            claim,
+            "progress=MAX(progress, ?), state=?, claim_id='', claim_expires_at=?, updated_at=?",
+            (progress, json.dumps(state), due_at, now),
         )
 
     async def complete(self, claim: JobClaim, result: dict[str, Any], *, now: float) -> bool:
@@ -190,7 +253,8 @@ class SQLiteJobStore:
         def go(db: sqlite3.Connection) -> list[str]:
             rows = db.execute(
                 "SELECT id FROM jobs WHERE status='queued' "
-                "OR (status='in_progress' AND claim_expires_at <= ?) ORDER BY created_at LIMIT ?",
+                "OR (status='in_progress' AND claim_expires_at <= ?) "
+                "ORDER BY CASE status WHEN 'queued' THEN created_at ELSE claim_expires_at END, id LIMIT ?",
                 (now, limit),
             ).fetchall()
             return [row[0] for row in rows]

@@ -1,0 +1,387 @@
+"""The JobStore on DynamoDB: one item per job, every change a conditional write.
+
+A claim reads the item (consistently), decides with `infra.jobs.rules.decide_claim`, and writes
+under the condition that status, claim and attempts are still what it read: of two runners, the
+second write fails (`ConditionalCheckFailedException`) and that runner is told None. Updates of a
+runner are conditioned on its claim id. The table (`jobs_table_definition`, also declared in
+serverless.yml) has two sparse indexes: `due` (`d`, `due_at`: jobs a runner may claim, present
+until the job ends) and `owner` (`own`, `oc`: one owner's jobs by creation time, then id).
+
+boto3 is synchronous: calls run in a small thread pool; boto3 is imported on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any
+
+from core.errors import StoreUnavailable
+from core.ports import Job, JobClaim, JobStatus
+from infra.jobs.rules import ABANDONED, abandoned_message, check_order, decide_claim, from_fields, to_fields
+
+DUE = "due"
+_NUMBERS = frozenset({"progress", "created_at", "updated_at", "completed_at", "attempts", "claim_expires_at"})
+
+
+_NAMES = {"#s": "status", "#st": "state", "#r": "result"}  # reserved words in expressions
+
+
+class _Conflict(Exception):
+    pass
+
+
+def _names(*expressions: str) -> dict[str, str]:
+    text = " ".join(expressions)
+    return {alias: name for alias, name in _NAMES.items() if alias + " " in text + " "}
+
+
+def jobs_table_definition(table: str) -> dict[str, Any]:
+    """The `CreateTable` request for the jobs table (what serverless.yml declares, compared in a test)."""
+    return {
+        "TableName": table,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": n, "AttributeType": t}
+            for n, t in (("pk", "S"), ("d", "S"), ("due_at", "N"), ("own", "S"), ("oc", "S"))
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": "due",
+                "KeySchema": [
+                    {"AttributeName": "d", "KeyType": "HASH"},
+                    {"AttributeName": "due_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
+            {
+                "IndexName": "owner",
+                "KeySchema": [
+                    {"AttributeName": "own", "KeyType": "HASH"},
+                    {"AttributeName": "oc", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+        ],
+    }
+
+
+def _n(x: float | int) -> dict[str, str]:
+    return {"N": format(Decimal(repr(float(x))), "f") if isinstance(x, float) else str(x)}
+
+
+def _order_key(created_at: float, job_id: str) -> str:
+    return f"{created_at:020.6f}|{job_id}"  # sorts as (created_at, id) for any time after 1970
+
+
+def _item(job: Job) -> dict[str, Any]:
+    item: dict[str, Any] = {"pk": {"S": job.id}}
+    for name, value in to_fields(job).items():
+        if name == "id" or value is None:
+            continue
+        item[name] = _n(value) if name in _NUMBERS else {"S": str(value)}
+    item["own"] = {"S": "o#" + job.owner}  # an index key may not be the empty string
+    item["oc"] = {"S": _order_key(job.created_at, job.id)}
+    if job.status in (JobStatus.QUEUED, JobStatus.IN_PROGRESS):
+        item["d"] = {"S": DUE}
+        item["due_at"] = _n(job.created_at if job.status is JobStatus.QUEUED else job.claim_expires_at)
+    return item
+
+
+def _job(item: Mapping[str, Any]) -> Job:
+    fields: dict[str, Any] = {"id": item["pk"]["S"]}
+    for name, value in item.items():
+        if "S" in value:
+            fields[name] = value["S"]
+        elif "N" in value:
+            fields[name] = value["N"]
+    return from_fields(fields)
+
+
+class DynamoDBJobStore:
+    """`JobStore` on one DynamoDB table (`dynamodb://TABLE`), created on first use if missing."""
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        client: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        timeout: float = 5.0,
+        create_table: bool = True,
+    ) -> None:
+        self.table = table
+        self._client = client
+        self._region = region
+        self._endpoint = endpoint_url
+        self._timeout = timeout
+        self._create = create_table
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dynamodb-jobs")
+
+    @classmethod
+    def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> DynamoDBJobStore:
+        env = os.environ if environ is None else environ
+        return cls(
+            url.removeprefix("dynamodb://").strip("/"),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL") or None,
+        )
+
+    def _boto(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                connect_timeout=min(self._timeout, 3.0),
+                read_timeout=self._timeout,
+                retries={"max_attempts": 2, "mode": "standard"},
+            )
+            self._client = boto3.client(
+                "dynamodb", region_name=self._region, endpoint_url=self._endpoint, config=config
+            )
+        return self._client
+
+    async def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        def call() -> dict[str, Any]:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            client = self._boto()
+            for attempt in (0, 1):
+                try:
+                    result: dict[str, Any] = getattr(client, op)(TableName=self.table, **kwargs)
+                    return result
+                except ClientError as exc:
+                    code = exc.response.get("Error", {}).get("Code", "")
+                    if code == "ConditionalCheckFailedException":
+                        raise _Conflict from None
+                    if code == "ResourceNotFoundException" and self._create and attempt == 0:
+                        self._create_table(client)
+                        continue
+                    raise StoreUnavailable(
+                        f"The job store is unavailable ({code or 'ClientError'})."
+                    ) from None
+                except BotoCoreError as exc:
+                    raise StoreUnavailable(f"The job store is unavailable ({type(exc).__name__}).") from None
+            raise StoreUnavailable("The job store is unavailable (no table).")
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _create_table(self, client: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            client.create_table(**jobs_table_definition(self.table))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise
+        client.get_waiter("table_exists").wait(
+            TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+        )
+
+    async def create(self, job: Job) -> Job:
+        try:
+            await self._call("put_item", Item=_item(job), ConditionExpression="attribute_not_exists(pk)")
+        except _Conflict:
+            pass
+        stored = await self.get(job.id)
+        if stored is None:  # created and deleted in between: the caller's job is what was asked
+            return job
+        return stored
+
+    async def get(self, job_id: str) -> Job | None:
+        reply = await self._call("get_item", Key={"pk": {"S": job_id}}, ConsistentRead=True)
+        return _job(reply["Item"]) if "Item" in reply else None
+
+    async def list(
+        self, owner: str, *, after: str | None = None, limit: int = 20, order: str = "desc"
+    ) -> list[Job]:
+        desc = check_order(order) == "desc"
+        condition = "own = :o"
+        values: dict[str, Any] = {":o": {"S": "o#" + owner}}
+        if after:
+            anchor = await self.get(after)
+            if anchor is None or anchor.owner != owner:
+                return []
+            condition += f" AND oc {'<' if desc else '>'} :a"
+            values[":a"] = {"S": _order_key(anchor.created_at, anchor.id)}
+        reply = await self._call(
+            "query",
+            IndexName="owner",
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=not desc,
+            Limit=max(1, limit),
+        )
+        return [_job(item) for item in reply.get("Items", [])]
+
+    async def delete(self, job_id: str) -> bool:
+        reply = await self._call("delete_item", Key={"pk": {"S": job_id}}, ReturnValues="ALL_OLD")
+        return bool(reply.get("Attributes"))
+
+    async def claim(self, job_id: str, *, now: float, ttl: float, max_attempts: int) -> JobClaim | None:
+        job = await self.get(job_id)
+        if job is None:
+            return None
+        decision = decide_claim(job, now=now, max_attempts=max_attempts)
+        read = {
+            ":s": {"S": job.status.value},
+            ":c": {"S": job.claim_id},
+            ":a": _n(job.attempts),
+        }
+        as_read = "#s = :s AND claim_id = :c AND attempts = :a"
+        try:
+            if decision.give_up:
+                await self._call(
+                    "update_item",
+                    Key={"pk": {"S": job_id}},
+                    UpdateExpression="SET #s = :f, error_code = :ec, error_message = :em, completed_at = :n, "
+                    "updated_at = :n, claim_id = :e REMOVE d, due_at",
+                    ConditionExpression=as_read,
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={
+                        **read,
+                        ":f": {"S": JobStatus.FAILED.value},
+                        ":ec": {"S": ABANDONED},
+                        ":em": {"S": abandoned_message(job.attempts)},
+                        ":n": _n(now),
+                        ":e": {"S": ""},
+                    },
+                )
+            if not decision.take:
+                return None
+            claim = JobClaim(job_id, uuid.uuid4().hex, decision.attempt, now + ttl)
+            await self._call(
+                "update_item",
+                Key={"pk": {"S": job_id}},
+                UpdateExpression="SET #s = :ip, attempts = :na, claim_id = :nc, claim_expires_at = :x, "
+                "due_at = :x, d = :d, updated_at = :n",
+                ConditionExpression=as_read,
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    **read,
+                    ":ip": {"S": JobStatus.IN_PROGRESS.value},
+                    ":na": _n(claim.attempt),
+                    ":nc": {"S": claim.claim_id},
+                    ":x": _n(claim.expires_at),
+                    ":d": {"S": DUE},
+                    ":n": _n(now),
+                },
+            )
+            return claim
+        except _Conflict:
+            return None
+
+    async def _update(
+        self,
+        claim: JobClaim,
+        sets: str,
+        values: dict[str, Any],
+        *,
+        extra_condition: str = "",
+        remove: str = "",
+    ) -> bool:
+        condition = "#s = :ip AND claim_id = :c" + (f" AND {extra_condition}" if extra_condition else "")
+        try:
+            await self._call(
+                "update_item",
+                Key={"pk": {"S": claim.job_id}},
+                UpdateExpression=f"SET {sets}" + (f" REMOVE {remove}" if remove else ""),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_names(sets, condition),
+                ExpressionAttributeValues={
+                    ":ip": {"S": JobStatus.IN_PROGRESS.value},
+                    ":c": {"S": claim.claim_id},
+                    **values,
+                },
+            )
+        except _Conflict:
+            return False
+        return True
+
+    async def progress(
+        self,
+        claim: JobClaim,
+        progress: int,
+        *,
+        now: float,
+        ttl: float,
+        state: dict[str, Any] | None = None,
+    ) -> bool:
+        sets = "claim_expires_at = :x, due_at = :x, updated_at = :n"
+        values: dict[str, Any] = {":x": _n(now + ttl), ":n": _n(now)}
+        if state is not None:
+            sets += ", #st = :state"
+            values[":state"] = {"S": json.dumps(state)}
+        # Progress only rises: try with it (condition: it is not lower), else without it.
+        if await self._update(
+            claim, sets + ", progress = :p", {**values, ":p": _n(progress)}, extra_condition="progress <= :p"
+        ):
+            return True
+        return await self._update(claim, sets, values)
+
+    async def advance(
+        self, claim: JobClaim, state: dict[str, Any], *, progress: int, now: float, due_at: float
+    ) -> bool:
+        sets = "#st = :state, claim_id = :e, claim_expires_at = :x, due_at = :x, updated_at = :n"
+        values: dict[str, Any] = {
+            ":state": {"S": json.dumps(state)},
+            ":e": {"S": ""},
+            ":x": _n(due_at),
+            ":n": _n(now),
+        }
+        if await self._update(
+            claim, sets + ", progress = :p", {**values, ":p": _n(progress)}, extra_condition="progress <= :p"
+        ):
+            return True
+        return await self._update(claim, sets, values)
+
+    async def complete(self, claim: JobClaim, result: dict[str, Any], *, now: float) -> bool:
+        return await self._update(
+            claim,
+            "#s = :done, progress = :h, #r = :r, completed_at = :n, updated_at = :n, claim_id = :e",
+            {
+                ":done": {"S": JobStatus.COMPLETED.value},
+                ":h": _n(100),
+                ":r": {"S": json.dumps(result)},
+                ":n": _n(now),
+                ":e": {"S": ""},
+            },
+            remove="d, due_at",
+        )
+
+    async def fail(self, claim: JobClaim, code: str, message: str, *, now: float) -> bool:
+        return await self._update(
+            claim,
+            "#s = :f, error_code = :ec, error_message = :em, completed_at = :n, updated_at = :n, claim_id = :e",
+            {
+                ":f": {"S": JobStatus.FAILED.value},
+                ":ec": {"S": code},
+                ":em": {"S": message},
+                ":n": _n(now),
+                ":e": {"S": ""},
+            },
+            remove="d, due_at",
+        )
+
+    async def due(self, *, now: float, limit: int) -> list[str]:
+        reply = await self._call(
+            "query",
+            IndexName="due",
+            KeyConditionExpression="d = :d AND due_at <= :n",
+            ExpressionAttributeValues={":d": {"S": DUE}, ":n": _n(now)},
+            Limit=max(1, limit),
+        )
+        return [item["pk"]["S"] for item in reply.get("Items", [])]
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False)
+
+    aclose = close
