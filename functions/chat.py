@@ -15,8 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.services.chat import ChatStream
-from core.services.tool_turns import ToolTurn, open_turn
+from core.services.tool_turns import Turn, open_turn
 from core.transcode.openai_chat import ChatCompletionRequest, ChatCompletionState, normalize_request
 from functions import messages, responses
 from functions._answer import Final, chat_service, serve_answer
@@ -31,9 +30,7 @@ def _frame(chunks: list[dict[str, Any]]) -> bytes:
     return b"".join([b"data: " + dumps(chunk) + b"\n\n" for chunk in chunks])
 
 
-async def openai_sse(
-    state: ChatCompletionState, stream: ChatStream | ToolTurn
-) -> AsyncGenerator[bytes, None]:
+async def openai_sse(state: ChatCompletionState, stream: Turn) -> AsyncGenerator[bytes, None]:
     """OpenAI chunks as SSE: role chunk with the first batch, one write per batch, then [DONE]."""
     try:
         head = [state.start()]
@@ -65,7 +62,7 @@ async def chat_completions(request: Request) -> Response:
         collect=not body.stream,
     )
 
-    async def collect(stream: ChatStream | ToolTurn) -> Response:
+    async def collect(stream: Turn) -> Response:
         state.handle(await stream.collect())
         return json_response(state.final())
 

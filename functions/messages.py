@@ -17,8 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.services.chat import ChatStream
-from core.services.tool_turns import ToolTurn, open_turn
+from core.services.tool_turns import Turn, open_turn
 from core.transcode.anthropic import MessagesState
 from core.transcode.anthropic_input import CountTokensRequest, MessagesRequest, normalize_messages
 from core.transcode.usage import estimate_usage
@@ -38,7 +37,7 @@ def _frame(events: list[tuple[str, dict[str, Any]]]) -> bytes:
     )
 
 
-def messages_sse(state: MessagesState, stream: ChatStream | ToolTurn) -> AsyncGenerator[bytes, None]:
+def messages_sse(state: MessagesState, stream: Turn) -> AsyncGenerator[bytes, None]:
     """message_start and ping with the first batch; always `message_stop` or `error` at the end."""
     return dialect_sse(
         state, stream, _frame, lambda: state.stop_reason is not None or state.error is not None, log
@@ -54,7 +53,7 @@ async def create_message(request: Request) -> Response:
         body.model, input_tokens=prompt, thinking=chat.reasoning, image_format=deps.settings.image_format
     )
 
-    async def collect(stream: ChatStream | ToolTurn) -> Response:
+    async def collect(stream: Turn) -> Response:
         state.handle(await stream.collect())
         return json_response(state.final())
 

@@ -18,8 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.errors import NotFound
-from core.services.chat import ChatStream
-from core.services.tool_turns import ToolTurn, open_turn
+from core.services.tool_turns import Turn, open_turn
 from core.transcode.responses import ResponsesState
 from core.transcode.responses_input import ResponsesRequest, normalize_responses
 from functions._answer import chat_service, serve_answer
@@ -81,7 +80,7 @@ def _echo(body: ResponsesRequest) -> dict[str, Any]:
     }
 
 
-def responses_sse(state: ResponsesState, stream: ChatStream | ToolTurn) -> AsyncGenerator[bytes, None]:
+def responses_sse(state: ResponsesState, stream: Turn) -> AsyncGenerator[bytes, None]:
     """Lifecycle head with the first batch, one write per batch, and always a terminal event."""
     return dialect_sse(state, stream, _frame, lambda: state.status != "in_progress", log)
 
@@ -100,7 +99,7 @@ async def create_response(request: Request) -> Response:
         seal=deps.sealer.seal if sealed else None,
     )
 
-    async def collect(stream: ChatStream | ToolTurn) -> Response:
+    async def collect(stream: Turn) -> Response:
         state.handle(await stream.collect())
         return json_response(state.final())
 

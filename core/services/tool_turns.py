@@ -1,4 +1,5 @@
-"""A chat turn with tools: the chat stream, plus one corrective turn when a required call is missing.
+"""Chat turns that may need a second attempt: a required tool call that is missing (`ToolTurn`),
+an answer that is not the JSON asked for (`StructuredTurn`).
 
 `tool_choice` required or forced cannot be enforced upstream. The detector holds the answer
 while no call has appeared; when the answer ends without one, the chat stream finishes with
@@ -6,6 +7,13 @@ while no call has appeared; when the answer ends without one, the chat stream fi
 request once more with `ToolSpec.corrective()` appended. The second answer stands as it is: a
 call if it makes one, else its text. A failure to start the second turn becomes a `Fault`, so
 the stream still ends with its dialect's terminal event.
+
+Structured output (`request.output`) is checked on the whole answer, so the visible text is held
+until the answer ends (reasoning streams as it comes, and heartbeats keep the connection alive):
+valid JSON goes out alone, as one text delta, then the finish; otherwise the turn runs once more
+with the previous answer and what was wrong appended, and a second failure ends the answer with
+a `StructuredOutputFailed` fault (an HTTP 502 when nothing was sent yet). A tool call instead of
+an answer passes through unchecked.
 """
 
 from __future__ import annotations
@@ -14,9 +22,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 
 from core.errors import GatewayError
-from core.events import Event, Fault, Finish, Usage
+from core.events import Event, Fault, Finish, TextDelta, ToolCall, Usage
 from core.services.chat import ChatService, ChatStream
 from core.transcode.normalize import ChatRequest
+from core.transcode.structured import StructuredOutputFailed
 from core.transcode.tools import RETRY
 
 
@@ -73,9 +82,93 @@ class ToolTurn:
                 return
 
 
-async def open_turn(service: ChatService, request: ChatRequest) -> ChatStream | ToolTurn:
+class StructuredTurn:
+    """Iterates like a `ChatStream`; the text is released only once it is the JSON asked for."""
+
+    def __init__(self, service: ChatService, request: ChatRequest, stream: ChatStream | ToolTurn) -> None:
+        assert request.output is not None
+        self.service = service
+        self.request = request
+        self.output = request.output
+        self.stream = stream
+        self.retried = False
+        self._gen = self._run()
+
+    def __aiter__(self) -> AsyncIterator[list[Event]]:
+        return self._gen
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+        await self.stream.aclose()
+
+    async def collect(self) -> list[Event]:
+        events: list[Event] = []
+        try:
+            async for batch in self:
+                events.extend(batch)
+        finally:
+            await self.aclose()
+        return events
+
+    async def _run(self) -> AsyncGenerator[list[Event], None]:
+        while True:
+            text: list[str] = []
+            called = False
+            finish: list[Event] = []
+            async for batch in self.stream:
+                out: list[Event] = []
+                for event in batch:
+                    if called:
+                        out.append(event)
+                    elif isinstance(event, TextDelta):
+                        text.append(event.text)
+                    elif isinstance(event, ToolCall):
+                        called = True  # a call, not the answer: what follows passes unchecked
+                        out.append(event)
+                    elif isinstance(event, (Usage, Finish)):
+                        finish.append(event)
+                    else:
+                        out.append(event)  # reasoning, faults: as they come
+                if out:
+                    yield out
+            await self.stream.aclose()
+            if called or not finish or not isinstance(finish[-1], Finish):
+                if finish:
+                    yield finish
+                return
+            answer = "".join(text)
+            value, problem = self.output.check(answer)
+            if value is not None:
+                yield [TextDelta(value), *finish]
+                return
+            if self.retried:
+                yield [
+                    Fault(StructuredOutputFailed(f"The model's answer is not the JSON asked for: {problem}."))
+                ]
+                return
+            self.retried = True
+            again = replace(
+                self.request, message=self.request.message + "\n\n" + self.output.corrective(answer, problem)
+            )
+            try:
+                self.stream = await _open(self.service, again)
+            except GatewayError as exc:
+                yield [Fault(exc)]
+                return
+
+
+Turn = ChatStream | ToolTurn | StructuredTurn
+
+
+async def open_turn(service: ChatService, request: ChatRequest) -> Turn:
     """Start the answer (raising a `GatewayError` if it cannot start), with the corrective retry
-    when the request requires a tool call."""
+    when the request requires a tool call or structured output."""
+    if request.output is not None:
+        return StructuredTurn(service, request, await _open(service, request))
+    return await _open(service, request)
+
+
+async def _open(service: ChatService, request: ChatRequest) -> ChatStream | ToolTurn:
     spec = request.tools
     if spec is None or not spec.requires_call:
         return await service.open(request)

@@ -25,6 +25,7 @@ from core.catalog import Model
 from core.errors import InvalidRequest
 
 if TYPE_CHECKING:
+    from core.transcode.structured import OutputFormat
     from core.transcode.tools import ToolSpec
 
 MAX_ATTACHMENTS = 8
@@ -85,6 +86,7 @@ class ChatRequest:
     stop: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
     tools: ToolSpec | None = None  # offered tools: the service runs the answer through the detector
+    output: OutputFormat | None = None  # structured output: the answer is checked JSON
 
 
 def flatten(blocks: Sequence[Block]) -> str:
@@ -120,6 +122,11 @@ def attachment_from_base64(payload: str, filename: str | None, param: str) -> At
     """Raw base64 with a file name (OpenAI `file.file_data` may come either way)."""
     if payload.startswith("data:"):
         return attachment_from_data_url(payload, param, filename)
+    if payload.startswith(("http://", "https://")):
+        raise InvalidRequest(
+            f"'{param}' holds a URL; file_data takes base64 or a data URL (send a URL as file_url).",
+            param=param,
+        )
     mime = (mimetypes.guess_type(filename or "")[0] or "").lower()
     if not mime:
         raise InvalidRequest(
@@ -139,8 +146,9 @@ def attachment_from_url(url: str, param: str) -> Attachment:
 
 
 def _b64(payload: str, param: str) -> bytes:
+    """Strict base64 (line breaks allowed): anything else is a 400, never a loose decode."""
     try:
-        return base64.b64decode(payload.strip(), validate=False)
+        return base64.b64decode("".join(payload.split()), validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"'{param}' is not valid base64.", param=param) from None
 

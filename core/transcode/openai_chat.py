@@ -32,20 +32,22 @@ from core.events import (
 from core.protocol.render import render_image, tool_line
 from core.transcode.normalize import ChatRequest, openai_messages
 from core.transcode.openai_tools import openai_tool_spec
+from core.transcode.structured import chat_output_format
 
 REASONING_OFF = ("none", "minimal")
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
     include_usage: bool = False
     include_obfuscation: bool | None = None
 
 
 class ChatCompletionRequest(BaseModel):
-    """The body of `POST /v1/chat/completions`. Unknown fields are refused, like OpenAI does."""
+    """The body of `POST /v1/chat/completions`. Known fields are type-checked strictly (a boolean
+    is not a number); `docs/compatibility.md` says what each one does."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
 
     model: str
     messages: list[Any] = Field(min_length=1)
@@ -72,7 +74,7 @@ class ChatCompletionRequest(BaseModel):
     tool_choice: Any = None
     functions: list[Any] | None = None
     function_call: Any = None
-    response_format: dict[str, Any] | None = None
+    response_format: Any = None  # checked by core.transcode.structured
     logprobs: bool | None = None
     top_logprobs: int | None = None
     logit_bias: dict[str, Any] | None = None
@@ -106,8 +108,7 @@ def normalize_request(body: ChatCompletionRequest) -> ChatRequest:
         raise _unsupported("modalities" if body.modalities else "audio", "only text output is available.")
     if body.prediction is not None:
         raise _unsupported("prediction", "predicted outputs are not available.")
-    if body.response_format and body.response_format.get("type") not in (None, "text"):
-        raise _unsupported("response_format", "only {'type': 'text'} can be guaranteed by this upstream.")
+    output = chat_output_format(body.response_format)
     tools, choice = body.tools, body.tool_choice
     if body.functions is not None:  # the deprecated form of tools
         tools = [{"type": "function", "function": f} for f in body.functions]
@@ -125,6 +126,8 @@ def normalize_request(body: ChatCompletionRequest) -> ChatRequest:
             raise InvalidRequest("'stop' takes up to 4 non-empty sequences.", param="stop")
     limit = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     message, attachments = openai_messages(body.messages, tool_prompt=spec.prompt() if spec else "")
+    if output is not None:
+        message += "\n\n[system]: " + output.prompt()
     reasoning = model.reasoning and body.reasoning_effort not in REASONING_OFF
     return ChatRequest(
         model=model,
@@ -134,6 +137,7 @@ def normalize_request(body: ChatCompletionRequest) -> ChatRequest:
         max_output_tokens=limit,
         stop=stop,
         tools=spec,
+        output=output,
     )
 
 

@@ -26,6 +26,7 @@ from core.transcode.normalize import (
 )
 from core.transcode.openai_tools import openai_tool_spec
 from core.transcode.sealed import Sealer
+from core.transcode.structured import responses_output_format
 from core.transcode.tools import render_calls, result_role
 
 REASONING_OFF = ("none", "minimal")
@@ -269,6 +270,9 @@ def normalize_responses(
     if spec is not None and spec.active:
         blocks.append(Block("system", spec.prompt()))
     blocks += input_blocks(body.input, atts, sealer)
+    output = responses_output_format(body.text.format if body.text else None)
+    if output is not None:
+        blocks.append(Block("system", output.prompt()))
     message = flatten(blocks)
     if not message.strip() and not atts:
         raise InvalidRequest("'input' holds no text and no attachments.", param="input")
@@ -281,4 +285,5 @@ def normalize_responses(
         reasoning=model.reasoning and effort not in REASONING_OFF,
         max_output_tokens=body.max_output_tokens,
         tools=spec if spec is not None and spec.active else None,
+        output=output,
     )

@@ -98,6 +98,40 @@ def test_image_and_file_parts_become_attachments() -> None:
             "messages[0].content[0].file.file_id",
         ),
         ([{"role": "user", "content": ""}], "messages"),
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "file", "file": {"file_data": "https://x/a.pdf", "filename": "a.pdf"}}
+                    ],
+                }
+            ],
+            "messages[0].content[0].file.file_data",
+        ),
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [{"type": "file", "file": {"file_data": "not base64!", "filename": "a.pdf"}}],
+                }
+            ],
+            "messages[0].content[0].file.file_data",
+        ),
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "file",
+                            "file": {"file_data": "data:application/pdf;base64,%%%", "filename": "a.pdf"},
+                        }
+                    ],
+                }
+            ],
+            "messages[0].content[0].file.file_data",
+        ),
     ],
 )
 def test_bad_messages_name_the_field(messages: list[object], param: str) -> None:

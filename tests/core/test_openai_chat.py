@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from core.errors import InvalidRequest, NotFound, UpstreamError
 from core.events import Event, Fault, Finish, ImageOut, ReasoningDelta, ServerToolUse, TextDelta, Usage
@@ -27,7 +28,12 @@ def req(**fields: Any) -> ChatCompletionRequest:
         ({"logprobs": True}, "logprobs"),
         ({"logit_bias": {"1": 2}}, "logit_bias"),
         ({"modalities": ["text", "audio"]}, "modalities"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"a": 1}}, "response_format.type"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+            "response_format.json_schema.schema",
+        ),
+        ({"response_format": "json"}, "response_format"),
         ({"stream_options": {"include_usage": True}}, "stream_options"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"model": "grok-imagine-image"}, "model"),
@@ -37,6 +43,22 @@ def test_unsupported_parameters_are_400s_naming_them(fields: dict[str, Any], par
     with pytest.raises(InvalidRequest) as info:
         normalize_request(req(**fields))
     assert info.value.param == param and info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"max_tokens": True}, "max_tokens"),
+        ({"n": True}, "n"),
+        ({"stream": 1}, "stream"),
+        ({"temperature": True}, "temperature"),
+        ({"stream_options": {"include_usage": 1}}, "stream_options.include_usage"),
+    ],
+)
+def test_booleans_are_not_numbers(fields: dict[str, Any], param: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        req(**fields)
+    assert ".".join(str(part) for part in info.value.errors()[0]["loc"]) == param
 
 
 def test_unknown_model_is_404() -> None:
