@@ -7,7 +7,9 @@ exceptions (curl_cffi, botocore, redis) into these at their boundary.
     GatewayError                      500  server_error           / api_error
     ├── InternalError                 500  server_error           / api_error
     ├── InvalidRequest                400  invalid_request_error  / invalid_request_error
-    │   └── MethodNotAllowed          405
+    │   ├── MethodNotAllowed          405
+    │   ├── RequestTimeout            408  (the client sent its request too slowly)
+    │   └── HeadersTooLarge           431
     ├── AuthenticationFailed          401  invalid_request_error  / authentication_error
     ├── PermissionDenied              403  permission_error       / permission_error
     ├── NotFound                      404  invalid_request_error  / not_found_error
@@ -72,6 +74,20 @@ class InvalidRequest(GatewayError):
 
 class MethodNotAllowed(InvalidRequest):
     status = 405
+
+
+class RequestTimeout(InvalidRequest):
+    """The request line, headers or body did not arrive within the server's read timeouts."""
+
+    status = 408
+    default_code = "request_timeout"
+
+
+class HeadersTooLarge(InvalidRequest):
+    """The request line and headers exceed the server's limit (checked before auth)."""
+
+    status = 431
+    default_code = "request_header_fields_too_large"
 
 
 class AuthenticationFailed(GatewayError):

@@ -103,6 +103,19 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(
         default=20 * 1024 * 1024, gt=0, description="Largest accepted request body, in bytes."
     )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request line plus headers, in bytes (431 past it, checked before auth).",
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a client has to send a request's line and headers (408)."
+    )
+    body_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a client has to send a request's body once its headers are in.",
+    )
     lease_ttl: float = Field(
         default=600.0, gt=0, description="Seconds before a lease of a crashed holder returns by itself."
     )

@@ -72,8 +72,10 @@ def error_response(error: GatewayError, path: str, request_id: str | None = None
     return json_response(body, error.status, headers)
 
 
-async def read_body(request: Request) -> bytes:
-    limit = deps_of(request).settings.max_body_bytes
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """The whole body; a 413 as soon as it passes `limit` (default `max_body_bytes`)."""
+    if limit is None:
+        limit = deps_of(request).settings.max_body_bytes
     chunks: list[bytes] = []
     size = 0
     while True:  # straight from the ASGI channel: no stream generator for a one-message body

@@ -26,7 +26,7 @@ from core.errors import AuthenticationFailed, InvalidRequest, NotFound
 from core.services.accounts import import_accounts
 from core.services.quota import refresh_account
 from functions._app import build_app
-from functions._http import deps_of, json_response
+from functions._http import deps_of, json_response, read_body
 from functions._wiring import Deps
 from functions.cron import rate_limit_fetcher
 
@@ -80,9 +80,7 @@ async def list_accounts(request: Request) -> Response:
 
 async def import_route(request: Request) -> Response:
     deps = _admin(request)
-    body = await request.body()
-    if len(body) > MAX_IMPORT_BYTES:
-        raise InvalidRequest("The import is too large (8 MiB at most); split it.")
+    body = await read_body(request, min(MAX_IMPORT_BYTES, deps.settings.max_body_bytes))
     tier = _enum(Tier, request.query_params.get("tier"), "tier") or Tier.BASIC
     try:
         text = body.decode("utf-8")

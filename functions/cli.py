@@ -41,7 +41,7 @@ def check_exposure(settings: Settings, host: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from functions._server import serve
+    from functions._server import ReadLimits, serve
     from functions.local import create_app
 
     settings = load_settings()
@@ -55,7 +55,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_exposure(settings, host)
     deps = Deps(settings=settings)
     set_deps(deps)
-    serve(create_app(deps), host=host, port=port, log_level=settings.log_level.lower())
+    serve(
+        create_app(deps),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        limits=ReadLimits.of(settings),
+    )
     return 0
 
 
