@@ -1,0 +1,166 @@
+"""Responses as Codex sends it, through the official `openai` SDK: namespace and custom tools,
+server-run tools dropped and reported, reasoning `encrypted_content` signed and checked."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from core.catalog import Tier
+from infra.sim.server import SimServer
+from tests.fixtures.gateway import Gateway, start_gateway
+
+MODEL = "grok-4.20-0309-reasoning"
+NAMESPACE: dict[str, Any] = {
+    "type": "namespace",
+    "name": "agents",
+    "description": "Sub-agents.",
+    "tools": [
+        {
+            "type": "function",
+            "name": "close_agent",
+            "description": "Close an agent.",
+            "parameters": {
+                "type": "object",
+                "properties": {"target": {"type": "string"}},
+                "required": ["target"],
+            },
+        }
+    ],
+}
+PATCH: dict[str, Any] = {
+    "type": "custom",
+    "name": "apply_patch",
+    "description": "Edit files. FREEFORM.",
+    "format": {"type": "grammar", "syntax": "lark", "definition": 'start: "*** Begin Patch" /(.|\\n)*/'},
+}
+PATCH_TEXT = "*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch"
+TOOLS = [NAMESPACE, PATCH, {"type": "web_search", "external_web_access": False}, {"type": "tool_search"}]
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimServer]:
+    server = SimServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def gw(sim: SimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    env = {"GROKGATE_UPSTREAM_URL": sim.url, "GROKGATE_ASSETS_URL": sim.url, "GROKGATE_RETRY_BUDGET": "0"}
+    tmp: Path = tmp_path_factory.mktemp("responses_tools")
+    gateway = start_gateway(env, tmp, [("sim-super-unlimited-c1", Tier.SUPER)])
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def client(gw: Gateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=gw.url + "/v1", api_key="test", max_retries=0, timeout=30) as sdk:
+        yield sdk
+
+
+def last_prompt(sim: SimServer) -> str:
+    return str(sim.log.last(path="/rest/app-chat/conversations/new").json["message"])
+
+
+def test_namespace_call_carries_its_namespace_and_goes_back(client: openai.OpenAI, sim: SimServer) -> None:
+    question = 'Close it. #sim tool=agents.close_agent args={"target": "a1"} think=0'
+    raw = client.responses.with_raw_response.create(model=MODEL, input=question, tools=TOOLS)  # type: ignore[arg-type]
+    assert raw.headers["x-grokgate-ignored-params"] == "tools[2].type=web_search, tools[3].type=tool_search"
+    done = raw.parse()
+    call = next(item for item in done.output if item.type == "function_call")
+    assert (
+        call.name == "close_agent"
+        and call.namespace == "agents"
+        and json.loads(call.arguments) == {"target": "a1"}
+    )
+    prompt = last_prompt(sim)
+    assert "## agents.close_agent" in prompt and "## apply_patch" in prompt and "web_search" not in prompt
+    again = client.responses.create(
+        model=MODEL,
+        tools=TOOLS,  # type: ignore[arg-type]
+        input=[
+            {"role": "user", "content": question},
+            {
+                "type": "function_call",
+                "call_id": call.call_id,
+                "name": "close_agent",
+                "namespace": "agents",
+                "arguments": call.arguments,
+            },
+            {"type": "function_call_output", "call_id": call.call_id, "output": "closed #sim say=done"},
+        ],  # type: ignore[list-item]
+    )
+    assert again.output_text == "done"
+    prompt = last_prompt(sim)
+    assert "<tool_name>agents.close_agent</tool_name>" in prompt and "(agents.close_agent)]: closed" in prompt
+
+
+def test_custom_tool_streams_its_input_and_goes_back(client: openai.OpenAI, sim: SimServer) -> None:
+    question = f"Patch it. #sim tool=apply_patch args={json.dumps(PATCH_TEXT)} think=0"
+    with client.responses.stream(model=MODEL, input=question, tools=TOOLS) as stream:  # type: ignore[arg-type]
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert (
+        "response.custom_tool_call_input.delta" in kinds and "response.custom_tool_call_input.done" in kinds
+    )
+    call = next(item for item in final.output if item.type == "custom_tool_call")
+    assert call.name == "apply_patch" and call.input == PATCH_TEXT and call.call_id.startswith("call_")
+    prompt = last_prompt(sim)
+    assert "FREE-FORM" in prompt and "lark grammar" in prompt
+    again = client.responses.create(
+        model=MODEL,
+        tools=TOOLS,  # type: ignore[arg-type]
+        input=[
+            {"role": "user", "content": question},
+            {"type": "custom_tool_call", "call_id": call.call_id, "name": "apply_patch", "input": call.input},
+            {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "patched #sim say=ok"},
+        ],  # type: ignore[list-item]
+    )
+    assert again.output_text == "ok"
+    assert f"<parameters>{PATCH_TEXT}</parameters>" in last_prompt(sim)
+
+
+def test_codex_fields_are_accepted(client: openai.OpenAI) -> None:
+    done = client.responses.create(
+        model=MODEL,
+        input="Hi #sim tokens=3 think=0",
+        store=False,
+        prompt_cache_key="thread-1",
+        safety_identifier="user-1",
+        service_tier="auto",
+        truncation="auto",
+        text={"verbosity": "low"},
+        extra_body={"client_metadata": {"session_id": "s1", "turn": {"n": 1}}},
+    )
+    assert done.status == "completed" and done.text is not None and done.text.verbosity == "low"
+
+
+def test_encrypted_reasoning_is_signed_and_checked(client: openai.OpenAI) -> None:
+    done = client.responses.create(
+        model=MODEL, input="Think. #sim tokens=3 think=4", include=["reasoning.encrypted_content"]
+    )
+    reasoning = next(item for item in done.output if item.type == "reasoning")
+    token = reasoning.encrypted_content
+    assert token and token.startswith("gg1.")
+    history: list[Any] = [{"role": "user", "content": "Think."}, reasoning.model_dump(exclude_none=True)]
+    again = client.responses.create(
+        model=MODEL, input=[*history, {"role": "user", "content": "More #sim tokens=2"}]
+    )
+    assert again.status == "completed"
+    head, payload, mac = token.split(".")
+    forged = f"{head}.{payload[:-2]}AA.{mac}"
+    for bad in (forged, "opaque-from-openai", f"{head}.{payload}.{mac[:-1]}"):
+        history[1]["encrypted_content"] = bad
+        with pytest.raises(openai.BadRequestError) as info:
+            client.post("/responses", body={"model": MODEL, "input": history}, cast_to=httpx.Response)
+        error = info.value.body
+        assert isinstance(error, dict) and error["param"] == "input[1].encrypted_content"
+        assert "not issued by this gateway" in error["message"]
