@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve sandbox sim test lint typecheck imports unit deps system-deps bench package-aws deps-aws deploy-aws node-deps clean
+.PHONY: serve sandbox sim test lint typecheck imports unit deps system-deps bench package-aws deps-aws deploy-aws node-deps client-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ imports: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q
 
-test: $(STAMP) system-deps node-deps lint typecheck imports unit
+test: $(STAMP) system-deps node-deps client-deps lint typecheck imports unit
 
 bench: $(STAMP)
 	$(PY) -m bench.run
@@ -54,6 +54,15 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $(NODE_STAMP)
 
 node-deps: $(NODE_STAMP)
+
+# The released npm clients the client tests drive, each pinned in its own folder (package-lock.json).
+CLIENT_DIRS := tests/clients/codex tests/clients/ai_sdk
+CLIENT_STAMPS := $(addsuffix /node_modules/.installed,$(CLIENT_DIRS))
+tests/clients/%/node_modules/.installed: tests/clients/%/package.json tests/clients/%/package-lock.json
+	cd tests/clients/$* && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+client-deps: $(CLIENT_STAMPS)
 
 # Offline: no AWS account, credentials or network (dummy credentials keep the AWS SDK quiet).
 OFFLINE_AWS := AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_REGION=$${AWS_REGION:-us-east-1} \

@@ -1,0 +1,69 @@
+"""The released clients against a real gateway and the simulator, over loopback.
+
+One simulator and one gateway (SQLite store, an API key, unlimited `sim-` accounts) serve every
+client test of the session. The npm clients are installed, pinned, in their own folders
+(`tests/clients/<name>/package.json` + `package-lock.json`) by `make client-deps`; the Python
+ones come with the test extras.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.catalog import Tier
+from infra.sim.server import SimServer
+from tests.fixtures.gateway import Gateway, start_gateway
+
+HERE = Path(__file__).resolve().parent
+KEY = "sk-clients-test"
+
+
+def npm_bin(folder: str, name: str) -> Path:
+    """The pinned client's executable; a clear failure (never a skip) when it is not installed."""
+    path = HERE / folder / "node_modules" / ".bin" / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make client-deps` (npm ci in tests/clients/{folder}).")
+    return path
+
+
+def node() -> str:
+    found = shutil.which("node")
+    if found is None:
+        pytest.fail("node is not on PATH; the npm clients need Node.js 20 or newer.")
+    return found
+
+
+@pytest.fixture(scope="session")
+def client_sim() -> Iterator[SimServer]:
+    server = SimServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def client_gw(client_sim: SimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    env = {
+        "GROKGATE_UPSTREAM_URL": client_sim.url,
+        "GROKGATE_ASSETS_URL": client_sim.url,
+        "GROKGATE_RETRY_BUDGET": "0",
+        "GROKGATE_API_KEYS": KEY,
+    }
+    tokens = [
+        (f"sim-{tier.value}-unlimited-client{i}", tier) for i in range(4) for tier in (Tier.SUPER, Tier.HEAVY)
+    ]
+    gateway = start_gateway(env, tmp_path_factory.mktemp("clients"), tokens)
+    yield gateway
+    gateway.stop()
+
+
+def prompts(sim: SimServer, since: int = 0) -> list[str]:
+    """The upstream prompts of the chat turns since turn `since` (either transport)."""
+    return [turn.message for turn in sim.log.chat_turns()[since:]]
+
+
+def turns(sim: SimServer) -> int:
+    return len(sim.log.chat_turns())

@@ -1,0 +1,104 @@
+"""The released Codex CLI (`@openai/codex`, pinned in tests/clients/codex) against the gateway.
+
+A custom provider in a temporary CODEX_HOME (`wire_api = "responses"`, the key from an env var),
+as docs/clients.md tells users. The simulator's directives script the "model"; each test checks
+what Codex printed and what reached the upstream. Codex's own shell runs the command of the tool
+round trip, so its output is real.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from infra.sim.server import SimServer
+from tests.clients.conftest import KEY, npm_bin, prompts, turns
+from tests.fixtures.gateway import Gateway
+
+MODEL = "grok-4.20-0309-reasoning"
+# The shell command prints the directive of the next turn: only a command that really ran (and
+# computed 6*7) makes the model's final answer `sum-42`. `\u0023` keeps the inner `#sim` from
+# being the first turn's directive.
+ROUND_TRIP = (
+    "Compute six times seven. #sim think=4 tool=exec_command "
+    'args={"cmd": "echo \\"\\u0023sim think=2 say=sum-$((6*7))\\""}'
+)
+
+
+def codex_home(tmp: Path, gw: Gateway) -> Path:
+    home = tmp / "codex-home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        f'model = "{MODEL}"\n'
+        'model_provider = "grokgate"\n\n'
+        "[model_providers.grokgate]\n"
+        'name = "grokgate"\n'
+        f'base_url = "{gw.url}/v1"\n'
+        'env_key = "GROKGATE_API_KEY"\n'
+        'wire_api = "responses"\n'
+    )
+    return home
+
+
+def codex(home: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))}
+    env.update(CODEX_HOME=str(home), GROKGATE_API_KEY=KEY, NO_COLOR="1")
+    done = subprocess.run(
+        [str(npm_bin("codex", "codex")), "exec", "--skip-git-repo-check", "-s", "danger-full-access", *args],
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"codex failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+
+
+def test_plain_answer(client_gw: Gateway, client_sim: SimServer, tmp_path: Path, workdir: Path) -> None:
+    since = turns(client_sim)
+    done = codex(
+        codex_home(tmp_path, client_gw), workdir, "Say hello. #sim think=0 say=hello-from-the-gateway"
+    )
+    assert done.stdout.strip().splitlines()[-1] == "hello-from-the-gateway"
+    [prompt] = prompts(client_sim, since)
+    # Codex's instructions, its tools (exec_command; the namespace of sub-agent tools), the question
+    assert "Codex CLI" in prompt and "## exec_command" in prompt and "Say hello." in prompt
+    assert (
+        "## multi_agent_v1." in prompt
+        and "web_search" not in prompt.split("# Tools", 1)[1].split("When to call")[0]
+    )
+
+
+def test_exec_command_round_trip_then_resume(
+    client_gw: Gateway, client_sim: SimServer, tmp_path: Path, workdir: Path
+) -> None:
+    home = codex_home(tmp_path, client_gw)
+    since = turns(client_sim)
+    done = codex(home, workdir, ROUND_TRIP)
+    assert done.stdout.strip().splitlines()[-1] == "sum-42"
+    first, second = prompts(client_sim, since)
+    assert "Compute six times seven." in first
+    # the call went back in Codex's history, and the command's real output reached the upstream
+    assert "<tool_name>exec_command</tool_name>" in second
+    assert "(exec_command)]:" in second and "#sim think=2 say=sum-42" in second.rsplit("[tool result", 1)[1]
+
+    # Codex keeps the signed reasoning items and sends them back on resume; the gateway checks them
+    rollouts = list((home / "sessions").rglob("*.jsonl"))
+    assert rollouts and '"encrypted_content":"gg1.' in rollouts[0].read_text()
+    since = turns(client_sim)
+    resumed = codex(home, workdir, "resume", "--last", "And now? #sim think=0 say=resumed-ok")
+    assert resumed.stdout.strip().splitlines()[-1] == "resumed-ok"
+    [third] = prompts(client_sim, since)
+    assert "Compute six times seven." in third and "sum-42" in third and "And now?" in third
