@@ -39,8 +39,14 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
+# The chat, Responses, Messages, tools and image suites once more with every chat over the gateway
+# WebSocket (GROKGATE_CHAT_TRANSPORT=ws): both upstream transports pass the same end-to-end tests.
+WS_SUITES := tests/functions/test_chat_e2e.py tests/functions/test_responses_e2e.py \
+	tests/functions/test_messages_e2e.py tests/functions/test_tools_e2e.py tests/functions/test_images_e2e.py
+
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q
+	TEST_CHAT_TRANSPORT=ws $(VENV)/bin/pytest -q $(WS_SUITES)
 
 test: $(STAMP) system-deps node-deps client-deps lint typecheck imports unit
 

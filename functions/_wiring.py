@@ -75,9 +75,14 @@ class Deps:
             rest = CurlUpstream(deps.settings)
             if deps.settings.chat_transport == "rest":
                 return rest
+            from infra.state.factory import records_for
             from infra.upstream.chat_router import ChatTransports
 
-            return ChatTransports(deps.settings, rest)
+            try:
+                records = records_for(deps.store)
+            except TypeError:  # a store without records (a test double): moves stay per process
+                records = None
+            return ChatTransports(deps.settings, rest, records=records)
 
         upstream: Upstream = self.lazy("upstream", build)
         return upstream

@@ -7,6 +7,7 @@ the server runs with `accept_any`. The scheme lets a sandbox or CLI user pick be
     basic | super | heavy      tier (default super)
     expired | unauth           session rejected: HTTP 400 invalid-credentials | HTTP 401
     blocked | ratelimited | challenge | antibot | grpcdenied | unlimited
+    restantibot                REST chat answers 403 code 7 (anti-bot) while the gateway WebSocket works
     flaky[N]                   the first N generation requests fail with 503 (default 2)
     slow[MS]                   every response waits MS milliseconds before its first byte (default 1000)
 """
@@ -75,6 +76,7 @@ class Account:
     ratelimited: bool = False
     challenge: bool = False
     antibot: bool = False
+    rest_antibot: bool = False
     grpc_denied: bool = False
     unlimited: bool = False
     flaky: int = 0
@@ -105,6 +107,8 @@ def parse_token_words(token: str) -> dict[str, Any] | None:
             knobs[word] = True
         elif word == "unauth":
             knobs.update(expired=True, unauth_status=401)
+        elif word == "restantibot":
+            knobs["rest_antibot"] = True
         elif word == "grpcdenied":
             knobs["grpc_denied"] = True
         elif m := _WORD.match(word):

@@ -228,6 +228,17 @@ async def _json_body(request: Request) -> dict[str, Any] | Response:
     return body if isinstance(body, dict) else bad_request("Invalid request: body must be a JSON object")
 
 
+def _rest_chat_refused(state: SimState, account: Account) -> Response | None:
+    """REST chat refused while the gateway WebSocket still works: an account REST distrusts
+    (403 code 7, as grok.com answers a client its anti-bot rules reject), or the REST endpoint
+    retired server-wide (`SimConfig.rest_chat_status`, e.g. 404 or 410)."""
+    if state.config.rest_chat_status:
+        return bad_request("This endpoint is no longer available", state.config.rest_chat_status, 5)
+    if account.rest_antibot:
+        return bad_request("Request rejected by anti-bot rules", 403, 7)
+    return None
+
+
 def routes(state: SimState) -> list[Route]:
     async def new_conversation(request: Request) -> Response | NDJSONStream:
         account = await admit(state, request, statsig=True, generation=True)
@@ -241,6 +252,9 @@ def routes(state: SimState) -> list[Route]:
             return media.generate(state, account, body, kind)
         if "modelName" in body and "modeId" not in body:
             return bad_request(f"Invalid request: unsupported modelName {body['modelName']!r}")
+        refused = _rest_chat_refused(state, account)
+        if refused is not None:
+            return refused
         problem = validate_chat(body)
         if problem is None:
             problem = _check_attachments(state, account, body)

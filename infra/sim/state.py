@@ -26,6 +26,7 @@ class SimConfig:
     challenge_all: bool = False  # every grok.com request needs a cf_clearance the sim handed out
     clearance_binds_ua: bool = True  # like Cloudflare, a clearance only counts with the UA it was issued to
     solver_user_agent: str = DEFAULT_UA
+    rest_chat_status: int = 0  # non-zero: REST chat is retired with this status (the WebSocket still works)
 
 
 @dataclass(slots=True)

@@ -7,8 +7,9 @@ One socket per turn, as the browser uses it for a temporary conversation:
     -> conversation.item.create + response.create
     <- response.chunk … response.done          (a JSON ping every 25 s while it lasts)
 
-The user id comes from the identity call (E22) once per account and process: it never changes
-for a token, and losing it costs one cheap GET. A refused handshake is classified like a REST
+The user id comes from the identity call (E22) once per account: it never changes for a token,
+so it is kept in the store's records beside the account (when there are records) and cached by
+every process that read it. A refused handshake is classified like a REST
 answer of the same status; an `error` event before the turn like an in-band error; a socket that
 breaks or goes silent is a transient or timeout failure. The token is never logged.
 """
@@ -29,6 +30,7 @@ from curl_cffi import CurlError
 from curl_cffi.requests import AsyncSession
 from curl_cffi.requests.websockets import AsyncWebSocket, WebSocketClosed, WebSocketTimeout
 
+from core.ports import RecordStore
 from core.protocol.classify import Kind, UpstreamFailure, classify_http, transport_failure
 from core.protocol.gateway_frames import (
     gateway_url,
@@ -142,16 +144,31 @@ class GatewayChat:
             identity calls and sockets reuse its connections and impersonation.
     """
 
-    def __init__(self, settings: Settings, session: Any) -> None:
+    def __init__(self, settings: Settings, session: Any, *, records: RecordStore | None = None) -> None:
         self.settings = settings
         self._session = session  # a callable returning the loop's AsyncSession
+        self.records = records
         self._user_ids: dict[str, str] = {}
 
     async def user_id(self, token: str) -> str:
-        key = hashlib.sha256(token.encode()).hexdigest()
+        """The account's user UUID: from this process's cache, the records, or the identity call."""
+        key = hashlib.sha256(token.encode()).hexdigest()[:32]
         known = self._user_ids.get(key)
         if known:
             return known
+        if self.records is not None:
+            value, _ = await self.records.read(f"account-user-id:{key}", now=time.time())
+            if value is not None and isinstance(value.get("user_id"), str):
+                self._user_ids[key] = value["user_id"]
+                return value["user_id"]
+        found = await self._identity(token)
+        self._user_ids[key] = found
+        if self.records is not None:
+            await self.records.write(f"account-user-id:{key}", {"user_id": found}, version=0, now=time.time())
+        return found
+
+    async def _identity(self, token: str) -> str:
+        """E22: who the token belongs to; a dead or blocked session fails like the REST call would."""
         s = self.settings
         headers = {
             "accept": "*/*",
@@ -187,7 +204,6 @@ class GatewayChat:
             found = str(uuid.UUID(found))
         except ValueError:
             raise UpstreamFailure(Kind.REJECTED, "identity call answered without a user UUID") from None
-        self._user_ids[key] = found
         return found
 
     async def chat(self, token: str, body: dict[str, Any]) -> GatewayStream:
