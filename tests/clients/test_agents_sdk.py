@@ -1,0 +1,66 @@
+"""The released OpenAI Agents SDK (`openai-agents`): an agent with a function tool, on Responses
+and on chat completions. The tool runs in the SDK; its result carries the next turn's directive,
+so the final output proves the result reached the upstream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from agents import (
+    Agent,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    Runner,
+    function_tool,
+    set_tracing_disabled,
+)
+from openai import AsyncOpenAI
+
+from infra.sim.server import SimServer
+from tests.clients.conftest import KEY, prompts, turns
+from tests.fixtures.gateway import Gateway
+
+MODEL = "grok-4.20-0309-reasoning"
+
+
+@function_tool
+def get_weather(city: str) -> str:
+    """The weather in a city."""
+    return f"sunny in {city} #sim think=0 say=Sunny-in-{city} (end)"
+
+
+async def run(gw: Gateway, api: str, city: str) -> str:
+    client = AsyncOpenAI(base_url=gw.url + "/v1", api_key=KEY, max_retries=0)
+    model = (
+        OpenAIResponsesModel(model=MODEL, openai_client=client)
+        if api == "responses"
+        else OpenAIChatCompletionsModel(model=MODEL, openai_client=client)
+    )
+    agent = Agent(
+        name="forecaster",
+        instructions="Answer with the forecast.",
+        tools=[get_weather],
+        model=model,
+    )
+    try:
+        result = await Runner.run(
+            agent, f'Weather in {city}? #sim think=2 tool=get_weather args={{"city": "{city}"}}'
+        )
+    finally:
+        await client.close()
+    return str(result.final_output)
+
+
+@pytest.mark.parametrize("api", ["responses", "chat"])
+def test_agent_with_a_function_tool(client_gw: Gateway, client_sim: SimServer, api: str) -> None:
+    set_tracing_disabled(True)  # no trace export to OpenAI's servers from a test
+    city = f"Agentville-{api}"
+    since = turns(client_sim)
+    assert asyncio.run(run(client_gw, api, city)) == f"Sunny-in-{city}"
+    first, second = prompts(client_sim, since)
+    assert "Answer with the forecast." in first and "## get_weather" in first
+    assert (
+        "<tool_name>get_weather</tool_name>" in second
+        and f"sunny in {city}" in second.rsplit("[tool result", 1)[1]
+    )
