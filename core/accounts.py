@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from core.catalog import Tier
@@ -30,6 +29,14 @@ class AccountStatus(StrEnum):
     EXPIRED = "expired"  # the upstream refused the token
     BLOCKED = "blocked"  # the upstream blocked the user
     DISABLED = "disabled"  # an operator took it out
+
+
+class TierSource(StrEnum):
+    """Where an account's tier came from, which decides whether the upstream may change it."""
+
+    ASSUMED = "assumed"  # nobody said and nothing was detected yet: basic until a refresh tells
+    DETECTED = "detected"  # read from the upstream's rate-limit totals (`detect_tier`)
+    OPERATOR = "operator"  # given on import or by set-tier: detection never overrides it
 
 
 class OutcomeKind(StrEnum):
@@ -69,6 +76,7 @@ class Account:
     note: str = ""
     tags: tuple[str, ...] = ()
     quotas: dict[str, Quota] = field(default_factory=dict)
+    tier_source: TierSource = TierSource.ASSUMED
     in_flight: int = 0
     cooling_until: float = 0.0
     reason: str = ""  # the upstream's words for the last failure
@@ -88,6 +96,7 @@ class Account:
             "id": self.id,
             "token": self.masked,
             "tier": self.tier.value,
+            "tier_source": self.tier_source.value,
             "status": self.status.value,
             "note": self.note,
             "tags": list(self.tags),
@@ -118,6 +127,7 @@ class NewAccount:
     tier: Tier = Tier.BASIC
     note: str = ""
     tags: tuple[str, ...] = ()
+    tier_source: TierSource = TierSource.ASSUMED
 
     def account(self, now: float) -> Account:
         """The account as a store first records it: active, its tier's default windows."""
@@ -127,6 +137,7 @@ class NewAccount:
             tier=self.tier,
             note=self.note,
             tags=self.tags,
+            tier_source=self.tier_source,
             quotas=default_quotas(self.tier, now),
             created_at=now,
         )
@@ -160,10 +171,31 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountUpdate:
+    """An operator's edit of an account: each field left None stays as it is."""
+
+    tier: Tier | None = None
+    tier_source: TierSource | None = None
+    note: str | None = None
+    tags: tuple[str, ...] | None = None
+
+    def apply(self, account: Account) -> Account:
+        return replace(
+            account,
+            tier=account.tier if self.tier is None else self.tier,
+            tier_source=account.tier_source if self.tier_source is None else self.tier_source,
+            note=account.note if self.note is None else self.note,
+            tags=account.tags if self.tags is None else self.tags,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ImportReport:
     added: int
     skipped: int
     invalid: int
+    tiers: dict[str, int] = field(default_factory=dict)  # added accounts per tier, after detection
+    unchecked: int = 0  # added accounts whose tier the upstream did not tell (refresh will retry)
 
 
 def account_id_for(token: str) -> str:
@@ -197,28 +229,47 @@ def mask_token(token: str) -> str:
 
 
 _INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff]")
-_DASHES = re.compile("[\u2010-\u2015\u2212]")
+# RFC 6265 cookie-octet: printable ASCII but space, DQUOTE, comma, semicolon and backslash.
+_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+")
 
 
 def normalize_token(raw: str) -> str | None:
-    """Clean a pasted `sso` cookie value (protocol §2.1); None when nothing usable is left.
+    """A pasted `sso` cookie value (protocol §2.1), or None when it cannot be one.
 
-    Accepts `sso=…` prefixes (any case) and a whole cookie line (cut at the first `;`), maps
-    look-alike dashes and spaces to ASCII, drops zero-width characters and whitespace.
+    Only what surrounds the value is removed: whitespace around it, a leading `sso=` (any case),
+    the rest of a whole cookie line (from the first `;`), and zero-width characters a copy may
+    carry. What is left must be a cookie value (RFC 6265 cookie-octets: no spaces, quotes,
+    commas, backslashes or non-ASCII) of at most 16 KiB; anything else is invalid rather than
+    rewritten into a different token.
     """
-    value = unicodedata.normalize("NFKC", raw)
-    value = _INVISIBLE.sub("", value)
-    value = _DASHES.sub("-", value)
-    value = value.replace("\x00", "").strip()
+    value = _INVISIBLE.sub("", raw).strip()
     if value[:4].lower() == "sso=":
         value = value[4:]
-    value = value.split(";", 1)[0]
-    value = "".join(value.split())
-    if not value or not value.isascii() or not value.isprintable():
-        return None
-    if len(value.encode()) > MAX_TOKEN_BYTES:
+    value = value.split(";", 1)[0].strip()
+    if not _COOKIE_VALUE.fullmatch(value) or len(value) > MAX_TOKEN_BYTES:
         return None
     return value
+
+
+def detect_tier(totals: dict[str, int]) -> Tier | None:
+    """The tier that the upstream's rate-limit totals reveal (protocol §7.2), or None.
+
+    Each recognised total votes: `auto` 7 or 20, `fast` 30 or 60 mean basic; `auto` 50, `fast`
+    140 super; `auto` 150, `fast` 400 heavy; any `heavy`-mode quota means heavy. Votes that
+    disagree give the lowest tier named (an over-claimed tier would send requests the account
+    cannot serve); no vote at all gives None and the tier stays as it was.
+    """
+    votes: set[Tier] = set()
+    auto, fast, heavy = totals.get("auto"), totals.get("fast"), totals.get("heavy")
+    votes |= {tier for tier, seen in _AUTO_TOTALS.items() if auto in seen}
+    votes |= {tier for tier, seen in _FAST_TOTALS.items() if fast in seen}
+    if heavy:
+        votes.add(Tier.HEAVY)
+    return min(votes, key=lambda tier: tier.rank) if votes else None
+
+
+_AUTO_TOTALS = {Tier.BASIC: (7, 20), Tier.SUPER: (50,), Tier.HEAVY: (150,)}
+_FAST_TOTALS = {Tier.BASIC: (30, 60), Tier.SUPER: (140,), Tier.HEAVY: (400,)}
 
 
 def default_quotas(tier: Tier, now: float) -> dict[str, Quota]:

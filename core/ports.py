@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from core.accounts import Account, AccountStatus, ImportReport, Lease, NewAccount, Outcome, Quota
+from core.accounts import (
+    Account,
+    AccountStatus,
+    AccountUpdate,
+    ImportReport,
+    Lease,
+    NewAccount,
+    Outcome,
+    Quota,
+)
 from core.catalog import Tier
 
 
@@ -83,6 +92,11 @@ class AccountStore(Protocol):
 
     async def set_quota(self, account_id: str, mode: str, quota: Quota) -> bool:
         """Replace one mode's window with what the upstream reported."""
+        ...
+
+    async def update(self, account_id: str, change: AccountUpdate) -> bool:
+        """Change the tier (and its source), note or tags; a new tier takes effect on the next lease
+        (the account is ranked in its new tier's pool at once). False when there is no such account."""
         ...
 
     async def lease(self, *, mode: str, tiers: Sequence[Tier], now: float, ttl: float) -> Lease | None: ...

@@ -1,9 +1,13 @@
 """The admin API: `/admin/api/accounts…`, behind the admin key (`Authorization: Bearer` or `x-api-key`).
 
 GET    /admin/api/accounts               list: ?status= &tier= &cursor= &limit= (tokens masked)
-POST   /admin/api/accounts/import        lines or JSON (tier, note, tags); ?tier= default tier
+POST   /admin/api/accounts/import        lines or JSON (tier, note, tags); ?tier= default tier (the
+                                         operator's); without a tier, detected from the upstream
+                                         unless ?detect=false
 GET    /admin/api/accounts/export        every account with its token (import-compatible JSON)
 GET    /admin/api/accounts/{id}          one account (token masked)
+PATCH  /admin/api/accounts/{id}          {"tier": "super", "note": "...", "tags": ["..."]}, any subset;
+                                         "tier": "auto" hands the tier back to detection
 DELETE /admin/api/accounts/{id}          remove
 POST   /admin/api/accounts/{id}/disable  {"reason": "..."} optional
 POST   /admin/api/accounts/{id}/enable   back to active (clears cooling and the reason)
@@ -20,10 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.accounts import AccountStatus
+from core.accounts import AccountStatus, AccountUpdate, TierSource
 from core.catalog import Tier
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound
-from core.services.accounts import import_accounts
+from core.services.accounts import import_accounts, update_account
 from core.services.quota import refresh_account
 from functions._app import build_app
 from functions._http import deps_of, json_response, read_body
@@ -81,13 +85,29 @@ async def list_accounts(request: Request) -> Response:
 async def import_route(request: Request) -> Response:
     deps = _admin(request)
     body = await read_body(request, min(MAX_IMPORT_BYTES, deps.settings.max_body_bytes))
-    tier = _enum(Tier, request.query_params.get("tier"), "tier") or Tier.BASIC
+    raw_tier = request.query_params.get("tier")
+    tier = None if raw_tier == "auto" else _enum(Tier, raw_tier, "tier")
+    detect = request.query_params.get("detect", "true").lower() not in ("false", "0", "no")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("The import must be UTF-8 text or JSON.") from None
-    report = await import_accounts(deps.store, text, deps.clock(), tier)  # type: ignore[arg-type]
-    return json_response({"added": report.added, "skipped": report.skipped, "invalid": report.invalid})
+    report = await import_accounts(
+        deps.store,
+        text,
+        deps.clock(),
+        tier,  # type: ignore[arg-type]
+        rate_limit_fetcher(deps) if detect else None,
+    )
+    return json_response(
+        {
+            "added": report.added,
+            "skipped": report.skipped,
+            "invalid": report.invalid,
+            "tiers": report.tiers,
+            "unchecked": report.unchecked,
+        }
+    )
 
 
 async def export_route(request: Request) -> Response:
@@ -121,6 +141,41 @@ async def _found(deps: Deps, account_id: str) -> Response:
 
 async def get_account(request: Request) -> Response:
     return await _found(_admin(request), request.path_params["account_id"])
+
+
+async def patch_account(request: Request) -> Response:
+    deps = _admin(request)
+    account_id = request.path_params["account_id"]
+    try:
+        body = orjson.loads(await read_body(request))
+    except orjson.JSONDecodeError:
+        raise InvalidRequest('The body must be JSON, e.g. {"tier": "super"}.') from None
+    if not isinstance(body, dict):
+        raise InvalidRequest('The body must be a JSON object, e.g. {"tier": "super"}.')
+    await update_account(deps.store, account_id, account_update(body))
+    return await _found(deps, account_id)
+
+
+def account_update(body: dict[str, object]) -> AccountUpdate:
+    """`{"tier"?, "note"?, "tags"?}` as an update; a wrong type or value is a 400 naming the field."""
+    tier, source = None, None
+    if "tier" in body:
+        value = body["tier"]
+        if value == "auto":
+            source = TierSource.ASSUMED  # the tier stays until the next refresh detects one
+        elif not isinstance(value, str) or value not in {t.value for t in Tier}:
+            raise InvalidRequest("`tier` must be one of: basic, super, heavy, auto.", param="tier")
+        else:
+            tier = Tier(value)
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 500):
+        raise InvalidRequest("`note` must be a string of at most 500 characters.", param="note")
+    tags = body.get("tags")
+    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+        raise InvalidRequest("`tags` must be a list of strings.", param="tags")
+    if tier is None and source is None and note is None and tags is None:
+        raise InvalidRequest("Nothing to change: give `tier`, `note` or `tags`.")
+    return AccountUpdate(tier, source, note, tuple(tags) if tags is not None else None)
 
 
 async def remove_account(request: Request) -> Response:
@@ -181,6 +236,7 @@ routes = [
     Route(f"{PREFIX}/import", import_route, methods=["POST"]),
     Route(f"{PREFIX}/export", export_route, methods=["GET"]),
     Route(PREFIX + "/{account_id}", get_account, methods=["GET"]),
+    Route(PREFIX + "/{account_id}", patch_account, methods=["PATCH"]),
     Route(PREFIX + "/{account_id}", remove_account, methods=["DELETE"]),
     Route(PREFIX + "/{account_id}/disable", disable, methods=["POST"]),
     Route(PREFIX + "/{account_id}/enable", enable, methods=["POST"]),

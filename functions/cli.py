@@ -72,9 +72,21 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_call(coro_factory):  # type: ignore[no-untyped-def]
+def account_settings(args: argparse.Namespace) -> Settings:
+    """The settings an `accounts` command works with: the configured store, or the sandbox's."""
+    settings = load_settings()
+    if getattr(args, "sandbox", False):
+        from functions.sandbox import sandbox_cli_settings
+
+        return sandbox_cli_settings(settings)
+    return settings
+
+
+def _store_call(args: argparse.Namespace, coro_factory):  # type: ignore[no-untyped-def]
+    settings = account_settings(args)
+
     async def call():  # type: ignore[no-untyped-def]
-        deps = Deps(settings=load_settings())
+        deps = Deps(settings=settings)
         try:
             return await coro_factory(deps)
         finally:
@@ -89,8 +101,40 @@ def cmd_accounts_import(args: argparse.Namespace) -> int:
     else:
         with open(args.file, encoding="utf-8") as handle:
             text = handle.read()
-    report = _store_call(lambda deps: import_accounts(deps.store, text, time.time(), Tier(args.tier)))
+    from functions.cron import rate_limit_fetcher
+
+    tier = None if args.tier == "auto" else Tier(args.tier)
+    report = _store_call(
+        args,
+        lambda deps: import_accounts(
+            deps.store, text, time.time(), tier, None if args.no_detect else rate_limit_fetcher(deps)
+        ),
+    )
     print(f"added {report.added}, skipped {report.skipped}, invalid {report.invalid}")
+    if report.tiers:
+        counts = ", ".join(f"{name} {count}" for name, count in report.tiers.items())
+        unchecked = f"; {report.unchecked} not checked by the upstream (basic until a refresh)"
+        print(f"tiers: {counts}" + (unchecked if report.unchecked else ""))
+    return 0
+
+
+def cmd_accounts_set_tier(args: argparse.Namespace) -> int:
+    from core.accounts import AccountUpdate, TierSource
+    from core.errors import NotFound
+    from core.services.accounts import update_account
+
+    change = (
+        AccountUpdate(tier_source=TierSource.ASSUMED)
+        if args.tier == "auto"
+        else AccountUpdate(tier=Tier(args.tier))
+    )
+    try:
+        _store_call(args, lambda deps: update_account(deps.store, args.id, change))
+    except NotFound:
+        print(f"no account {args.id}")
+        return 1
+    kept = "detected on the next refresh" if args.tier == "auto" else "kept by refreshes"
+    print(f"{args.id}: tier {args.tier} ({kept})")
     return 0
 
 
@@ -104,18 +148,19 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
             if cursor is None:
                 return rows
 
-    rows = _store_call(collect)
-    print(f"{'ID':22} {'TIER':6} {'STATUS':9} {'IN-FLIGHT':9} {'TOKEN':14} NOTE")
+    rows = _store_call(args, collect)
+    print(f"{'ID':22} {'TIER':6} {'SOURCE':8} {'STATUS':9} {'IN-FLIGHT':9} {'TOKEN':14} NOTE")
     for row in rows:
         print(
-            f"{row['id']:22} {row['tier']:6} {row['status']:9} {row['in_flight']!s:9} {row['token']:14} {row['note']}"
+            f"{row['id']:22} {row['tier']:6} {row['tier_source']:8} {row['status']:9} {row['in_flight']!s:9} "
+            f"{row['token']:14} {row['note']}"
         )
     print(f"{len(rows)} account(s)")
     return 0
 
 
 def cmd_accounts_remove(args: argparse.Namespace) -> int:
-    removed = _store_call(lambda deps: deps.store.remove(args.id))
+    removed = _store_call(args, lambda deps: deps.store.remove(args.id))
     print("removed" if removed else f"no account {args.id}")
     return 0 if removed else 1
 
@@ -141,7 +186,7 @@ def cmd_accounts_export(args: argparse.Namespace) -> int:
             if cursor is None:
                 return rows
 
-    text = json.dumps({"accounts": _store_call(collect)}, indent=2)
+    text = json.dumps({"accounts": _store_call(args, collect)}, indent=2)
     if args.file == "-":
         print(text)
     else:
@@ -155,7 +200,7 @@ def cmd_accounts_status(args: argparse.Namespace) -> int:
 
     status = AccountStatus.DISABLED if args.action == "disable" else AccountStatus.ACTIVE
     reason = (args.reason or "disabled by an operator") if status is AccountStatus.DISABLED else ""
-    done = _store_call(lambda deps: deps.store.set_status(args.id, status, reason, time.time()))
+    done = _store_call(args, lambda deps: deps.store.set_status(args.id, status, reason, time.time()))
     print(f"{args.id}: {status.value}" if done else f"no account {args.id}")
     return 0 if done else 1
 
@@ -170,7 +215,7 @@ def cmd_accounts_refresh(args: argparse.Namespace) -> int:
             return "missing"
         return await refresh_account(deps.store, rate_limit_fetcher(deps), account, time.time())  # type: ignore[arg-type]
 
-    result = _store_call(refresh)
+    result = _store_call(args, refresh)
     print(f"no account {args.id}" if result == "missing" else f"{args.id}: {result}")
     return 0 if result == "refreshed" else 1
 
@@ -190,19 +235,41 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8790)
     sim.set_defaults(run=cmd_sim)
 
-    accounts = sub.add_parser("accounts", help="manage the account pool").add_subparsers(
-        dest="action", required=True
+    accounts = sub.add_parser(
+        "accounts",
+        help="manage the account pool",
+        description="Manage the account pool in GROKGATE_STORE, or with --sandbox the sandbox's (data/sandbox.db).",
+    ).add_subparsers(dest="action", required=True)
+    pool = argparse.ArgumentParser(add_help=False)
+    pool.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="work on the sandbox's pool (data/sandbox.db) against a simulator started for this command",
     )
-    imp = accounts.add_parser("import", help="import tokens: one per line, or JSON")
+    tiers = [t.value for t in Tier] + ["auto"]
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return accounts.add_parser(name, help=text, parents=[pool])
+
+    imp = command("import", "import tokens: one per line, or JSON")
     imp.add_argument("file", help="a file path, or - for standard input")
-    imp.add_argument("--tier", default="basic", choices=[t.value for t in Tier], help="tier when not given")
+    imp.add_argument(
+        "--tier",
+        default="auto",
+        choices=tiers,
+        help="the tier of entries that name none; auto (the default): detected from the upstream's rate limits. "
+        "A tier given here or in the JSON is kept: refreshes do not change it",
+    )
+    imp.add_argument(
+        "--no-detect", action="store_true", help="do not ask the upstream (tiers stay basic until a refresh)"
+    )
     imp.set_defaults(run=cmd_accounts_import)
-    lst = accounts.add_parser("list", help="list accounts (tokens masked)")
+    lst = command("list", "list accounts (tokens masked)")
     lst.set_defaults(run=cmd_accounts_list)
-    rm = accounts.add_parser("remove", help="remove an account by id")
+    rm = command("remove", "remove an account by id")
     rm.add_argument("id")
     rm.set_defaults(run=cmd_accounts_remove)
-    exp = accounts.add_parser("export", help="export every account WITH its token (JSON, import-compatible)")
+    exp = command("export", "export every account WITH its token (JSON, import-compatible)")
     exp.add_argument("file", nargs="?", default="-", help="a file path, or - for standard output")
     exp.set_defaults(run=cmd_accounts_export)
     for action, text in (
@@ -210,14 +277,20 @@ def parser() -> argparse.ArgumentParser:
         ("enable", "put an account back"),
         ("reset", "reset cooling: back to active now"),
     ):
-        sp = accounts.add_parser(action, help=text)
+        sp = command(action, text)
         sp.add_argument("id")
         if action == "disable":
             sp.add_argument("--reason", default="")
         sp.set_defaults(run=cmd_accounts_status)
-    rf = accounts.add_parser("refresh", help="refresh an account's quota windows now (at most every 300 s)")
+    rf = command(
+        "refresh", "refresh an account's quota windows and detect its tier now (at most every 300 s)"
+    )
     rf.add_argument("id")
     rf.set_defaults(run=cmd_accounts_refresh)
+    st = command("set-tier", "set an account's tier (kept by refreshes); auto: let refreshes detect it")
+    st.add_argument("id")
+    st.add_argument("tier", choices=tiers)
+    st.set_defaults(run=cmd_accounts_set_tier)
     return root
 
 

@@ -14,7 +14,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from core.accounts import DEFAULT_QUOTAS, Account, AccountStatus, OutcomeKind, Quota
+from core.accounts import (
+    DEFAULT_QUOTAS,
+    Account,
+    AccountStatus,
+    AccountUpdate,
+    OutcomeKind,
+    Quota,
+    TierSource,
+    detect_tier,
+)
 from core.catalog import Tier
 from core.ports import AccountStore, QuotaRefreshStore
 from core.protocol.classify import UpstreamFailure
@@ -52,6 +61,10 @@ class RefreshReport:
         }
 
 
+# Every mode some tier has: asking all of them is what tells the tiers apart (protocol §7.2).
+ALL_MODES = frozenset(mode for quotas in DEFAULT_QUOTAS.values() for mode in quotas)
+
+
 def modes_of(account: Account) -> list[str]:
     """The modes worth asking about: the tier's known modes and any the store already holds."""
     return sorted(set(DEFAULT_QUOTAS[account.tier]) | set(account.quotas))
@@ -72,7 +85,9 @@ async def refresh_account(
         return "skipped"
     if account.status in SKIPPED_STATUSES:
         return "skipped"
-    for mode in modes_of(account):
+    own = set(modes_of(account))
+    totals: dict[str, int] = {}
+    for mode in sorted(own | ALL_MODES):
         try:
             quota = await fetch(account.token, mode, now)
         except UpstreamFailure as failure:
@@ -80,10 +95,34 @@ async def refresh_account(
             if outcome.kind in (OutcomeKind.EXPIRED, OutcomeKind.BLOCKED):
                 status = AccountStatus(outcome.kind.value)
                 await store.set_status(account.id, status, failure.reason, now)
+            elif mode not in own:
+                continue  # a mode asked only to tell the tier: its refusal says nothing of the account
             log.info("quota refresh of %s failed on %s: %s", account.id, mode, failure.kind.value)
             return f"failed:{failure.kind.value}"
-        await store.set_quota(account.id, mode, quota)
+        totals[mode] = quota.total
+        if quota.total > 0 or mode in own:  # a mode the account lacks and never had stays out
+            await store.set_quota(account.id, mode, quota)
+    await _apply_tier(store, account, detect_tier(totals))
     return "refreshed"
+
+
+async def _apply_tier(store: AccountStore, account: Account, detected: Tier | None) -> None:
+    """Record the tier the totals revealed, unless an operator set the tier (theirs wins)."""
+    if detected is None:
+        return
+    if account.tier_source is TierSource.OPERATOR:
+        if detected is not account.tier:
+            log.info(
+                "%s: the upstream's quotas say %s; kept %s, set by an operator",
+                account.id,
+                detected.value,
+                account.tier.value,
+            )
+        return
+    if detected is not account.tier or account.tier_source is not TierSource.DETECTED:
+        if detected is not account.tier:
+            log.info("%s: tier %s detected (was %s)", account.id, detected.value, account.tier.value)
+        await store.update(account.id, AccountUpdate(tier=detected, tier_source=TierSource.DETECTED))
 
 
 async def refresh_due(

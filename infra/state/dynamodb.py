@@ -33,11 +33,13 @@ from typing import Any, TypeVar
 from core.accounts import (
     Account,
     AccountStatus,
+    AccountUpdate,
     ImportReport,
     Lease,
     NewAccount,
     Outcome,
     Quota,
+    TierSource,
     account_id_for,
     matches,
 )
@@ -92,6 +94,7 @@ def _to_item(rec: _Rec, now: float) -> dict[str, Any]:
         "pk": {"S": a.id},
         "token": {"S": a.token},
         "tier": {"S": a.tier.value},
+        "tier_source": {"S": a.tier_source.value},
         "status": {"S": a.status.value},
         "note": {"S": a.note},
         "tags": {"S": json.dumps(list(a.tags))},
@@ -141,6 +144,7 @@ def _from_item(item: dict[str, Any]) -> _Rec:
         id=item["pk"]["S"],
         token=item["token"]["S"],
         tier=Tier(item["tier"]["S"]),
+        tier_source=TierSource(item.get("tier_source", {}).get("S", "assumed")),
         status=AccountStatus(item["status"]["S"]),
         note=item.get("note", {}).get("S", ""),
         tags=tuple(json.loads(item.get("tags", {}).get("S", "[]"))),
@@ -449,6 +453,12 @@ class DynamoDBAccountStore:
             return replace(rec, account=replace(rec.account, quotas={**rec.account.quotas, mode: quota}))
 
         return await self._update(account_id, change, 0.0) is not None
+
+    async def update(self, account_id: str, change: AccountUpdate) -> bool:
+        def edit(rec: _Rec) -> _Rec:
+            return replace(rec, account=change.apply(rec.account))
+
+        return await self._update(account_id, edit, 0.0) is not None
 
     async def _sweep(self, now: float) -> None:
         self._last_sweep = now

@@ -25,11 +25,13 @@ from typing import Any, Protocol
 from core.accounts import (
     Account,
     AccountStatus,
+    AccountUpdate,
     ImportReport,
     Lease,
     NewAccount,
     Outcome,
     Quota,
+    TierSource,
     account_id_for,
     ascii_lower,
     default_quotas,
@@ -61,6 +63,7 @@ SCRIPTS = {
         "ADD",
         "SET_STATUS",
         "SET_QUOTA",
+        "UPDATE",
         "REMOVE",
         "LIST",
         "CLAIM_REFRESH",
@@ -227,6 +230,7 @@ class RedisAccountStore:
                     "id": account_id,
                     "token": new.token,
                     "tier": new.tier.value,
+                    "tier_source": new.tier_source.value,
                     "note": new.note,
                     "tags": json.dumps(list(new.tags)),
                     "created_at": _num(now),
@@ -286,6 +290,18 @@ class RedisAccountStore:
                 _num(quota.reset_at),
             )
         )
+
+    async def update(self, account_id: str, change: AccountUpdate) -> bool:
+        fields: dict[str, str] = {}
+        if change.tier is not None:
+            fields["tier"] = change.tier.value
+        if change.tier_source is not None:
+            fields["tier_source"] = change.tier_source.value
+        if change.note is not None:
+            fields["note"] = change.note
+        if change.tags is not None:
+            fields["tags"] = json.dumps(list(change.tags))
+        return bool(await self._run("UPDATE", account_id, json.dumps(fields)))
 
     async def lease(self, *, mode: str, tiers: Sequence[Tier], now: float, ttl: float) -> Lease | None:
         ranked = sorted(set(tiers), key=lambda t: t.rank)
@@ -353,6 +369,7 @@ class RedisAccountStore:
 
 _STATUS_BY_VALUE = {s.value: s for s in AccountStatus}
 _TIER_BY_VALUE = {t.value: t for t in TIER_ORDER}
+_SOURCE_BY_VALUE = {s.value: s for s in TierSource}
 
 
 def _account(account_id: str, flat: Sequence[str] | dict[str, str]) -> Account:
@@ -368,6 +385,7 @@ def _account(account_id: str, flat: Sequence[str] | dict[str, str]) -> Account:
         id=account_id,
         token=h["token"],
         tier=_TIER_BY_VALUE[h["tier"]],
+        tier_source=_SOURCE_BY_VALUE[h.get("tier_source", "assumed")],
         status=_STATUS_BY_VALUE[h["status"]],
         note=h.get("note", ""),
         tags=tuple(json.loads(h.get("tags") or "[]")),

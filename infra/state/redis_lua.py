@@ -3,7 +3,7 @@
 Layout (all keys start with the store's prefix, `{gg}:` by default; the braces are a hash tag,
 so a clustered Redis keeps every key in one slot and the scripts may touch any of them):
 
-    acc:<id>             hash   token tier status note tags in_flight cooling_until reason
+    acc:<id>             hash   token tier tier_source status note tags in_flight cooling_until reason
                                 created_at last_used_at last_failure_at use_count fail_count
                                 modes ("auto,fast,..") refreshed_at, and per mode m:
                                 r:<m> remaining, t:<m> total, w:<m> window seconds, x:<m> reset at
@@ -199,7 +199,7 @@ return 1
 """
 )
 
-# ARGV: prefix, JSON list of {id, token, tier, note, tags, created_at, quotas: {mode: [r, t, w, x]}}
+# ARGV: prefix, JSON list of {id, token, tier, tier_source, note, tags, created_at, quotas: {mode: [r, t, w, x]}}
 ADD = (
     COMMON
     + r"""
@@ -212,7 +212,8 @@ for _, a in ipairs(cjson.decode(ARGV[2])) do
     added = added + 1
     redis.call('HSET', k, 'token', a.token, 'tier', a.tier, 'status', 'active', 'note', a.note, 'tags', a.tags,
       'in_flight', 0, 'cooling_until', 0, 'reason', '', 'created_at', a.created_at, 'last_used_at', 0,
-      'last_failure_at', 0, 'use_count', 0, 'fail_count', 0, 'refreshed_at', 0, 'modes', '')
+      'last_failure_at', 0, 'use_count', 0, 'fail_count', 0, 'refreshed_at', 0, 'modes', '',
+      'tier_source', a.tier_source)
     for m, q in pairs(a.quotas) do
       redis.call('HSET', k, 'r:' .. m, q[1], 't:' .. m, q[2], 'w:' .. m, q[3], 'x:' .. m, q[4])
       add_mode(k, m)
@@ -235,6 +236,32 @@ local k = P .. 'acc:' .. ARGV[2]
 if redis.call('EXISTS', k) == 0 then return 0 end
 redis.call('HSET', k, 'status', ARGV[3], 'reason', ARGV[4], 'cooling_until', 0)
 reindex(ARGV[2])
+return 1
+"""
+)
+
+# ARGV: prefix, id, JSON {tier?, tier_source?, note?, tags?}. A new tier moves the account between
+# the tier's id set and the pick sets of each of its modes.
+UPDATE = (
+    COMMON
+    + r"""
+local id = ARGV[2]
+local k = P .. 'acc:' .. id
+local old = redis.call('HGET', k, 'tier')
+if not old then return 0 end
+local c = cjson.decode(ARGV[3])
+if c.tier and c.tier ~= old then
+  for _, m in ipairs(split(redis.call('HGET', k, 'modes'))) do
+    redis.call('ZREM', P .. 'pick:' .. m .. ':' .. old, id)
+  end
+  redis.call('ZREM', P .. 'tier:' .. old, id)
+  redis.call('ZADD', P .. 'tier:' .. c.tier, 0, id)
+  redis.call('HSET', k, 'tier', c.tier)
+end
+if c.tier_source then redis.call('HSET', k, 'tier_source', c.tier_source) end
+if c.note then redis.call('HSET', k, 'note', c.note) end
+if c.tags then redis.call('HSET', k, 'tags', c.tags) end
+reindex(id)
 return 1
 """
 )

@@ -29,12 +29,14 @@ from typing import Any, TypeVar
 from core.accounts import (
     Account,
     AccountStatus,
+    AccountUpdate,
     ImportReport,
     Lease,
     NewAccount,
     Outcome,
     OutcomeKind,
     Quota,
+    TierSource,
     account_id_for,
     ascii_lower,
 )
@@ -56,10 +58,10 @@ T = TypeVar("T")
 
 ACCOUNT_COLUMNS = (
     "id, token, tier, status, note, tags, in_flight, cooling_until, reason, created_at, "
-    "last_used_at, last_failure_at, use_count, fail_count"
+    "last_used_at, last_failure_at, use_count, fail_count, tier_source"
 )
 SAVED_FIELDS = (
-    "status", "note", "tags", "in_flight", "cooling_until", "reason",
+    "tier", "tier_source", "status", "note", "tags", "in_flight", "cooling_until", "reason",
     "last_used_at", "last_failure_at", "use_count", "fail_count",
 )  # fmt: skip
 # Quota rows in index order with the account's exact figures beside the row's lower bounds, and
@@ -238,6 +240,7 @@ class SQLiteAccountStore:
             last_failure_at=row[11],
             use_count=row[12],
             fail_count=row[13],
+            tier_source=TierSource(row[14]),
         )
 
     def _load(self, db: sqlite3.Connection, account_id: str) -> Account | None:
@@ -259,12 +262,15 @@ class SQLiteAccountStore:
             values = {name: getattr(after, name) for name in changed}
             if "tags" in values:
                 values["tags"] = json.dumps(list(after.tags))
-            if "status" in values:
-                values["status"] = after.status.value
+            for name in ("status", "tier", "tier_source"):
+                if name in values:
+                    values[name] = values[name].value
             db.execute(
                 f"UPDATE accounts SET {', '.join(f'{name}=?' for name in changed)} WHERE id=?",  # noqa: S608
                 (*values.values(), after.id),
             )
+            if "tier" in values:  # the trigger keeps the other copies; the tier's is kept here
+                db.execute("UPDATE quotas SET tier_rank=? WHERE account_id=?", (after.tier.rank, after.id))
         usable = int(after.status is AccountStatus.ACTIVE)
         reset_due = INF
         for mode, q in after.quotas.items():
@@ -397,8 +403,8 @@ class SQLiteAccountStore:
             for new in accounts:
                 account_id = account_id_for(new.token)
                 cursor = db.execute(
-                    "INSERT OR IGNORE INTO accounts (id, token, tier, status, note, tags, created_at) "
-                    "VALUES (?,?,?,?,?,?,?)",
+                    "INSERT OR IGNORE INTO accounts (id, token, tier, status, note, tags, created_at, tier_source) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
                     (
                         account_id,
                         new.token,
@@ -407,6 +413,7 @@ class SQLiteAccountStore:
                         new.note,
                         json.dumps(list(new.tags)),
                         now,
+                        new.tier_source.value,
                     ),
                 )
                 if cursor.rowcount == 0:
@@ -480,6 +487,16 @@ class SQLiteAccountStore:
             if account is None:
                 return False
             self._save(db, account, replace(account, quotas={**account.quotas, mode: quota}))
+            return True
+
+        return await self._run(update)
+
+    async def update(self, account_id: str, change: AccountUpdate) -> bool:
+        def update(db: sqlite3.Connection) -> bool:
+            account = self._load(db, account_id)
+            if account is None:
+                return False
+            self._save(db, account, change.apply(account))
             return True
 
         return await self._run(update)

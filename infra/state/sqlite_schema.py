@@ -1,7 +1,8 @@
 """The embedded account store's schema, and the migration of files written by earlier versions.
 
 The version lives in `PRAGMA user_version`: 0 is a file from before versioning (a `leases`
-table, a rowid `quotas` table with exact ranking copies on every row), 1 is the layout below.
+table, a rowid `quotas` table with exact ranking copies on every row), 1 the layout below without
+`accounts.tier_source`, 2 the layout below.
 `migrate` runs inside one IMMEDIATE transaction, so of several processes opening an old file at
 once one migrates and the others find it done.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 
-VERSION = 1
+VERSION = 2
 
 # One lease, as kept in `accounts.leases`: its id ("lease_" + 32 hex digits) then its expiry (the
 # IEEE double, big-endian, 16 hex digits). Fixed width, so SQL can cut one out by position.
@@ -51,7 +52,9 @@ CREATE TABLE accounts (
     last_failure_at REAL NOT NULL DEFAULT 0,
     use_count INTEGER NOT NULL DEFAULT 0,
     fail_count INTEGER NOT NULL DEFAULT 0,
-    leases TEXT NOT NULL DEFAULT ''  -- the leases held on the account, `lease_entry` after entry
+    -- the leases held on the account, `lease_entry` after entry
+    leases TEXT NOT NULL DEFAULT '',
+    tier_source TEXT NOT NULL DEFAULT 'assumed'
 );
 CREATE INDEX accounts_cooling ON accounts (status, cooling_until);
 """
@@ -129,11 +132,20 @@ def migrate(db: sqlite3.Connection) -> None:
             f"account store file is version {version}, newer than this code ({VERSION})"
         )
     exists = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='accounts'").fetchone()
-    statements = _from_v0(db) if exists else [ACCOUNTS, QUOTAS, REFRESH, UPKEEP, RANK_COPIES]
+    if not exists:
+        statements = [ACCOUNTS, QUOTAS, REFRESH, UPKEEP, RANK_COPIES]
+    elif version == 0:
+        statements = [*_from_v0(db), V1_TO_V2]
+    else:
+        statements = [V1_TO_V2]
     for script in statements:
         for statement in _split(script):
             db.execute(statement)
     db.execute(f"PRAGMA user_version = {VERSION}")
+
+
+# v2: where the tier came from (an operator's tier is never changed by detection).
+V1_TO_V2 = "ALTER TABLE accounts ADD COLUMN tier_source TEXT NOT NULL DEFAULT 'assumed';"
 
 
 def _from_v0(db: sqlite3.Connection) -> list[str]:

@@ -9,10 +9,12 @@ from collections import Counter
 
 from core.accounts import (
     AccountStatus,
+    AccountUpdate,
     NewAccount,
     Outcome,
     OutcomeKind,
     Quota,
+    TierSource,
     account_id_for,
     default_quotas,
 )
@@ -239,6 +241,32 @@ async def test_set_quota_adds_a_mode_and_leases_follow_it(account_store):
     assert await account_store.lease(mode="heavy", tiers=[Tier.BASIC], now=NOW, ttl=60)
     assert await account_store.lease(mode="heavy", tiers=[Tier.BASIC], now=NOW, ttl=60)
     assert await account_store.lease(mode="heavy", tiers=[Tier.BASIC], now=NOW, ttl=60) is None
+
+
+async def test_update_moves_the_tier_pool_and_keeps_note_tags_and_source(account_store):
+    await account_store.add([NewAccount("up-a", Tier.BASIC, note="n", tags=("t",))], NOW)
+    account_id = account_id_for("up-a")
+    assert (await account_store.get(account_id)).tier_source is TierSource.ASSUMED
+    # A super-only request finds nothing while the account is basic...
+    assert await account_store.lease(mode="fast", tiers=[Tier.SUPER], now=NOW, ttl=60) is None
+    assert await account_store.update(
+        account_id, AccountUpdate(tier=Tier.SUPER, tier_source=TierSource.DETECTED)
+    )
+    changed = await account_store.get(account_id)
+    assert changed.tier is Tier.SUPER and changed.tier_source is TierSource.DETECTED
+    assert changed.note == "n" and changed.tags == ("t",)  # untouched fields stay
+    # ...and is served by it once it is super; a basic-only request no longer is.
+    assert await account_store.lease(mode="fast", tiers=[Tier.BASIC], now=NOW, ttl=60) is None
+    lease = await account_store.lease(mode="fast", tiers=[Tier.SUPER], now=NOW, ttl=60)
+    assert lease is not None and lease.tier is Tier.SUPER and lease.account_id == account_id
+    assert await account_store.release(lease, Outcome.success(), NOW)
+    assert [a.id for a in (await account_store.list(tier=Tier.SUPER)).items] == [account_id]
+    assert (await account_store.list(tier=Tier.BASIC)).items == []
+
+    assert await account_store.update(account_id, AccountUpdate(note="", tags=("a", "b")))
+    edited = await account_store.get(account_id)
+    assert edited.note == "" and edited.tags == ("a", "b") and edited.tier is Tier.SUPER
+    assert not await account_store.update("acc_missing", AccountUpdate(note="x"))
 
 
 async def test_remove_then_release_is_a_no_op(account_store):

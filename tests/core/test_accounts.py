@@ -24,8 +24,14 @@ from core.services.accounts import parse_import
         ("abc123", "abc123"),
         ("  sso=abc123  ", "abc123"),
         ("SSO=abc123; sso-rw=abc123; cf_clearance=x", "abc123"),
-        ("ab\u200bc\u2013d", "abc-d"),  # zero-width dropped, en dash to ASCII
-        ("ab c\td\n", "abcd"),
+        ("ab\u200bc-d", "abc-d"),  # zero-width characters a copy carries are dropped
+        ("ab\u200bc\u2013d", None),  # a look-alike dash is not a cookie character: refused, not rewritten
+        ("ab c\td\n", None),  # nor is inner whitespace
+        ("not a token!", None),
+        ("eyJhbGciOi.J9_-x=\n", "eyJhbGciOi.J9_-x="),  # base64url, dots and padding are
+        ('a"b', None),
+        ("a,b", None),
+        ("a\\b", None),
         ("\ufeffeyJhbGci", "eyJhbGci"),
         ("", None),
         ("sso=", None),

@@ -60,10 +60,10 @@ async def test_import_list_export_and_lifecycle(gateway):
     client, _, _ = gateway
     lines = "sso=tok-one-aaaaaaaaaaaa\n tok-two-bbbbbbbbbbbb \n\ntok-one-aaaaaaaaaaaa\n\u2603bad\n"
     r = await client.post("/admin/api/accounts/import?tier=super", content=lines, headers=ADMIN)
-    assert r.json() == {"added": 2, "skipped": 1, "invalid": 1}
+    assert r.json() == {"added": 2, "skipped": 1, "invalid": 1, "tiers": {"super": 2}, "unchecked": 0}
     body = '{"accounts": [{"token": "tok-three-cccccccccc", "tier": "heavy", "note": "n", "tags": ["a"]}]}'
     r = await client.post("/admin/api/accounts/import", content=body, headers=ADMIN)
-    assert r.json() == {"added": 1, "skipped": 0, "invalid": 0}
+    assert r.json() == {"added": 1, "skipped": 0, "invalid": 0, "tiers": {"heavy": 1}, "unchecked": 0}
 
     listed = (await client.get("/admin/api/accounts?limit=2", headers=ADMIN)).json()
     assert len(listed["data"]) == 2 and listed["next_cursor"]

@@ -16,8 +16,8 @@ def store_env(tmp_path, monkeypatch):
 def test_import_list_remove(store_env, capsys, monkeypatch):
     tokens = store_env / "tokens.txt"
     tokens.write_text("sso=alpha-token-0001\nbeta-token-00002\nalpha-token-0001\n\u00e9\n")
-    assert main(["accounts", "import", str(tokens)]) == 0
-    assert capsys.readouterr().out.strip() == "added 2, skipped 1, invalid 1"
+    assert main(["accounts", "import", str(tokens), "--no-detect"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["added 2, skipped 1, invalid 1", "tiers: basic 2"]
 
     import io
 
@@ -29,8 +29,8 @@ def test_import_list_remove(store_env, capsys, monkeypatch):
             )
         ),
     )
-    assert main(["accounts", "import", "-"]) == 0
-    assert capsys.readouterr().out.strip() == "added 1, skipped 1, invalid 0"
+    assert main(["accounts", "import", "-", "--no-detect"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["added 1, skipped 1, invalid 0", "tiers: heavy 1"]
 
     assert main(["accounts", "list"]) == 0
     listing = capsys.readouterr().out

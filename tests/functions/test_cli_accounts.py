@@ -12,7 +12,7 @@ def test_export_disable_enable_reset_refresh(tmp_path, monkeypatch, capsys, sim)
     monkeypatch.chdir(tmp_path)
     sim.accounts.register("cli-token-aaaaaaaaaaaa", tier="basic")
     (tmp_path / "tokens.txt").write_text("cli-token-aaaaaaaaaaaa\n")
-    assert main(["accounts", "import", str(tmp_path / "tokens.txt")]) == 0
+    assert main(["accounts", "import", str(tmp_path / "tokens.txt"), "--tier", "basic"]) == 0
     account_id = account_id_for("cli-token-aaaaaaaaaaaa")
     capsys.readouterr()
 

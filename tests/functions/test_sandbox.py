@@ -21,21 +21,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("sandbox")
+def start_sandbox(workdir: Path, extra_env: dict[str, str] | None = None):
+    """`grokgate serve --sandbox` in `workdir`: (process, base URL, secrets from the banner, banner)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GROKGATE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GROKGATE_") and k != "CRON_SECRET"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "functions.cli", "serve", "--sandbox", "--port", str(port)],
         cwd=workdir,
-        env={**env, "PYTHONPATH": str(ROOT)},
+        env={**env, "PYTHONPATH": str(ROOT), **(extra_env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    banner = []
-    key = None
+    banner: list[str] = []
+    found: dict[str, str] = {}
     deadline = time.monotonic() + 30
     try:
         while time.monotonic() < deadline:
@@ -43,11 +42,11 @@ def sandbox(tmp_path_factory):
             if not line:
                 break
             banner.append(line)
-            if match := re.match(r"API key:\s+(\S+)", line):
-                key = match.group(1)
+            if match := re.match(r"(API key|Admin key|Cron secret):\s+(\S+)", line):
+                found[match.group(1)] = match.group(2)
             if "Prompt directives" in line:
                 break
-        assert key, "".join(banner)
+        assert len(found) == 3, "".join(banner)
         base = f"http://127.0.0.1:{port}"
         while time.monotonic() < deadline:
             try:
@@ -55,11 +54,26 @@ def sandbox(tmp_path_factory):
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        yield base, key, "".join(banner), workdir
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, base, found, "".join(banner)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(10)
+    proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("sandbox")
+    proc, base, found, banner = start_sandbox(workdir)
+    try:
+        yield base, found["API key"], banner, workdir
     finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()
+        stop(proc)
 
 
 def test_banner_gives_ready_to_paste_lines(sandbox):
@@ -102,3 +116,51 @@ def test_an_image_generation_returns_a_url_that_downloads(sandbox):
     assert download.status_code == 200
     assert download.headers["content-type"].startswith("image/")
     assert download.content[:2] == b"\xff\xd8" or download.content[:4] == b"\x89PNG"
+
+
+def test_a_restart_keeps_the_keys_and_admin_and_cron_lines_work(tmp_path):
+    proc, base, first, _ = start_sandbox(tmp_path)
+    stop(proc)
+    kept = (tmp_path / "data" / "sandbox.env").read_text()
+    assert f"export KEY={first['API key']}" in kept and f"export ADMIN={first['Admin key']}" in kept
+    assert (tmp_path / "data" / "sandbox.env").stat().st_mode & 0o077 == 0  # secrets: owner only
+    proc, base, second, banner = start_sandbox(tmp_path)
+    try:
+        assert second == first  # the lines pasted before the restart still work
+        assert f'curl -H "Authorization: Bearer {first["Admin key"]}" {base}/admin/api/accounts' in banner
+        admin = httpx.get(
+            base + "/admin/api/accounts", headers={"authorization": f"Bearer {first['Admin key']}"}
+        )
+        assert admin.status_code == 200 and len(admin.json()["data"]) == 4
+        cron = httpx.get(
+            base + "/api/cron/quota", headers={"authorization": f"Bearer {first['Cron secret']}"}
+        )
+        assert cron.status_code == 200 and cron.json()["due"] == 4
+        models = httpx.get(base + "/v1/models", headers={"authorization": f"Bearer {first['API key']}"})
+        assert models.status_code == 200
+    finally:
+        stop(proc)
+
+
+def test_the_environment_wins_over_the_kept_secrets(tmp_path):
+    proc, _, found, _ = start_sandbox(
+        tmp_path,
+        {"GROKGATE_API_KEYS": "sk-mine", "GROKGATE_ADMIN_KEY": "adm-mine", "CRON_SECRET": "cron-mine"},
+    )
+    stop(proc)
+    assert found == {"API key": "sk-mine", "Admin key": "adm-mine", "Cron secret": "cron-mine"}
+
+
+def test_the_cli_sees_the_sandbox_pool_with_sandbox(sandbox):
+    _, _, _, workdir = sandbox
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GROKGATE_")}
+    listing = subprocess.run(
+        [sys.executable, "-m", "functions.cli", "accounts", "list", "--sandbox"],
+        cwd=workdir,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "4 account(s)" in listing and "sandbox" in listing

@@ -2,6 +2,7 @@
 
 import asyncio
 import multiprocessing as mp
+import sqlite3
 
 import pytest
 
@@ -339,7 +340,7 @@ async def test_a_file_from_before_versioning_is_migrated(tmp_path):
         await store.close()
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         names = {n for (n,) in db.execute("SELECT name FROM sqlite_master")}
         assert "leases" not in names and {"upkeep", "refresh", "quotas_pick", "quotas_rank_copies"} <= names
         assert db.execute("SELECT COUNT(*) FROM refresh").fetchone()[0] == 2
@@ -350,6 +351,29 @@ async def test_a_file_from_before_versioning_is_migrated(tmp_path):
         assert (await again.get(a)).in_flight == 1
     finally:
         await again.close()
+
+
+async def test_a_version_1_file_gains_the_tier_source(tmp_path):
+    path = tmp_path / "v1.db"
+    store = SQLiteAccountStore(path)
+    await store.add([NewAccount("v1-a", Tier.SUPER)], NOW)
+    await store.close()
+    db = sqlite3.connect(path)  # make it the file version 1 wrote: no tier_source column
+    db.execute("ALTER TABLE accounts DROP COLUMN tier_source")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    again = SQLiteAccountStore(path)
+    try:
+        account = (await again.list()).items[0]
+        assert account.tier is Tier.SUPER and account.tier_source.value == "assumed"
+    finally:
+        await again.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    finally:
+        db.close()
 
 
 async def test_a_clock_that_steps_back_keeps_the_least_recently_used_first(store):
