@@ -131,6 +131,44 @@ class RecordStore(Protocol):
     async def count(self, key: str, *, now: float, window: float) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """A Responses API response kept for `GET /v1/responses/{id}` and `previous_response_id`.
+
+    `owner` names who may read it: a hash of the API key that made it ("" on an open gateway),
+    ready to name a client once clients have their own keys. `response` is the response object
+    as returned; `input_items` the request's own input items (with ids); `context` the items
+    that went before them (the replayed chain of `previous_response_id`), so a response stays
+    replayable after the ones before it expire.
+    """
+
+    id: str
+    owner: str
+    created_at: float
+    expires_at: float
+    response: dict[str, Any]
+    input_items: list[dict[str, Any]]
+    context: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ResponseStore(Protocol):
+    """Stored responses, in the account store's backend (same file, Redis prefix or table).
+
+    * `put` keeps the response until its `expires_at` (replacing one of the same id).
+    * `get` returns it, or None when absent, expired, deleted or `owner` is not its owner.
+    * `delete` removes it when it exists for `owner`: True then, False otherwise.
+    * Failures of the store itself raise `core.errors.StoreUnavailable`.
+    """
+
+    async def put(self, stored: StoredResponse) -> None: ...
+
+    async def get(self, response_id: str, *, owner: str, now: float) -> StoredResponse | None: ...
+
+    async def delete(self, response_id: str, *, owner: str, now: float) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
 class UpstreamStream(Protocol):
     """An open upstream response body: raw byte chunks as the transport read them.
 

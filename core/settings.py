@@ -144,6 +144,11 @@ class Settings(BaseModel):
         description="HMAC key that signs Responses reasoning items' `encrypted_content`; unset: derived from the media secret, the admin key or the API keys, else the per-install media key.",
     )
     media_ttl: int = Field(default=3600, gt=0, description="Seconds a signed media link stays valid.")
+    responses_ttl: int = Field(
+        default=2_592_000,
+        ge=0,
+        description="Seconds a stored Responses API response (`store`, the default) is kept for retrieval and `previous_response_id` (30 days, as OpenAI); 0: nothing is stored.",
+    )
     imagine_nsfw: bool = Field(
         default=False, description="Ask Imagine (E4) for NSFW-enabled generation (`enable_nsfw`)."
     )

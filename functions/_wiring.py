@@ -16,11 +16,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.ports import AccountStore, FetchedFile, Upstream, UrlFetcher
 from core.settings import Settings, parse_dotenv
 from core.transcode.sealed import Sealer
+
+if TYPE_CHECKING:
+    from core.services.stored_responses import StoredResponses
 
 log = logging.getLogger("grokgate")
 
@@ -107,6 +110,22 @@ class Deps:
 
         sealer: Sealer = self.lazy("sealer", build)
         return sealer
+
+    @property
+    def responses(self) -> StoredResponses:
+        """Stored Responses API responses, beside the account store (built on first use, so a
+        process that stores none never imports the adapter)."""
+
+        def build(deps: Deps) -> StoredResponses:
+            from core.services.stored_responses import StoredResponses
+            from infra.state.factory import responses_for
+
+            return StoredResponses(
+                responses_for(deps.store), ttl=deps.settings.responses_ttl, clock=deps.clock
+            )
+
+        responses: StoredResponses = self.lazy("responses", build)
+        return responses
 
     def lazy(self, name: str, build: Callable[[Deps], Any]) -> Any:
         """A per-process singleton (an HTTP session, a media store), built on first use."""

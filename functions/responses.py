@@ -1,4 +1,5 @@
-"""POST /v1/responses (OpenAI Responses API) over the chat service; GET explains nothing is stored.
+"""The OpenAI Responses API over the chat service: create, and the stored responses' retrieve,
+delete and input items (`core.services.stored_responses`).
 
 HTTP only: the body becomes a `ChatRequest` (`core.transcode.responses_input`), the turn runs on
 the chat service (with the corrective retry when a tool call is required), and
@@ -9,7 +10,7 @@ The stream always ends with `response.completed`, `response.incomplete` or `resp
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -17,12 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.errors import NotFound
+from core.errors import InvalidRequest, StoreUnavailable
+from core.services.stored_responses import input_items, owner_of
 from core.services.tool_turns import Turn, open_turn
 from core.transcode.responses import ResponsesState
 from core.transcode.responses_input import ResponsesRequest, normalize_responses
-from functions._answer import chat_service, serve_answer
-from functions._app import build_app
+from functions._answer import Final, chat_service, serve_answer
+from functions._app import build_app, presented_key
 from functions._dialect_sse import dialect_sse
 from functions._http import deps_of, json_response, read_json, report_ignored
 
@@ -85,39 +87,111 @@ def responses_sse(state: ResponsesState, stream: Turn) -> AsyncGenerator[bytes, 
     return dialect_sse(state, stream, _frame, lambda: state.status != "in_progress", log)
 
 
+def _owner(request: Request) -> str:
+    return owner_of(presented_key(dict(request.scope["headers"])))
+
+
 async def create_response(request: Request) -> Response:
     deps = deps_of(request)
     body = await read_json(request, ResponsesRequest)
     ignored: list[str] = []
-    chat = normalize_responses(body, deps.sealer, ignored)
+    owner = _owner(request)
+    stored = deps.responses
+    keep = body.store is not False and stored.enabled
+    history: list[dict[str, Any]] = []
+    if body.previous_response_id is not None:
+        history = await stored.conversation(body.previous_response_id, owner)
+    chat = normalize_responses(body, deps.sealer, ignored, history)
+    items = input_items(body.input) if keep else []
     sealed = "reasoning.encrypted_content" in (body.include or ())
+    echo = {**_echo(body), "store": keep, "previous_response_id": body.previous_response_id}
     state = ResponsesState(
         body.model,
-        echo=_echo(body),
+        echo=echo,
         reasoning=chat.reasoning,
         image_format=deps.settings.image_format,
         seal=deps.sealer.seal if sealed else None,
     )
 
+    async def save() -> None:
+        """Keep the finished response (a failure to store is logged: the answer was given)."""
+        if not keep or state.status == "in_progress":
+            return
+        try:
+            await stored.save(state.response(), items, history, owner)
+        except StoreUnavailable as exc:
+            log.error("response %s was not stored: %s", state.id, exc.message)
+
     async def collect(stream: Turn) -> Response:
         state.handle(await stream.collect())
-        return json_response(state.final())
+        final = state.final()
+        await save()
+        return json_response(final)
 
-    stream = (lambda opened: responses_sse(state, opened)) if body.stream else None
-    response = await serve_answer(request, deps, lambda: open_turn(chat_service(deps), chat), stream, collect)
+    def stream(opened: Turn) -> AsyncGenerator[bytes, None]:
+        return _saved(responses_sse(state, opened), save)
+
+    response = await serve_answer(
+        request, deps, lambda: open_turn(chat_service(deps), chat), stream if body.stream else None, collect
+    )
     return report_ignored(response, ignored)
 
 
+async def _saved(
+    body: AsyncGenerator[bytes, None], save: Callable[[], Awaitable[None]]
+) -> AsyncGenerator[bytes, None]:
+    """The stream, with the response stored before its terminal event goes out (so a client that
+    retrieves it on `response.completed` finds it)."""
+    try:
+        async for data in body:
+            if type(data) is Final:
+                await save()
+            yield data
+    finally:
+        await body.aclose()
+
+
 async def retrieve_response(request: Request) -> Response:
-    raise NotFound(
-        f"No response with id '{request.path_params['response_id']}': this gateway does not store "
-        "responses (it is stateless; 'store' and 'previous_response_id' are refused).",
-        param="response_id",
+    """`GET /v1/responses/{id}`: the stored response (`include` and `include_obfuscation` are
+    accepted; `stream=true` replays only background responses, which this gateway does not run)."""
+    if request.query_params.get("stream", "false").lower() == "true":
+        raise InvalidRequest(
+            "'stream' is only for background responses, which this gateway does not run; retrieve without it.",
+            param="stream",
+        )
+    deps = deps_of(request)
+    found = await deps.responses.load(request.path_params["response_id"], _owner(request))
+    return json_response(found.response)
+
+
+async def delete_response(request: Request) -> Response:
+    deps = deps_of(request)
+    return json_response(await deps.responses.delete(request.path_params["response_id"], _owner(request)))
+
+
+async def list_input_items(request: Request) -> Response:
+    query = request.query_params
+    raw_limit = query.get("limit", "20")
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        raise InvalidRequest("'limit' must be an integer between 1 and 100.", param="limit") from None
+    deps = deps_of(request)
+    page = await deps.responses.list_input_items(
+        request.path_params["response_id"],
+        _owner(request),
+        after=query.get("after") or None,
+        before=query.get("before") or None,
+        limit=limit,
+        order=query.get("order", "desc"),
     )
+    return json_response(page)
 
 
 routes = [
     Route("/v1/responses", create_response, methods=["POST"]),
-    Route("/v1/responses/{response_id}", retrieve_response, methods=["GET", "DELETE"]),
+    Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
+    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
 ]
 app = build_app(routes)

@@ -3,8 +3,8 @@
 Input is a string or a list of items: messages (`input_text`, `output_text`, `refusal`,
 `input_image`, `input_file` parts), `function_call` and `function_call_output` (rendered into the
 history in the markup the tool prompt asks for), and `reasoning` items (skipped: the upstream's
-thinking is never replayed). Anything that needs server-side state (`previous_response_id`,
-`item_reference`, uploaded `file_id`s, `store: true`) is refused with a 400 that says why.
+thinking is never replayed). `previous_response_id` is resolved before (the stored conversation
+comes in as `history`); `item_reference` items and uploaded `file_id`s are refused with a 400.
 """
 
 from __future__ import annotations
@@ -100,17 +100,6 @@ def _unsupported(param: str, why: str) -> InvalidRequest:
 
 
 def _check(body: ResponsesRequest) -> None:
-    if body.previous_response_id is not None:
-        raise _unsupported(
-            "previous_response_id",
-            "responses are not stored by this gateway; send the whole conversation in 'input' "
-            "(earlier output items can be passed back as input items).",
-        )
-    if body.store:
-        raise _unsupported(
-            "store",
-            "responses are not stored by this gateway (it is stateless); omit 'store' or set it to false.",
-        )
     if body.background:
         raise _unsupported(
             "background", "background responses need stored responses; use stream=true instead."
@@ -196,8 +185,12 @@ def _reasoning_item(item: dict[str, Any], param: str, sealer: Sealer | None) -> 
     sealer.open(token, where)
 
 
-def input_blocks(items: str | list[Any], atts: list[Attachment], sealer: Sealer | None = None) -> list[Block]:
-    """`input` -> history blocks; calls grouped into one assistant turn, outputs as tool results."""
+def input_blocks(
+    items: str | list[Any], atts: list[Attachment], sealer: Sealer | None = None, replayed: int = 0
+) -> list[Block]:
+    """`input` -> history blocks; calls grouped into one assistant turn, outputs as tool results.
+
+    The first `replayed` items are a stored conversation: errors name the client's own items."""
     if isinstance(items, str):
         return [Block("user", items)]
     blocks: list[Block] = []
@@ -210,7 +203,7 @@ def input_blocks(items: str | list[Any], atts: list[Attachment], sealer: Sealer 
             calls.clear()
 
     for i, item in enumerate(items):
-        param = f"input[{i}]"
+        param = f"input[{i - replayed}]" if i >= replayed else "previous_response_id"
         if not isinstance(item, dict):
             raise InvalidRequest(f"'{param}' must be an object.", param=param)
         kind = item.get("type", "message" if "role" in item else None)
@@ -254,12 +247,16 @@ def input_blocks(items: str | list[Any], atts: list[Attachment], sealer: Sealer 
 
 
 def normalize_responses(
-    body: ResponsesRequest, sealer: Sealer | None = None, ignored: list[str] | None = None
+    body: ResponsesRequest,
+    sealer: Sealer | None = None,
+    ignored: list[str] | None = None,
+    history: list[dict[str, Any]] | None = None,
 ) -> ChatRequest:
     """Check what the upstream can honour, then flatten instructions, tools and input.
 
     `sealer` checks the `encrypted_content` of reasoning items given back; tools that cannot run
-    here are named in `ignored`."""
+    here are named in `ignored`; `history` (the conversation `previous_response_id` names) goes
+    ahead of the input."""
     _check(body)
     model = require_capability(body.model, Capability.CHAT)
     spec = openai_tool_spec(body.tools, body.tool_choice, body.parallel_tool_calls, ignored)
@@ -269,7 +266,11 @@ def normalize_responses(
         blocks.append(Block("system", body.instructions))
     if spec is not None and spec.active:
         blocks.append(Block("system", spec.prompt()))
-    blocks += input_blocks(body.input, atts, sealer)
+    if history:
+        given = [{"role": "user", "content": body.input}] if isinstance(body.input, str) else body.input
+        blocks += input_blocks([*history, *given], atts, sealer, len(history))
+    else:
+        blocks += input_blocks(body.input, atts, sealer)
     output = responses_output_format(body.text.format if body.text else None)
     if output is not None:
         blocks.append(Block("system", output.prompt()))

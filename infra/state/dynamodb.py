@@ -225,6 +225,11 @@ def table_definition(table: str) -> dict[str, Any]:
     }
 
 
+# DynamoDB's own expiry (stored responses carry it; accounts never do). Not part of CreateTable:
+# set with UpdateTimeToLive, declared as the table's TimeToLiveSpecification in IaC.
+TIME_TO_LIVE = {"AttributeName": "gc_at", "Enabled": True}
+
+
 class DynamoDBAccountStore:
     """`AccountStore` on one DynamoDB table (`dynamodb://TABLE`)."""
 
@@ -318,6 +323,11 @@ class DynamoDBAccountStore:
         client.get_waiter("table_exists").wait(
             TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
         )
+        try:
+            client.update_time_to_live(TableName=self.table, TimeToLiveSpecification=TIME_TO_LIVE)
+        except ClientError as exc:  # already enabled (by another instance, or by IaC)
+            if exc.response.get("Error", {}).get("Code") != "ValidationException":
+                raise
 
     async def ensure_table(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._create_table, self._boto())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from core.ports import AccountStore, RecordStore
+from core.ports import AccountStore, RecordStore, ResponseStore
 from core.settings import Settings, SettingsError
 
 STORE_TIMEOUT = 5.0  # seconds one store call may take before it is StoreUnavailable
@@ -72,3 +72,26 @@ def records_for(store: AccountStore) -> RecordStore:
 
         return DynamoDBRecordStore(store)
     raise TypeError(f"no record store for {type(store).__name__}")
+
+
+def responses_for(store: AccountStore) -> ResponseStore:
+    """The `ResponseStore` kept beside `store`: the same file, Redis prefix or DynamoDB table."""
+    from infra.state.sqlite import SQLiteAccountStore
+
+    if isinstance(store, SQLiteAccountStore):
+        from infra.state.sqlite_responses import SQLiteResponseStore
+
+        return SQLiteResponseStore(store.path)
+    from infra.state.redis import RedisAccountStore
+
+    if isinstance(store, RedisAccountStore):
+        from infra.state.redis_responses import RedisResponseStore
+
+        return RedisResponseStore(store._t, store.prefix)
+    from infra.state.dynamodb import DynamoDBAccountStore
+
+    if isinstance(store, DynamoDBAccountStore):
+        from infra.state.dynamodb_responses import DynamoDBResponseStore
+
+        return DynamoDBResponseStore(store)
+    raise TypeError(f"no response store for {type(store).__name__}")

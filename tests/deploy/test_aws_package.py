@@ -240,7 +240,7 @@ def test_artifact_imports_on_its_own(tmp_path):
 
 
 def test_the_table_is_the_one_the_dynamodb_store_declares(template):
-    from infra.state.dynamodb import table_definition
+    from infra.state.dynamodb import TIME_TO_LIVE, table_definition
 
     table = resources(template, "AWS::DynamoDB::Table")["StateTable"]["Properties"]
     expected = table_definition(table["TableName"])
@@ -256,3 +256,4 @@ def test_the_table_is_the_one_the_dynamodb_store_declares(template):
     assert by_name(table["GlobalSecondaryIndexes"], "IndexName") == by_name(
         expected["GlobalSecondaryIndexes"], "IndexName"
     )
+    assert table["TimeToLiveSpecification"] == TIME_TO_LIVE

@@ -1,0 +1,74 @@
+"""`ResponseStore` on DynamoDB: items `resp#<id>` in the account store's table.
+
+The packed response is split into parts of at most `PART` bytes (an item holds 400 KB): the head
+item carries the owner, the expiry and part 0, parts 1.. are items `resp#<id>#<n>`, written
+before the head so a visible head is always complete. `exp` is checked on every read; `gc_at` is
+the table's TTL attribute, so DynamoDB removes expired items itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+from core.ports import StoredResponse
+from infra.state.dynamodb import DynamoDBAccountStore, _Conflict, _num
+from infra.state.response_codec import pack, unpack
+
+PART = 350_000
+
+
+class DynamoDBResponseStore:
+    """Stored responses in the table of `store`, sharing its client and thread pool."""
+
+    def __init__(self, store: DynamoDBAccountStore) -> None:
+        self._store = store
+
+    @staticmethod
+    def _key(response_id: str, part: int = 0) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": f"resp#{response_id}" + (f"#{part}" if part else "")}}
+
+    async def put(self, stored: StoredResponse) -> None:
+        blob = pack(stored)
+        parts = [blob[at : at + PART] for at in range(0, len(blob), PART)] or [b""]
+        expiry = {"exp": _num(stored.expires_at), "gc_at": _num(math.ceil(stored.expires_at))}
+        for n, part in enumerate(parts[1:], start=1):
+            await self._store._call("put_item", Item={**self._key(stored.id, n), **expiry, "b": {"B": part}})
+        head = {
+            **self._key(stored.id),
+            **expiry,
+            "o": {"S": stored.owner},
+            "n": _num(len(parts)),
+            "b": {"B": parts[0]},
+        }
+        await self._store._call("put_item", Item=head)
+
+    async def get(self, response_id: str, *, owner: str, now: float) -> StoredResponse | None:
+        reply = await self._store._call("get_item", Key=self._key(response_id), ConsistentRead=True)
+        item = reply.get("Item")
+        if not item or item.get("o", {}).get("S") != owner or float(item["exp"]["N"]) <= now:
+            return None
+        blob = [bytes(item["b"]["B"])]
+        for n in range(1, int(item["n"]["N"])):
+            part = await self._store._call("get_item", Key=self._key(response_id, n), ConsistentRead=True)
+            if "Item" not in part:
+                return None  # expired under us
+            blob.append(bytes(part["Item"]["b"]["B"]))
+        return unpack(b"".join(blob))
+
+    async def delete(self, response_id: str, *, owner: str, now: float) -> bool:
+        try:
+            reply = await self._store._call(
+                "delete_item",
+                Key=self._key(response_id),
+                ConditionExpression="o = :o AND exp > :now",
+                ExpressionAttributeValues={":o": {"S": owner}, ":now": _num(now)},
+                ReturnValues="ALL_OLD",
+            )
+        except _Conflict:
+            return False
+        for n in range(1, int(reply.get("Attributes", {}).get("n", {}).get("N", "1"))):
+            await self._store._call("delete_item", Key=self._key(response_id, n))
+        return True
+
+    async def close(self) -> None:
+        return None  # the client belongs to the account store
