@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STEPS = [
     ["bench.coldstart", "--write"],
     ["bench.chat_bench"],
+    ["bench.transport_bench"],
     ["bench.store_bench"],
     ["bench.upstream_cpu"],
     ["bench.decoder_bench"],
