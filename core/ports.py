@@ -130,6 +130,8 @@ class RecordStore(Protocol):
 
     async def count(self, key: str, *, now: float, window: float) -> int: ...
 
+    async def close(self) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.ports import AccountStore, FetchedFile, Upstream, UrlFetcher
+from core.ports import AccountStore, FetchedFile, RecordStore, Upstream, UrlFetcher
 from core.settings import Settings, parse_dotenv
 from core.transcode.sealed import Sealer
 
@@ -66,6 +66,18 @@ class Deps:
         if self._store is None:
             self._store = open_store(self.settings)
         return self._store
+
+    @property
+    def records(self) -> RecordStore:
+        """The console's records (batches, overrides, login counters), beside the account store."""
+
+        def build(deps: Deps) -> RecordStore:
+            from infra.state.factory import records_for
+
+            return records_for(deps.store)
+
+        records: RecordStore = self.lazy("records", build)
+        return records
 
     @property
     def upstream(self) -> Upstream:

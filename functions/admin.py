@@ -1,10 +1,13 @@
-"""The admin API: `/admin/api/accounts…`, behind the admin key (`Authorization: Bearer` or `x-api-key`).
+"""The admin deployable: the JSON API `/admin/api/…` behind the admin key (`Authorization: Bearer`
+or `x-api-key`, or a console session cookie with its CSRF token), and the console under /admin
+(functions/_console.py).
 
-GET    /admin/api/accounts               list: ?status= &tier= &cursor= &limit= (tokens masked)
+GET    /admin/api/accounts               list: ?status= &tier= &tag= &q= &cursor= &limit= (tokens masked)
 POST   /admin/api/accounts/import        lines or JSON (tier, note, tags); ?tier= default tier (the
                                          operator's); without a tier, detected from the upstream
                                          unless ?detect=false
-GET    /admin/api/accounts/export        every account with its token (import-compatible JSON)
+GET    /admin/api/accounts/export        every account with its token (import-compatible JSON; masked
+                                         for a console session)
 GET    /admin/api/accounts/{id}          one account (token masked)
 PATCH  /admin/api/accounts/{id}          {"tier": "super", "note": "...", "tags": ["..."]}, any subset;
                                          "tier": "auto" hands the tier back to detection
@@ -17,8 +20,6 @@ POST   /admin/api/accounts/{id}/refresh  refresh its quota windows now (at most 
 
 from __future__ import annotations
 
-import hmac
-
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,28 +31,14 @@ from core.errors import AuthenticationFailed, InvalidRequest, NotFound
 from core.services.accounts import import_accounts, update_account
 from core.services.quota import refresh_account
 from functions._app import build_app
+from functions._console import routes as console_routes
+from functions._console_session import admin_deps
 from functions._http import deps_of, json_response, read_body
 from functions._wiring import Deps
 from functions.cron import rate_limit_fetcher
 
 MAX_PAGE = 500
 MAX_IMPORT_BYTES = 8 * 1024 * 1024
-
-
-def _admin(request: Request) -> Deps:
-    deps = deps_of(request)
-    key = deps.settings.admin_key
-    auth = request.headers.get("authorization", "")
-    presented = (
-        auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("x-api-key", "").strip()
-    )
-    # Compared even when no key is set, so timing says nothing about the configuration.
-    matches = hmac.compare_digest(presented.encode(), (key or "\x00unset").encode())
-    if not key or not presented or not matches:
-        raise AuthenticationFailed(
-            "The admin API needs the admin key (Bearer or x-api-key).", code="invalid_admin_key"
-        )
-    return deps
 
 
 def _enum(
@@ -67,7 +54,7 @@ def _enum(
 
 
 async def list_accounts(request: Request) -> Response:
-    deps = _admin(request)
+    deps = await admin_deps(request)
     q = request.query_params
     try:
         limit = min(MAX_PAGE, max(1, int(q.get("limit", "100"))))
@@ -76,6 +63,8 @@ async def list_accounts(request: Request) -> Response:
     page = await deps.store.list(
         status=_enum(AccountStatus, q.get("status"), "status"),  # type: ignore[arg-type]
         tier=_enum(Tier, q.get("tier"), "tier"),  # type: ignore[arg-type]
+        tag=q.get("tag") or None,
+        text=q.get("q") or None,
         cursor=q.get("cursor") or None,
         limit=limit,
     )
@@ -83,7 +72,7 @@ async def list_accounts(request: Request) -> Response:
 
 
 async def import_route(request: Request) -> Response:
-    deps = _admin(request)
+    deps = await admin_deps(request)
     body = await read_body(request, min(MAX_IMPORT_BYTES, deps.settings.max_body_bytes))
     raw_tier = request.query_params.get("tier")
     tier = None if raw_tier == "auto" else _enum(Tier, raw_tier, "tier")
@@ -111,14 +100,16 @@ async def import_route(request: Request) -> Response:
 
 
 async def export_route(request: Request) -> Response:
-    deps = _admin(request)
+    deps = await admin_deps(request)
     rows: list[dict[str, object]] = []
     cursor = None
     while True:
         page = await deps.store.list(cursor=cursor, limit=MAX_PAGE)
         rows += [
             {
-                "token": a.token,
+                # A console session never receives a full token: its export is an inventory.
+                "token": a.masked if request.state.console else a.token,
+                "id": a.id,
                 "tier": a.tier.value,
                 "note": a.note,
                 "tags": list(a.tags),
@@ -140,11 +131,11 @@ async def _found(deps: Deps, account_id: str) -> Response:
 
 
 async def get_account(request: Request) -> Response:
-    return await _found(_admin(request), request.path_params["account_id"])
+    return await _found(await admin_deps(request), request.path_params["account_id"])
 
 
 async def patch_account(request: Request) -> Response:
-    deps = _admin(request)
+    deps = await admin_deps(request)
     account_id = request.path_params["account_id"]
     try:
         body = orjson.loads(await read_body(request))
@@ -179,7 +170,7 @@ def account_update(body: dict[str, object]) -> AccountUpdate:
 
 
 async def remove_account(request: Request) -> Response:
-    deps = _admin(request)
+    deps = await admin_deps(request)
     account_id = request.path_params["account_id"]
     if not await deps.store.remove(account_id):
         raise NotFound(f"No account `{account_id}`.", param="id", code="account_not_found")
@@ -199,7 +190,7 @@ async def _reason(request: Request) -> str:
 
 
 async def _set(request: Request, status: AccountStatus, default_reason: str) -> Response:
-    deps = _admin(request)
+    deps = await admin_deps(request)
     account_id = request.path_params["account_id"]
     reason = (await _reason(request)) or default_reason if status is not AccountStatus.ACTIVE else ""
     if not await deps.store.set_status(account_id, status, reason, deps.clock()):
@@ -220,7 +211,7 @@ async def reset(request: Request) -> Response:
 
 
 async def refresh(request: Request) -> Response:
-    deps = _admin(request)
+    deps = await admin_deps(request)
     account_id = request.path_params["account_id"]
     account = await deps.store.get(account_id)
     if account is None:
@@ -243,6 +234,7 @@ routes = [
     Route(PREFIX + "/{account_id}/reset", reset, methods=["POST"]),
     Route(PREFIX + "/{account_id}/refresh", refresh, methods=["POST"]),
 ]
+routes += console_routes
 app = build_app(routes)
 
 from functions._lambda import lambda_handler  # noqa: E402

@@ -122,6 +122,7 @@ accounts: {", ".join(a.token for a in SANDBOX_ACCOUNTS)} (store: {settings.store
 API key:     {key}
 Admin key:   {admin}
 Cron secret: {cron}
+Console:     {base}/admin  (log in with the admin key)
 These are kept in data/sandbox.env and reused on the next start. In a shell:
   . data/sandbox.env        # sets KEY, ADMIN and CRON_SECRET for the README's examples
 

@@ -101,3 +101,5 @@ class SQLiteRecordStore:
 
         await asyncio.get_running_loop().run_in_executor(self._executor, close)
         self._executor.shutdown(wait=False)
+
+    aclose = close  # Deps closes its per-process singletons by `aclose`
