@@ -23,11 +23,16 @@ sandbox: $(STAMP)
 sim: $(STAMP)
 	$(VENV)/bin/grokgate sim
 
-# Debian's redis-server backs the Redis and Upstash-shim tests; install it when missing and we can.
+# Debian packages the tests run: redis-server (the Redis and Upstash-shim tests), chromium and
+# chromium-driver (the console's browser tests). Installed when missing and we are root.
 system-deps:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
-	  else echo "redis-server is missing: install Debian's redis-server (needs root)" >&2; exit 1; fi; }
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (install them as root)" >&2; exit 1; fi; fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

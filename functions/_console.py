@@ -47,7 +47,9 @@ PAGE_HEADERS = {
 
 
 async def page(request: Request) -> Response:
-    return Response((ASSETS / "index.html").read_bytes(), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+    return Response(
+        (ASSETS / "index.html").read_bytes(), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS
+    )
 
 
 async def asset(request: Request) -> Response:
@@ -141,7 +143,6 @@ async def get_batch(request: Request) -> Response:
 
 routes = [
     Route("/admin", page, methods=["GET"]),
-    Route("/admin/", page, methods=["GET"]),
     Route("/admin/assets/{name}", asset, methods=["GET"]),
     Route("/admin/login", login, methods=["POST"]),
     Route("/admin/logout", logout, methods=["POST"]),

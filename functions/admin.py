@@ -27,13 +27,13 @@ from starlette.routing import Route
 
 from core.accounts import AccountStatus, AccountUpdate, TierSource
 from core.catalog import Tier
-from core.errors import AuthenticationFailed, InvalidRequest, NotFound
+from core.errors import InvalidRequest, NotFound
 from core.services.accounts import import_accounts, update_account
 from core.services.quota import refresh_account
 from functions._app import build_app
 from functions._console import routes as console_routes
 from functions._console_session import admin_deps
-from functions._http import deps_of, json_response, read_body
+from functions._http import json_response, read_body
 from functions._wiring import Deps
 from functions.cron import rate_limit_fetcher
 

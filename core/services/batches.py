@@ -181,4 +181,3 @@ async def advance_running(
             await advance(records, actions, batch["id"], now, concurrency=concurrency, step=step)
             moved += 1
     return moved
-

@@ -10,9 +10,9 @@ const WEATHER_TOOL = {
   },
 };
 
-function keyField() {
+function keyField(onChange = () => {}) {
   const input = h("input", { type: "password", value: clientKey.get(), autocomplete: "off", placeholder: session.openGateway ? "not needed: the gateway is open" : "sk-…" });
-  input.addEventListener("change", () => clientKey.set(input.value.trim()));
+  input.addEventListener("change", () => { clientKey.set(input.value.trim()); onChange(); });
   return field("Client API key", input, "client-key");
 }
 
@@ -58,7 +58,7 @@ async function renderChat(root) {
   const send = h("button", { type: "submit", id: "send" }, "Send");
   const messages = [];
   const form = h("form", { class: "card", onsubmit: (e) => { e.preventDefault(); ask(); } },
-    h("div", { class: "row" }, keyField(), field("Model", model, "model"),
+    h("div", { class: "row" }, keyField(loadModels), field("Model", model, "model"),
       h("div", { class: "inline" }, h("label", { for: "tools" }, "Offer a get_weather tool"), tools)),
     field("Message", prompt, "prompt"), h("div", { class: "row" }, send,
       h("button", { type: "button", class: "quiet", onclick: () => { messages.length = 0; log.replaceChildren(); } }, "New chat")),
@@ -67,10 +67,14 @@ async function renderChat(root) {
   prompt.addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); ask(); } });
   root.append(h("h1", {}, "Chat"), form, log);
 
-  v1("/v1/models").then((r) => r.json()).then((m) => {
-    const ids = m.data.map((x) => x.id).filter((id) => !/imagine/.test(id));
-    model.replaceChildren(...options(ids.map((id) => [id, id]), ids.includes("grok-4.20-0309-reasoning") ? "grok-4.20-0309-reasoning" : ids[0]));
-  }).catch((e) => { error.textContent = `Models: ${e.message}`; });
+  function loadModels() {
+    error.textContent = "";
+    v1("/v1/models").then((r) => r.json()).then((m) => {
+      const ids = m.data.map((x) => x.id).filter((id) => !/imagine/.test(id));
+      model.replaceChildren(...options(ids.map((id) => [id, id]), ids.includes("grok-4.20-0309-reasoning") ? "grok-4.20-0309-reasoning" : ids[0]));
+    }).catch((e) => { error.textContent = `Models: ${e.message}`; });
+  }
+  loadModels();
 
   async function ask() {
     const text = prompt.value.trim();

@@ -25,6 +25,7 @@ DEPS = ROOT / "build" / "aws-deps"
 ARTIFACT = ROOT / "build" / "aws" / "grokgate.zip"
 PACKAGES = ("core", "infra", "functions")
 # Not needed by any deployable: the simulator, the CLI, the all-in-one local app.
+ASSET_DIRS = ("functions/console",)
 EXCLUDED = ("infra/sim/", "functions/cli.py", "functions/local.py", "functions/sandbox.py")
 PLATFORM = ["--platform", "manylinux2014_aarch64", "--implementation", "cp", "--python-version", "3.12"]
 
@@ -50,6 +51,10 @@ def code_files(root: Path = ROOT) -> Iterator[tuple[Path, str]]:
             if "__pycache__" in name or name.startswith(EXCLUDED):
                 continue
             yield path, name
+    for folder in ASSET_DIRS:  # the console's page, CSS and JS: served by the admin function
+        for path in sorted((root / folder).iterdir()):
+            if path.is_file():
+                yield path, path.relative_to(root).as_posix()
     yield root / "run.sh", "run.sh"
 
 

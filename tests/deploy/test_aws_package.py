@@ -210,6 +210,11 @@ def test_artifact_holds_the_code_and_an_executable_start_script(tmp_path):
         mode = archive.getinfo("run.sh").external_attr >> 16
     assert mode & stat.S_IXUSR
     assert {"functions/models.py", "functions/_lambda.py", "core/settings.py"} <= names
+    assert {
+        "functions/console/index.html",
+        "functions/console/app.js",
+        "functions/console/style.css",
+    } <= names
     assert not any(
         n.startswith(("tests/", "infra/sim/", "node_modules/")) or "__pycache__" in n for n in names
     )

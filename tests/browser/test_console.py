@@ -1,0 +1,131 @@
+"""The admin console in a real browser: login, the pool, a filter, a batch to its end, the playground."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from tests.browser.conftest import ADMIN_KEY, CLIENT_KEY, screenshot
+
+POOL = [f"sim-basic-console-{i:02d}-{'x' * 20}" for i in range(24)] + [
+    f"sim-super-console-{i:02d}-{'y' * 20}" for i in range(6)
+]
+
+
+def wait(driver, timeout: float = 15):
+    return WebDriverWait(driver, timeout)
+
+
+def login(driver, base: str, key: str) -> None:
+    driver.get(base + "/admin")
+    field = wait(driver).until(EC.visibility_of_element_located((By.ID, "admin-key")))
+    field.clear()
+    field.send_keys(key, Keys.ENTER)
+
+
+@pytest.fixture(scope="module")
+def logged_in(browser, console_gateway):
+    browser.get(console_gateway.url + "/admin")
+    wait(browser).until(
+        lambda d: (
+            d.find_elements(By.ID, "accounts-table") or d.find_element(By.ID, "admin-key").is_displayed()
+        )
+    )
+    if not browser.find_elements(By.ID, "accounts-table"):
+        login(browser, console_gateway.url, ADMIN_KEY)
+    wait(browser).until(EC.visibility_of_element_located((By.ID, "accounts-table")))
+    return browser
+
+
+def test_a_wrong_key_is_refused_and_the_right_one_opens_the_console(browser, console_gateway):
+    login(browser, console_gateway.url, "not-the-key")
+    error = wait(browser).until(EC.visibility_of_element_located((By.ID, "login-error")))
+    wait(browser).until(lambda d: "Wrong admin key" in error.text)
+    assert not browser.find_element(By.ID, "nav").is_displayed()
+    screenshot(browser, "login")
+    login(browser, console_gateway.url, ADMIN_KEY)
+    wait(browser).until(EC.visibility_of_element_located((By.ID, "accounts-table")))
+    assert browser.find_element(By.ID, "nav").is_displayed()
+    cookie = browser.get_cookie("gg_console")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/admin"
+    assert browser.execute_script("return document.cookie") == ""  # HttpOnly: no script can read it
+
+
+def test_import_filter_and_a_batch_refresh_to_its_end(logged_in, console_gateway):
+    d = logged_in
+    entries = [{"token": t, "tier": t.split("-")[1], "tags": ["eu"] if "super" in t else []} for t in POOL]
+    d.execute_script(
+        "arguments[0].value = arguments[1]", d.find_element(By.ID, "i-text"), json.dumps(entries)
+    )
+    d.find_element(By.ID, "import").click()
+    result = d.find_element(By.ID, "import-result")
+    wait(d).until(lambda _: "Added" in result.text)
+    assert result.text.startswith("Added 30, skipped 0") and "invalid 0" in result.text
+    rows = d.find_elements(By.CSS_SELECTOR, "#accounts-table tbody tr")
+    assert len(rows) == 30
+    html = d.page_source
+    assert not any(token in html for token in POOL)  # masked only, never a full token
+    assert "sim-…xxxx" in html  # the first and last four characters only
+
+    Select(d.find_element(By.ID, "f-tier")).select_by_value("super")
+    d.find_element(By.ID, "f-tier").submit()
+    wait(d).until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#accounts-table tbody tr")) == 6)
+    assert all("super" in r.text for r in d.find_elements(By.CSS_SELECTOR, "#accounts-table tbody tr"))
+
+    Select(d.find_element(By.ID, "f-tier")).select_by_value("")
+    d.find_element(By.ID, "f-tag").send_keys("eu")
+    d.find_element(By.ID, "f-tag").submit()
+    wait(d).until(lambda _: "page 1 · 6 shown" in d.find_element(By.ID, "page-info").text)
+    d.find_element(By.ID, "f-tag").clear()
+    d.find_element(By.ID, "f-tier").submit()
+    wait(d).until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#accounts-table tbody tr")) == 30)
+    d.find_element(By.CSS_SELECTOR, "#accounts-table thead input[type=checkbox]").click()
+    assert d.find_element(By.ID, "selection-info").text == "30 selected"
+    Select(d.find_element(By.ID, "b-action")).select_by_value("refresh")
+    d.find_element(By.ID, "run-batch").click()
+    status = wait(d).until(EC.visibility_of_element_located((By.ID, "batch-status")))
+    wait(d, 30).until(lambda _: "finished" in status.text)
+    assert "30 of 30 done, 30 ok, 0 failed" in status.text
+    bar = d.find_element(By.ID, "batch-progress")
+    assert bar.get_attribute("value") == bar.get_attribute("max") == "30"
+    assert len(d.find_elements(By.CSS_SELECTOR, "#batch-results li.ok")) == 30
+    screenshot(d, "accounts")
+    assert not any(token in d.page_source for token in POOL)
+
+
+def test_the_playground_streams_an_answer_with_its_reasoning(logged_in, console_gateway):
+    d = logged_in
+    d.get(console_gateway.url + "/admin#chat")
+    key = wait(d).until(EC.visibility_of_element_located((By.ID, "client-key")))
+    key.clear()
+    key.send_keys(CLIENT_KEY, Keys.TAB)
+    wait(d).until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#model option")) > 1)
+    d.find_element(By.ID, "prompt").send_keys("What is a tide? #sim tokens=40 think=12")
+    d.find_element(By.ID, "send").click()
+    answer = wait(d).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".msg.assistant .answer")))
+    wait(d, 30).until(lambda _: d.find_element(By.ID, "send").is_enabled() and answer.text.strip())
+    reasoning = d.find_element(By.CSS_SELECTOR, ".msg.assistant .reasoning")
+    assert reasoning.get_attribute("textContent").strip()
+    assert reasoning.get_attribute("textContent").strip() not in answer.text
+    d.find_element(By.CSS_SELECTOR, ".msg.assistant summary").click()
+    screenshot(d, "chat")
+
+
+def test_the_image_page_makes_a_wall(logged_in, console_gateway):
+    d = logged_in
+    d.get(console_gateway.url + "/admin#images")
+    wait(d).until(EC.visibility_of_element_located((By.ID, "img-prompt"))).send_keys("a lighthouse at dusk")
+    d.find_element(By.ID, "generate").click()
+    wait(d, 30).until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#wall img")) == 2)
+    wait(d).until(
+        lambda _: all(
+            d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
+            for i in d.find_elements(By.CSS_SELECTOR, "#wall img")
+        )
+    )
+    screenshot(d, "images")

@@ -1,0 +1,170 @@
+"""The console's server side over HTTP: the session cookie, CSRF, login limits, batches kept in the
+store and advanced by whoever polls, and no full token in anything the console receives."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from core.accounts import AccountStatus, account_id_for
+from core.settings import Settings
+from functions import admin
+from functions._app import build_app
+from functions._wiring import Deps
+
+KEY = "admin-key-console-0123"
+TOKENS = [f"tok-console-{i:02d}-{'z' * 16}" for i in range(12)]
+
+
+@pytest.fixture
+async def console(tmp_path, sim):
+    settings = Settings.from_env(
+        {
+            "GROKGATE_STORE": f"sqlite:///{tmp_path}/pool.db",
+            "GROKGATE_ADMIN_KEY": KEY,
+            "GROKGATE_UPSTREAM_URL": sim.url,
+            "GROKGATE_ACCOUNTS_URL": sim.url,
+        }
+    )
+    deps = Deps(settings=settings)
+    app = build_app(admin.routes, deps=deps)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    yield client, deps
+    await client.aclose()
+    await deps.aclose()
+
+
+async def _login(client) -> str:
+    r = await client.post("/admin/login", json={"key": KEY})
+    assert r.status_code == 200
+    return (await client.get("/admin/api/session")).json()["csrf"]
+
+
+async def test_the_page_and_its_assets_are_served(console):
+    client, _ = console
+    page = await client.get("/admin")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    for name, kind in (
+        ("app.js", "text/javascript"),
+        ("style.css", "text/css"),
+        ("accounts.js", "text/javascript"),
+    ):
+        r = await client.get(f"/admin/assets/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith(kind), name
+    assert (await client.get("/admin/assets/..%2F_console.py")).status_code == 404
+    assert (await client.get("/admin/assets/nothing.js")).status_code == 404
+
+
+async def test_session_cookie_flags_and_expiry(console):
+    client, _ = console
+    r = await client.post("/admin/login", json={"key": KEY})
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/admin" in cookie
+    assert "Max-Age=43200" in cookie and "Secure" not in cookie  # plain http here
+    r = await client.post("/admin/login", json={"key": KEY}, headers={"x-forwarded-proto": "https"})
+    assert "; Secure" in r.headers["set-cookie"]
+    value = cookie.split(";")[0].split("=", 1)[1]
+    tampered = value[:-2] + ("AA" if value[-2:] != "AA" else "BB")
+    fresh = httpx.AsyncClient(transport=client._transport, base_url="http://gw")
+    fresh.cookies.set("gg_console", tampered, domain="gw", path="/admin")
+    assert (await fresh.get("/admin/api/accounts")).status_code == 401
+
+
+async def test_wrong_keys_are_refused_then_rate_limited(console):
+    client, _ = console
+    for _ in range(10):
+        r = await client.post("/admin/login", json={"key": "wrong"})
+        assert r.status_code == 401 and "set-cookie" not in r.headers
+    r = await client.post("/admin/login", json={"key": KEY})  # even the right key, for a while
+    assert r.status_code == 429 and r.headers["retry-after"] == "600"
+    other = {"x-forwarded-for": "203.0.113.9"}
+    assert (await client.post("/admin/login", json={"key": KEY}, headers=other)).status_code == 200
+
+
+async def test_state_changes_need_the_csrf_token_and_this_origin(console):
+    client, _ = console
+    csrf = await _login(client)
+    body = "\n".join(TOKENS[:2])
+    assert (await client.post("/admin/api/accounts/import", content=body)).status_code == 403
+    wrong = {"x-csrf-token": "not-it"}
+    assert (await client.post("/admin/api/accounts/import", content=body, headers=wrong)).status_code == 403
+    evil = {"x-csrf-token": csrf, "origin": "https://evil.example"}
+    r = await client.post("/admin/api/accounts/import", content=body, headers=evil)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "csrf_origin_mismatch"
+    good = {"x-csrf-token": csrf, "origin": "http://gw"}
+    assert (await client.post("/admin/api/accounts/import", content=body, headers=good)).json()["added"] == 2
+    assert (await client.get("/admin/api/accounts")).status_code == 200  # reads need no token
+    # Scripts keep the Bearer key and need no CSRF token.
+    bearer = {"authorization": f"Bearer {KEY}"}
+    assert (
+        await client.post("/admin/api/accounts/import", content=TOKENS[2], headers=bearer)
+    ).status_code == 200
+
+
+async def test_logout_ends_the_session_everywhere(console):
+    client, _ = console
+    csrf = await _login(client)
+    cookie = client.cookies.get("gg_console")
+    assert (await client.post("/admin/logout")).status_code == 403  # a logout is a change too
+    r = await client.post("/admin/logout", headers={"x-csrf-token": csrf})
+    assert r.status_code == 200 and "Max-Age=0" in r.headers["set-cookie"]
+    replay = httpx.AsyncClient(transport=client._transport, base_url="http://gw")
+    replay.cookies.set("gg_console", cookie, domain="gw", path="/admin")
+    assert (await replay.get("/admin/api/accounts")).status_code == 401  # revoked in the store
+
+
+async def test_a_batch_is_kept_in_the_store_and_finished_by_whoever_polls(console):
+    client, deps = console
+    csrf = await _login(client)
+    headers = {"x-csrf-token": csrf}
+    await client.post("/admin/api/accounts/import", content="\n".join(TOKENS), headers=headers)
+    ids = [account_id_for(t) for t in TOKENS] + ["acc_missing"]
+    r = await client.post("/admin/api/batches", json={"action": "disable", "ids": ids}, headers=headers)
+    assert r.status_code == 201
+    batch = r.json()
+    assert batch["total"] == 13 and batch["done"] == 0 and batch["state"] == "running"
+    # Another client (another instance, or the page reopened) sees it and moves it on.
+    other = httpx.AsyncClient(transport=client._transport, base_url="http://gw")
+    bearer = {"authorization": f"Bearer {KEY}"}
+    assert [b["id"] for b in (await other.get("/admin/api/batches", headers=bearer)).json()["data"]] == [
+        batch["id"]
+    ]
+    seen = []
+    while batch["state"] == "running":
+        batch = (await other.get(f"/admin/api/batches/{batch['id']}", headers=bearer)).json()
+        seen.append(batch["done"])
+    assert seen == [10, 13] and batch["ok"] == 12 and batch["failed"] == 1
+    assert batch["results"][-1] == {"id": "acc_missing", "ok": False, "detail": "no such account"}
+    for token in TOKENS:
+        assert (await deps.store.get(account_id_for(token))).status is AccountStatus.DISABLED
+    bad = await client.post("/admin/api/batches", json={"action": "explode", "ids": ids}, headers=headers)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "action"
+
+
+async def test_no_full_token_reaches_the_console(console):
+    client, _ = console
+    csrf = await _login(client)
+    headers = {"x-csrf-token": csrf}
+    await client.post("/admin/api/accounts/import", content="\n".join(TOKENS), headers=headers)
+    ids = [account_id_for(t) for t in TOKENS]
+    batch = (
+        await client.post("/admin/api/batches", json={"action": "refresh", "ids": ids}, headers=headers)
+    ).json()
+    seen = [batch]
+    while seen[-1]["state"] == "running":
+        seen.append((await client.get(f"/admin/api/batches/{batch['id']}")).json())
+    bodies = [
+        (await client.get("/admin/api/accounts?limit=500")).text,
+        (await client.get(f"/admin/api/accounts/{ids[0]}")).text,
+        (await client.get("/admin/api/accounts/export")).text,
+        (await client.get("/admin/api/batches")).text,
+        (await client.get("/admin/api/session")).text,
+        (await client.get("/admin")).text,
+        str(seen),
+    ]
+    for token in TOKENS:
+        assert not any(token in body for body in bodies)
+    assert TOKENS[0][:4] + "…" + TOKENS[0][-4:] in bodies[2]  # the console's export is an inventory
+    full = await client.get("/admin/api/accounts/export", headers={"authorization": f"Bearer {KEY}"})
+    assert TOKENS[0] in full.text  # the Bearer export still moves a pool
