@@ -73,6 +73,7 @@ class VideoOut:
     thumbnail_url: str = ""
     post_id: str = ""
     moderated: bool = False
+    video_id: str = ""
 
 
 @dataclass(slots=True, frozen=True)

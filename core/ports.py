@@ -201,6 +201,10 @@ class Upstream(Protocol):
         """Fetch a generated asset (E9) with the account's cookie: (bytes, content type)."""
         ...
 
+    async def list_assets(self, token: str) -> Any:
+        """The account's latest assets (E7, first page) as the upstream's JSON."""
+        ...
+
     async def close(self) -> None: ...
 
 

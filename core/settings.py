@@ -149,6 +149,16 @@ class Settings(BaseModel):
         ge=0,
         description="Seconds a stored Responses API response (`store`, the default) is kept for retrieval and `previous_response_id` (30 days, as OpenAI); 0: nothing is stored.",
     )
+    media_retention: int = Field(
+        default=7 * 86400,
+        ge=0,
+        description="Seconds stored images and videos are kept (then swept; links answer 410); 0: forever.",
+    )
+    media_max_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="Cap on the local media folder's size; the oldest files go first. 0: none.",
+    )
     imagine_nsfw: bool = Field(
         default=False, description="Ask Imagine (E4) for NSFW-enabled generation (`enable_nsfw`)."
     )

@@ -1,15 +1,19 @@
-"""The scheduled video worker: advance due video jobs (queued, or abandoned by a dead runner).
+"""The scheduled video worker (runner `cron`): advance due video jobs step by step.
 
-Two entries, one job: `handler(event, context)` for an AWS schedule (EventBridge: no HTTP), and
+Three entries, one job: `handler(event, context)` for an AWS schedule (EventBridge: no HTTP),
 `GET|POST /cron/video-worker` for Vercel cron, which must carry `Authorization: Bearer
-<CRON_SECRET>` (or the admin key). Each call claims due jobs one by one (a claim is atomic, so
-overlapping calls never run a job twice) and stops starting new ones when its time budget ends;
-a job cut off by the platform's timeout is claimed again once its claim expires.
+<CRON_SECRET>` (or the admin key), and `python -m functions.video_worker` for any other scheduler
+(a crontab, a Kubernetes CronJob). Each run claims due jobs one by one (a claim is atomic, so
+overlapping runs never run a job twice), takes each job's steps while the next one is due at once
+(submit, then store), leaves a job that waits for the upstream to the next run, and stops starting
+work when its time budget ends. A run killed mid-step loses nothing: the job's claim expires and
+the next run repeats that step from the job's recorded state, never sending E1 a second time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -20,7 +24,7 @@ from starlette.routing import Route
 from core.errors import PermissionDenied
 from functions._app import build_app, key_matches, presented_key
 from functions._http import deps_of, json_response
-from functions._wiring import Deps, get_deps
+from functions._wiring import Deps, get_deps, load_settings
 from functions.videos import video_service
 
 DEFAULT_BUDGET = 240.0  # seconds to keep starting jobs; a started job may run past it
@@ -53,3 +57,20 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 routes = [Route("/cron/video-worker", cron, methods=["GET", "POST"])]
 app = build_app(routes)
+
+
+def main() -> None:
+    """One run from the command line, with a fresh event loop and clients."""
+
+    async def run() -> int:
+        deps = Deps(settings=load_settings())
+        try:
+            return await advance(deps)
+        finally:
+            await deps.aclose()
+
+    print(json.dumps({"ran": asyncio.run(run())}))
+
+
+if __name__ == "__main__":
+    main()

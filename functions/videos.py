@@ -1,9 +1,12 @@
-"""POST /v1/videos, GET /v1/videos/{id}, GET /v1/videos/{id}/content: OpenAI's Videos API.
+"""OpenAI's Videos API: POST/GET /v1/videos, GET/DELETE /v1/videos/{id}, POST /v1/videos/{id}/remix,
+GET /v1/videos/{id}/content?variant=video|thumbnail.
 
-Create answers at once with a queued job. Who runs it depends on `video_runner`: `inline` (the
-local process: an asyncio task, and any job nobody runs is picked up when a client polls it) or
-`worker` (`functions/video_worker.py`, called on a schedule). The body is multipart (what the
-OpenAI SDK sends) or JSON (or a URL-encoded form).
+Create answers at once with a queued job owned by the caller's API key. Who runs it depends on
+`video_runner`: `inline` (the local process: an asyncio task, and any job nobody runs is picked
+up when a client polls it), `cron` (`functions/video_worker.py`, called on a schedule) or
+`stepfunctions` (one execution of the video state machine, named after the job). The body is
+multipart (what the OpenAI SDK sends), JSON, or a URL-encoded form. An `Idempotency-Key` header
+makes a repeated create return the first job.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from core.errors import InvalidRequest
-from core.ports import JobStore
-from core.services.videos import VideoService, check_request, to_openai
-from functions._app import build_app
+from core.ports import Job, JobStatus, JobStore
+from core.services.videos import VideoService, check_request, owner_of
+from functions._app import build_app, presented_key
 from functions._http import deps_of, json_response, read_body
 from functions._lambda import lambda_handler
 from functions._multipart import parse_form
@@ -80,6 +83,13 @@ async def _fields(request: Request) -> dict[str, Any]:
     return data
 
 
+def owner(request: Request) -> str:
+    """Jobs belong to the API key that made them (a hash of it; "" on an open gateway)."""
+    return owner_of(
+        presented_key(dict(request.scope["headers"])) if deps_of(request).settings.api_keys else None
+    )
+
+
 async def create(request: Request) -> Response:
     deps = deps_of(request)
     fields = await _fields(request)
@@ -93,28 +103,63 @@ async def create(request: Request) -> Response:
         input_reference=fields.get("input_reference"),
     )
     service = video_service(deps)
-    job = await service.create(video_request)
+    job = await service.create(
+        video_request, owner=owner(request), idempotency_key=request.headers.get("idempotency-key")
+    )
+    await start(deps, job)
+    return json_response(service.render(job))
+
+
+async def start(deps: Deps, job: Job) -> None:
+    """Hand a new job to the deployment's runner (the cron worker needs nothing: it finds it)."""
+    if job.status is not JobStatus.QUEUED:
+        return
     runner = inline_runner(deps)
     if runner is not None:
         runner.submit(job.id)
-    return json_response(to_openai(job))
+    elif deps.settings.video_runner == "stepfunctions":
+        from infra.jobs.stepfunctions import start_execution
+
+        await start_execution(deps, job.id)
 
 
 async def retrieve(request: Request) -> Response:
     deps = deps_of(request)
     service = video_service(deps)
-    job = await service.get(request.path_params["video_id"])
+    job = await service.get(request.path_params["video_id"], owner(request))
     runner = inline_runner(deps)
     if runner is not None and service.is_due(job) and deps.clock() - job.created_at > 1.0:
         runner.kick()  # queued before a restart, or its task died: this process takes it up
-    return json_response(to_openai(job))
+    return json_response(service.render(job))
+
+
+async def list_videos(request: Request) -> Response:
+    q = request.query_params
+    page = await video_service(deps_of(request)).list(
+        owner(request), after=q.get("after"), limit=q.get("limit"), order=q.get("order")
+    )
+    return json_response(page)
+
+
+async def delete(request: Request) -> Response:
+    service = video_service(deps_of(request))
+    return json_response(await service.delete(request.path_params["video_id"], owner(request)))
+
+
+async def remix(request: Request) -> Response:
+    deps = deps_of(request)
+    fields = await _fields(request)
+    service = video_service(deps)
+    job = await service.remix(request.path_params["video_id"], fields.get("prompt"), owner(request))
+    await start(deps, job)
+    return json_response(service.render(job))
 
 
 async def content(request: Request) -> Response:
     deps = deps_of(request)
     video_id = request.path_params["video_id"]
     variant = request.query_params.get("variant", "video")
-    blob, redirect = await video_service(deps).content(video_id, variant)
+    blob, redirect = await video_service(deps).content(video_id, variant, owner(request))
     if redirect is not None:
         return RedirectResponse(redirect, status_code=307)
     assert blob is not None
@@ -131,7 +176,10 @@ async def content(request: Request) -> Response:
 
 routes = [
     Route("/v1/videos", create, methods=["POST"]),
+    Route("/v1/videos", list_videos, methods=["GET"]),
     Route("/v1/videos/{video_id}", retrieve, methods=["GET"]),
+    Route("/v1/videos/{video_id}", delete, methods=["DELETE"]),
+    Route("/v1/videos/{video_id}/remix", remix, methods=["POST"]),
     Route("/v1/videos/{video_id}/content", content, methods=["GET"]),
 ]
 app = build_app(routes)

@@ -706,6 +706,7 @@ class FrameDecoder:
                 thumbnail_url=thumb,
                 post_id=str(video.get("videoPostId") or ""),
                 moderated=bool(video.get("moderated")),
+                video_id=str(video.get("videoId") or ""),
             )
         )
 

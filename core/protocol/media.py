@@ -269,3 +269,48 @@ def is_video_url(url: str) -> bool:
     """[v3]: a video URL ends in .mp4 or names a /content asset."""
     path = url.split("?", 1)[0]
     return path.endswith(".mp4") or "/content" in path
+
+
+ASSETS_PATH = "/rest/assets"  # E7 (§6.3)
+ASSETS_QUERY = "pageSize=50&orderBy=ORDER_BY_LAST_USE_TIME&source=SOURCE_ANY&isLatest=true"
+
+
+def find_video_asset(listing: Any, *, video_id: str, since: float, assets_url: str) -> tuple[str, str] | None:
+    """A generated video in an E7 listing, as (video URL, thumbnail URL or ""), or None.
+
+    The asset whose id is the upstream's `videoId` when it is known; otherwise the newest video
+    generated since `since` (a runner that died before the upstream named the video).
+    """
+    items = listing.get("assets") or listing.get("items") if isinstance(listing, dict) else None
+    if not isinstance(items, list):
+        return None
+    best: tuple[float, dict[str, Any]] | None = None
+    for item in items:
+        if not isinstance(item, dict) or not str(item.get("mimeType", "")).startswith("video/"):
+            continue
+        asset_id = str(item.get("assetId") or item.get("id") or "")
+        if video_id:
+            if asset_id == video_id:
+                best = (0.0, item)
+                break
+            continue
+        created = _iso_seconds(str(item.get("createTime") or ""))
+        if created >= since and (best is None or created > best[0]):
+            best = (created, item)
+    if best is None:
+        return None
+    key = str(best[1].get("key") or "")
+    if not key:
+        return None
+    url = absolute(key, assets_url)
+    thumb = key.rsplit("/", 1)[0] + "/preview_image.jpg" if key.endswith("generated_video.mp4") else ""
+    return url, absolute(thumb, assets_url) if thumb else ""
+
+
+def _iso_seconds(value: str) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0

@@ -1,38 +1,33 @@
-"""Video jobs: create returns a queued job at once; a runner claims it and drives the upstream.
+"""Video jobs, the API side: create returns a queued job at once; a runner advances it in steps
+(`core/services/video_steps.py`: submit -> poll -> store), whichever runner the deployment has.
 
-    create()  validate, store a QUEUED job                          -> the OpenAI video object
-    run(id)   claim (one runner wins) -> lease an account -> E1 textToVideo (§5.2)
-              F10 progress -> job progress (and the claim is extended by a heartbeat)
-              final videoUrl -> download with the account's cookie -> MediaStore -> COMPLETED
-              failure -> FAILED with {code, message}; a retryable upstream failure first tries
-              other accounts (retry budget), like chat
-    run_due() what the scheduled worker calls: claim and run due jobs until its deadline
+    create()   validate, store a QUEUED job owned by the caller        -> the OpenAI video object
+    get/list/delete/content/remix   only the owner's jobs (another owner's id is "not found")
+    step(id)   one step of one job (a Step Functions task, the cron worker)
+    run(id)    steps until the job ends (the local process's inline runner)
+    run_due()  what the scheduled worker calls: step due jobs until its deadline
 
-A runner that dies mid-job stops extending its claim; once the claim expires the next runner
-(or the local process on the next poll) claims it again as a new attempt, and a job whose
-attempts are used up is marked FAILED. No job stays in progress forever.
+Ids are random, or derived from the owner and an `Idempotency-Key`, so a repeated create returns
+the first job. `expires_at` is when the stored media expire (`media_retention`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
 import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from core.accounts import Lease
 from core.catalog import Capability, Model, require_capability
-from core.errors import GatewayError, InvalidRequest, NotFound
-from core.events import Fault, VideoOut
-from core.ports import AccountStore, Job, JobClaim, JobStatus, JobStore, MediaBlob, MediaStore, Upstream
-from core.protocol.classify import UpstreamFailure, empty_stream, truncated_stream
-from core.protocol.frames import FrameDecoder
-from core.protocol.media import MAX_VIDEO_SECONDS, VIDEO_ASPECTS, is_video_url, video_body
-from core.services.leased import Leaser, Started
+from core.errors import InvalidRequest, NotFound
+from core.ports import AccountStore, Job, JobStatus, JobStore, MediaBlob, MediaStore, Upstream
+from core.protocol.media import MAX_VIDEO_SECONDS
+from core.services.leased import Leaser
+from core.services.video_steps import StepResult, VideoSteps
 from core.settings import Settings
 
 log = logging.getLogger("grokgate.videos")
@@ -40,7 +35,7 @@ KIND = "video"
 DEFAULT_MODEL = "grok-imagine-video"
 DEFAULT_SECONDS = 6
 DEFAULT_SIZE = "720x1280"
-MAX_VIDEO_BYTES = 512 * 1024 * 1024
+MAX_LIST = 100
 
 
 class VideoNotReady(InvalidRequest):
@@ -50,8 +45,11 @@ class VideoNotReady(InvalidRequest):
     default_code = "video_not_ready"
 
 
-class ClaimLost(Exception):
-    """Another runner took the job over (our claim expired); stop without writing."""
+class MediaGone(NotFound):
+    """The job's media expired (410)."""
+
+    status = 410
+    default_code = "media_expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +124,10 @@ def check_request(
     return VideoRequest(chosen, prompt.strip(), seconds, str(size), str(resolution), str(preset))
 
 
-def to_openai(job: Job) -> dict[str, Any]:
+def to_openai(job: Job, retention: float | None = None) -> dict[str, Any]:
     """The OpenAI video object."""
     params = job.params
+    expires = job.completed_at + retention if job.completed_at and retention else None
     body: dict[str, Any] = {
         "id": job.id,
         "object": "video",
@@ -137,12 +136,12 @@ def to_openai(job: Job) -> dict[str, Any]:
         "progress": job.progress,
         "created_at": int(job.created_at),
         "completed_at": int(job.completed_at) if job.completed_at else None,
-        "expires_at": None,
+        "expires_at": int(expires) if expires and job.status is JobStatus.COMPLETED else None,
         "prompt": params.get("prompt"),
         "seconds": str(params.get("seconds", DEFAULT_SECONDS)),
         "size": params.get("size", DEFAULT_SIZE),
         "quality": "standard",
-        "remixed_from_video_id": None,
+        "remixed_from_video_id": params.get("remixed_from_video_id"),
         "error": None,
     }
     if job.status is JobStatus.FAILED:
@@ -150,11 +149,28 @@ def to_openai(job: Job) -> dict[str, Any]:
     return body
 
 
+def request_of(job: Job) -> VideoRequest:
+    p = job.params
+    return check_request(
+        model=p.get("model"),
+        prompt=p.get("prompt"),
+        seconds=p.get("seconds"),
+        size=p.get("size"),
+        resolution=p.get("resolution"),
+        preset=p.get("preset"),
+    )
+
+
+def owner_of(api_key: str | None) -> str:
+    """Who owns a job: a hash of the API key that made it ("" when the gateway is open)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:32] if api_key else ""
+
+
 class VideoService:
     """Args:
-    settings: retry budget, lease ttl, job claim ttl and attempts, assets URL.
+    settings: retry budget, lease ttl, job claim ttl and attempts, video timeout, assets URL.
     store: the account pool.
-    upstream: E1 and asset downloads.
+    upstream: E1, E7 and asset downloads.
     media: where finished videos are kept.
     jobs: the shared job store.
     clock: seconds since the epoch.
@@ -177,40 +193,108 @@ class VideoService:
         self.jobs = jobs
         self.clock = clock
         self.leaser = leaser or Leaser(settings, store, clock)
+        self.steps = VideoSteps(settings, store, upstream, media, jobs, self.leaser, clock, request_of)
 
     # --- the API side ------------------------------------------------------------------------
 
-    async def create(self, request: VideoRequest) -> Job:
+    def render(self, job: Job) -> dict[str, Any]:
+        return to_openai(job, self.settings.media_retention)
+
+    async def create(
+        self,
+        request: VideoRequest,
+        *,
+        owner: str = "",
+        idempotency_key: str | None = None,
+        remixed_from: str | None = None,
+    ) -> Job:
         now = self.clock()
+        if idempotency_key:
+            digest = hashlib.sha256(f"{owner}\0{idempotency_key}".encode()).hexdigest()[:32]
+            job_id = "video_" + digest
+        else:
+            job_id = "video_" + secrets.token_hex(16)
+        params = request.params()
+        if remixed_from:
+            params["remixed_from_video_id"] = remixed_from
         job = Job(
-            id="video_" + secrets.token_hex(16),
+            id=job_id,
             kind=KIND,
             status=JobStatus.QUEUED,
-            params=request.params(),
+            params=params,
             created_at=now,
             updated_at=now,
+            owner=owner,
         )
         return await self.jobs.create(job)
 
-    async def get(self, job_id: str) -> Job:
+    async def get(self, job_id: str, owner: str | None = None) -> Job:
         job = await self.jobs.get(job_id) if job_id.startswith("video_") else None
-        if job is None or job.kind != KIND:
+        if job is None or job.kind != KIND or (owner is not None and job.owner != owner):
             raise NotFound(f"No video with id '{job_id}'.", param="video_id", code="video_not_found")
         return job
 
+    async def list(self, owner: str, *, after: str | None, limit: Any, order: Any) -> dict[str, Any]:
+        """The OpenAI list object of the owner's videos."""
+        if order is None or order == "":
+            order = "desc"
+        if order not in ("asc", "desc"):
+            raise InvalidRequest(f"'order' must be 'asc' or 'desc' (got {order!r}).", param="order")
+        try:
+            count = 20 if limit in (None, "") else int(limit)
+        except (TypeError, ValueError):
+            count = 0
+        if not 1 <= count <= MAX_LIST:
+            raise InvalidRequest(
+                f"'limit' must be an integer from 1 to {MAX_LIST} (got {limit!r}).", param="limit"
+            )
+        jobs = await self.jobs.list(owner, after=after or None, limit=count + 1, order=order)
+        page = [j for j in jobs if j.kind == KIND][:count]
+        data = [self.render(j) for j in page]
+        return {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": len(jobs) > count,
+        }
+
+    async def delete(self, job_id: str, owner: str) -> dict[str, Any]:
+        job = await self.get(job_id, owner)
+        await self.jobs.delete(job.id)
+        for media_id in job.result.values():
+            remover = getattr(self.media, "delete", None)
+            if remover is not None and isinstance(media_id, str):
+                await remover(media_id)
+        return {"id": job.id, "object": "video.deleted", "deleted": True}
+
+    async def remix(self, job_id: str, prompt: Any, owner: str) -> Job:
+        """A new video from a completed one: its settings, a new prompt (the upstream has no edit of
+        a finished video, so the remix is generated anew), `remixed_from_video_id` set."""
+        source = await self.get(job_id, owner)
+        if source.status is not JobStatus.COMPLETED:
+            raise VideoNotReady(
+                f"Video '{job_id}' is {source.status.value}; only a completed video can be remixed.",
+                param="video_id",
+            )
+        request = replace(request_of(source), prompt=_prompt(prompt))
+        return await self.create(request, owner=owner, remixed_from=source.id)
+
     def is_due(self, job: Job) -> bool:
-        """Nobody is running it: queued, or its runner's claim expired."""
+        """Nobody is running it: queued, or its runner's claim expired / its next step is due."""
         if job.status is JobStatus.QUEUED:
             return True
         return job.status is JobStatus.IN_PROGRESS and job.claim_expires_at <= self.clock()
 
-    async def content(self, job_id: str, variant: str = "video") -> tuple[MediaBlob | None, str | None]:
+    async def content(
+        self, job_id: str, variant: str = "video", owner: str | None = None
+    ) -> tuple[MediaBlob | None, str | None]:
         """(the stored file to stream, or a URL to redirect to)."""
         if variant not in ("video", "thumbnail"):
             raise InvalidRequest(
                 f"'variant' must be 'video' or 'thumbnail' (got {variant!r}).", param="variant"
             )
-        job = await self.get(job_id)
+        job = await self.get(job_id, owner)
         if job.status is not JobStatus.COMPLETED:
             raise VideoNotReady(
                 f"Video '{job_id}' is {job.status.value}; its content exists once it is completed.",
@@ -219,154 +303,55 @@ class VideoService:
         media_id = job.result.get(variant)
         if not isinstance(media_id, str):
             raise NotFound(f"Video '{job_id}' has no {variant}.", param="variant")
+        retention = self.settings.media_retention
+        if retention and job.completed_at and self.clock() > job.completed_at + retention:
+            raise MediaGone(f"The {variant} of video '{job_id}' expired.", param="video_id")
         redirect = await self.media.redirect(media_id)
         if redirect is not None:
             return None, redirect
         blob = await self.media.open(media_id)
         if blob is None:
-            raise NotFound(f"The {variant} of video '{job_id}' is no longer stored.", param="video_id")
+            raise MediaGone(f"The {variant} of video '{job_id}' is no longer stored.", param="video_id")
         return blob, None
 
     # --- the runner side ---------------------------------------------------------------------
 
+    async def step(self, job_id: str, *, deadline: float | None = None) -> StepResult:
+        return await self.steps.step(job_id, deadline=deadline)
+
     async def run(self, job_id: str) -> bool:
-        """Claim and run one job to its end; False if another runner holds it (or it is done)."""
-        ttl = self.settings.job_claim_seconds
-        claim = await self.jobs.claim(
-            job_id, now=self.clock(), ttl=ttl, max_attempts=self.settings.job_attempts
-        )
-        if claim is None:
-            return False
-        job = await self.jobs.get(job_id)
-        if job is None:
-            return False
-        state = _Progress(claim)
-        beat = asyncio.ensure_future(self._heartbeat(state, ttl))
-        try:
-            request = check_request(
-                model=job.params.get("model"),
-                prompt=job.params.get("prompt"),
-                seconds=job.params.get("seconds"),
-                size=job.params.get("size"),
-                resolution=job.params.get("resolution"),
-                preset=job.params.get("preset"),
-            )
-            result = await self.leaser.run(request.model, lambda lease: self._generate(request, lease, state))
-        except ClaimLost:
-            log.info("video %s: claim lost, another runner continues", job_id)
-            return True
-        except GatewayError as exc:
-            await self.jobs.fail(claim, exc.code or "video_generation_failed", exc.message, now=self.clock())
-            return True
-        except Exception:
-            log.exception("video %s crashed", job_id)
-            await self.jobs.fail(
-                claim, "internal_error", "The gateway failed while generating the video.", now=self.clock()
-            )
-            return True
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
-        if not await self.jobs.complete(claim, result, now=self.clock()):
-            log.info("video %s finished after its claim was taken over", job_id)
-        return True
+        """Step one job until it ends (waiting between polls); False if another runner holds it."""
+        while True:
+            result = await self.steps.step(job_id)
+            if result.status is None:
+                return False
+            if result.done or result.status is JobStatus.QUEUED:
+                return True
+            if result.wait > 0:
+                await asyncio.sleep(result.wait)
 
     async def run_due(self, *, limit: int = 10, deadline: float | None = None) -> int:
-        """Run due jobs (queued, or abandoned by a dead runner) one after another; returns how many ran."""
+        """Advance due jobs (queued, released between steps, or abandoned by a dead runner) within
+        the deadline: each job's steps while the next is due at once; later ones are left for the
+        next run. Returns how many jobs were advanced."""
         ran = 0
         for job_id in await self.jobs.due(now=self.clock(), limit=limit):
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            ran += await self.run(job_id)
+            advanced = False
+            while deadline is None or time.monotonic() < deadline:
+                result = await self.steps.step(job_id, deadline=deadline)
+                advanced = advanced or result.status is not None
+                if result.status is None or result.done or result.wait > 0:
+                    break
+            ran += advanced
         return ran
 
-    async def _heartbeat(self, state: _Progress, ttl: float) -> None:
-        while True:
-            await asyncio.sleep(max(0.05, ttl / 3))
-            if not await self.jobs.progress(state.claim, state.value, now=self.clock(), ttl=ttl):
-                state.lost = True
-                return
 
-    async def _generate(self, request: VideoRequest, lease: Lease, state: _Progress) -> dict[str, Any]:
-        body = video_body(
-            request.prompt,
-            aspect=VIDEO_ASPECTS[request.size],
-            seconds=request.seconds,
-            resolution=request.resolution,
-            preset=request.preset,
-        )
-        stream = await self.upstream.chat(lease.token, body)
-        decoder = FrameDecoder(assets_url=self.settings.assets_url)
-        final: VideoOut | None = None
-        started = False
-        try:
-            chunks = stream.__aiter__()
-            while final is None and not decoder.done:
-                try:
-                    events = decoder.feed(await chunks.__anext__())
-                except StopAsyncIteration:
-                    events = decoder.flush()
-                except UpstreamFailure as broke:
-                    raise (Started(broke) if started else broke) from None
-                for event in events:
-                    if isinstance(event, VideoOut):
-                        started = True
-                        if event.url and (event.progress >= 100 or is_video_url(event.url)):
-                            final = event
-                            break
-                        await self._progress(state, min(event.progress, 99))
-                    elif isinstance(event, Fault):
-                        failure = event.failure or truncated_stream(event.error.message)
-                        raise Started(failure) if started else failure
-        finally:
-            await stream.aclose()
-        if final is None:
-            raise (
-                Started(truncated_stream("the video stream ended without a video"))
-                if started
-                else empty_stream()
-            )
-        if final.moderated:
-            raise InvalidRequest(
-                "The upstream's moderation blocked the generated video.",
-                param="prompt",
-                code="content_policy_violation",
-            )
-        await self._progress(state, 99)
-        data, _mime = await self.upstream.download(lease.token, final.url, MAX_VIDEO_BYTES)
-        result = {"video": await self.media.put(data, "video/mp4")}
-        if final.thumbnail_url:
-            try:
-                thumb, mime = await self.upstream.download(lease.token, final.thumbnail_url, 16 * 1024 * 1024)
-                result["thumbnail"] = await self.media.put(
-                    thumb, mime if mime.startswith("image/") else "image/jpeg"
-                )
-            except (UpstreamFailure, GatewayError) as exc:
-                log.info("video thumbnail not kept: %s", exc)
-        return result
-
-    async def _progress(self, state: _Progress, value: int) -> None:
-        if state.lost:
-            raise ClaimLost
-        if value <= state.value:
-            return
-        state.value = value
-        ok = await self.jobs.progress(
-            state.claim, value, now=self.clock(), ttl=self.settings.job_claim_seconds
-        )
-        if not ok:
-            state.lost = True
-            raise ClaimLost
-
-
-class _Progress:
-    __slots__ = ("claim", "lost", "value")
-
-    def __init__(self, claim: JobClaim) -> None:
-        self.claim = claim
-        self.value = 0
-        self.lost = False
+def _prompt(prompt: Any) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRequest("'prompt' is required and must be a non-empty string.", param="prompt")
+    return prompt.strip()
 
 
 def _choices(limits: dict[str, object], key: str) -> tuple[Any, ...]:

@@ -126,6 +126,9 @@ class ChatTransports:
     async def download(self, token: str, url: str, max_bytes: int) -> tuple[bytes, str]:
         return await self.rest.download(token, url, max_bytes)
 
+    async def list_assets(self, token: str) -> Any:
+        return await self.rest.list_assets(token)
+
     def session(self) -> Any:
         return self.rest.session()
 

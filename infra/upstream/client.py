@@ -25,6 +25,7 @@ from curl_cffi import CurlError
 from curl_cffi.requests import AsyncSession
 
 from core.protocol.classify import UpstreamFailure, classify_http, transport_failure
+from core.protocol.media import ASSETS_PATH, ASSETS_QUERY
 from core.protocol.payload import CHAT_PATH, UPLOAD_PATH, upload_body, upload_reference
 from core.settings import Settings
 from infra.upstream.headers import asset_headers, cf_cookie_part, latin1, rest_headers
@@ -182,6 +183,25 @@ class CurlUpstream:
         if len(response.content) > max_bytes:
             raise transport_failure(f"asset larger than {max_bytes} bytes")
         return response.content, response.headers.get("content-type", "").split(";")[0].strip()
+
+    async def list_assets(self, token: str) -> Any:
+        try:
+            response = await self.session().request(
+                "GET",
+                f"{self.settings.upstream_url}{ASSETS_PATH}?{ASSETS_QUERY}",
+                headers=self._headers(token),
+                timeout=self.settings.total_timeout,
+                http_version=self._http_version,  # type: ignore[arg-type]
+                default_headers=False,
+            )
+        except CurlError as exc:
+            raise translate_curl_error(exc, "asset listing failed") from None
+        if response.status_code != 200:
+            raise classify_http(response.status_code, response.content[:ERROR_BODY_BYTES])
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise classify_http(502, b"asset listing was not JSON") from None
 
     async def close(self) -> None:
         await self._transport.close()

@@ -222,7 +222,7 @@ def test_streaming_image_and_video_frames() -> None:
     assert events[0] == ImageOut(
         "https://assets.test/users/u/e.jpg", 100, True, True, "https://assets.test/users/u/e.jpg"
     )
-    assert events[1] == VideoOut(45, post_id="p1")
+    assert events[1] == VideoOut(45, post_id="p1", video_id="v")
 
 
 def test_model_response_fills_what_was_not_streamed() -> None:

@@ -101,3 +101,28 @@ def test_video_request_validation():
     with pytest.raises(InvalidRequest) as caught:
         check_video(model="grok-imagine-video", prompt="x", seconds=16, size=None)
     assert caught.value.param == "seconds"
+
+
+def test_find_video_asset_by_id_or_newest_since():
+    from core.protocol.media import find_video_asset
+
+    listing = {
+        "assets": [
+            {"assetId": "img", "mimeType": "image/jpeg", "key": "users/u/generated/img/image.jpg",
+             "createTime": "2026-01-01T00:00:10Z"},
+            {"assetId": "v1", "mimeType": "video/mp4", "key": "users/u/generated/v1/generated_video.mp4",
+             "createTime": "2026-01-01T00:00:05Z"},
+            {"assetId": "v2", "mimeType": "video/mp4", "key": "users/u/generated/v2/generated_video.mp4",
+             "createTime": "2026-01-01T00:00:20Z"},
+        ]
+    }  # fmt: skip
+    base = "https://assets.test/"
+    assert find_video_asset(listing, video_id="v1", since=0, assets_url=base) == (
+        base + "users/u/generated/v1/generated_video.mp4",
+        base + "users/u/generated/v1/preview_image.jpg",
+    )
+    assert find_video_asset(listing, video_id="nope", since=0, assets_url=base) is None
+    newest = find_video_asset(listing, video_id="", since=1767225600.0, assets_url=base)
+    assert newest is not None and "/v2/" in newest[0]
+    assert find_video_asset(listing, video_id="", since=1767225700.0, assets_url=base) is None
+    assert find_video_asset({"error": 1}, video_id="v1", since=0, assets_url=base) is None

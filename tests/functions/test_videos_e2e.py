@@ -14,6 +14,7 @@ import pytest
 
 from core.catalog import Tier
 from core.ports import JobStatus
+from core.services.videos import owner_of
 from functions.video_worker import advance
 from functions.videos import job_store
 from infra.sim.server import SimServer
@@ -206,7 +207,8 @@ def test_a_job_abandoned_by_a_dead_runner_is_taken_up_when_polled(gateway, oai):
 
     now = time.time()
     job = Job("video_" + "a" * 32, "video", JobStatus.QUEUED, {"model": "grok-imagine-video", "prompt": "x",
-              "seconds": 6, "size": "720x1280", "resolution": "720p", "preset": "custom"}, now - 5, now - 5)  # fmt: skip
+              "seconds": 6, "size": "720x1280", "resolution": "720p", "preset": "custom"}, now - 5, now - 5,
+              owner=owner_of(KEY))  # fmt: skip
     gw.call(store.create(job))
     assert gw.call(store.claim(job.id, now=now, ttl=0.3, max_attempts=2)) is not None
     assert client.videos.retrieve(job.id).status == "in_progress"

@@ -1,0 +1,85 @@
+"""The video state machine's task handlers (runner `stepfunctions`; infra/aws/video.asl.json).
+
+Each task is a plain Lambda handler over the same service code as every other runner: it takes
+the job's next step (`VideoService.step`) and returns where the job stands, which the machine's
+Choice states read:
+
+    {"job_id": "...", "status": "queued|in_progress|completed|failed|busy", "stage": "poll|store|...",
+     "wait": seconds until the next step}
+
+`submit`, `poll` and `store` all take "the next step", so a task Step Functions retries, or a
+state entered twice, repeats nothing that was done (a submitted job is never submitted again).
+`fail` is the Catch target: it fails the job with the error the machine caught.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from functions._wiring import Deps, load_settings
+from functions.videos import video_service
+
+MARGIN = 20.0  # seconds of a task's invocation kept for writing the step's end
+
+
+def _budget(context: Any) -> float | None:
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        return time.monotonic() + max(1.0, context.get_remaining_time_in_millis() / 1000 - MARGIN)
+    return None
+
+
+async def _with_deps(work: Any) -> Any:
+    deps = Deps(settings=load_settings())
+    try:
+        return await work(deps)
+    finally:
+        await deps.aclose()
+
+
+def _step(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    job_id = str(event["job_id"])
+    deadline = _budget(context)
+
+    async def work(deps: Deps) -> dict[str, Any]:
+        result = await video_service(deps).step(job_id, deadline=deadline)
+        return result.as_dict()
+
+    out: dict[str, Any] = asyncio.run(_with_deps(work))
+    if out["status"] == "busy":
+        out["wait"] = max(1.0, float(out["wait"]))
+    return out
+
+
+def submit(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return _step(event, context)
+
+
+def poll(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return _step(event, context)
+
+
+def store(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return _step(event, context)
+
+
+def fail(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Catch target: `{"job_id", "error": {"Error", "Cause"}}` -> the job FAILED with that reason."""
+    job_id = str(event["job_id"])
+    error = event.get("error") or {}
+    cause = str(error.get("Cause") or "")
+    try:
+        message = str(json.loads(cause).get("errorMessage") or cause)
+    except (ValueError, AttributeError):
+        message = cause
+    code = str(error.get("Error") or "video_generation_failed")
+    text = message[:500] or "The video state machine failed."
+
+    async def work(deps: Deps) -> dict[str, Any]:
+        failed = await video_service(deps).steps.fail(job_id, "video_generation_failed", f"{code}: {text}")
+        return {"job_id": job_id, "status": "failed", "failed_now": failed}
+
+    out: dict[str, Any] = asyncio.run(_with_deps(work))
+    return out

@@ -1,0 +1,62 @@
+"""The `stepfunctions` runner's starter: one execution of the video state machine per job.
+
+The execution is named after the job id, and Step Functions refuses a second execution of a
+Standard machine under a name it has seen (ExecutionAlreadyExists, for 90 days), so a repeated
+start (a client's retried create, two instances racing) is a no-op. boto3 is imported on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from typing import Any
+
+from core.errors import StoreUnavailable
+from core.settings import SettingsError
+
+log = logging.getLogger("grokgate.jobs")
+
+
+def _client(deps: Any) -> Any:
+    def build(_: Any) -> Any:
+        import boto3
+
+        env = os.environ
+        return boto3.client(
+            "stepfunctions",
+            region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint_url=env.get("AWS_ENDPOINT_URL_SFN") or env.get("AWS_ENDPOINT_URL") or None,
+        )
+
+    return deps.lazy("stepfunctions", build)
+
+
+def start_sync(client: Any, state_machine: str, job_id: str) -> bool:
+    """Start the job's execution; False if it was started before."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client.start_execution(
+            stateMachineArn=state_machine, name=job_id, input=json.dumps({"job_id": job_id})
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+            return False
+        raise StoreUnavailable(
+            f"Step Functions refused the video job ({exc.response['Error'].get('Code')})."
+        ) from None
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"Step Functions is unavailable ({type(exc).__name__}).") from None
+    return True
+
+
+async def start_execution(deps: Any, job_id: str) -> bool:
+    machine = deps.settings.video_state_machine
+    if not machine:
+        raise SettingsError(
+            "GROKGATE_VIDEO_RUNNER=stepfunctions needs GROKGATE_VIDEO_STATE_MACHINE (its ARN)"
+        )
+    client = _client(deps)
+    return await asyncio.get_running_loop().run_in_executor(None, start_sync, client, machine, job_id)
