@@ -24,18 +24,15 @@ from urllib.parse import urljoin, urlsplit
 import certifi
 import httpcore
 import httpx
+import idna
 
 from core.errors import InvalidRequest
 from core.ports import FetchedFile
 from core.settings import Settings
+from infra.special_addresses import Network, is_public, special_block
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_REDIRECTS = 5
-# Not global, or explicitly metadata: refused even if a future Python calls them global.
-_ALWAYS_BLOCKED = [
-    ipaddress.ip_network(n) for n in ("169.254.169.254/32", "100.64.0.0/10", "fd00:ec2::254/128")
-]
 
 
 class Refused(Exception):
@@ -45,17 +42,6 @@ class Refused(Exception):
 async def system_resolver(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def is_public(address: str, allow: Sequence[Network] = ()) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if any(ip in net for net in allow):
-        return True
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if any(ip in net for net in _ALWAYS_BLOCKED):
-        return False
-    return ip.is_global and not ip.is_multicast
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -87,7 +73,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         if not self._allow_private:
             for address in addresses:
                 if not is_public(address, self._allow):
-                    raise Refused(f"{host} resolves to a non-public address ({address})")
+                    raise Refused(f"{host} resolves to {address}, {special_block(address)}")
         return await self._inner.connect_tcp(addresses[0], port, timeout, local_address, socket_options)
 
     async def connect_unix_socket(
@@ -146,13 +132,15 @@ class SafeFetcher:
     async def _fetch(self, url: str, param: str) -> FetchedFile:
         limit = self.settings.fetch_max_bytes
         for _ in range(MAX_REDIRECTS + 1):
-            if urlsplit(url).scheme not in ("http", "https"):
-                raise InvalidRequest(f"'{param}': only http(s) URLs are fetched.", param=param)
+            target = client_url(url, param)
             try:
-                async with self._client.stream("GET", url) as response:
+                async with self._client.stream("GET", target) as response:
                     if response.is_redirect:
                         location = response.headers.get("location", "")
-                        url = urljoin(url, location)
+                        try:
+                            url = urljoin(url, location)
+                        except ValueError:
+                            url = location  # client_url names what is wrong with it
                         continue
                     if response.status_code != 200:
                         raise InvalidRequest(
@@ -172,11 +160,19 @@ class SafeFetcher:
                 raise InvalidRequest(
                     f"'{param}': refusing to fetch a private or internal address ({exc}).", param=param
                 ) from None
+            except (ValueError, UnicodeError, httpx.InvalidURL) as exc:  # what the parse let through
+                raise InvalidRequest(
+                    f"'{param}': not a valid URL ({type(exc).__name__}).", param=param
+                ) from None
             except httpx.HTTPError as exc:
                 cause = exc.__cause__ or exc.__context__
                 if isinstance(cause, Refused):
                     raise InvalidRequest(
                         f"'{param}': refusing to fetch a private or internal address ({cause}).", param=param
+                    ) from None
+                if str(exc).startswith("Invalid URL in location header"):
+                    raise InvalidRequest(
+                        f"'{param}': the URL redirects to an invalid URL.", param=param
                     ) from None
                 raise InvalidRequest(
                     f"'{param}': the URL could not be fetched ({type(exc).__name__}).", param=param
@@ -185,6 +181,45 @@ class SafeFetcher:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def client_url(url: str, param: str) -> httpx.URL:
+    """`url` parsed, or a 400 naming `param` and the fault: http(s) only, a host, a port that
+    exists, no control characters, labels IDNA accepts (parse errors never escape as a 500)."""
+    try:
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise InvalidRequest(f"'{param}': only http(s) URLs are fetched.", param=param)
+        parsed = httpx.URL(url)
+        port, host = parsed.port, parsed.host  # .host decodes A-labels: bad ones raise here
+    except (ValueError, UnicodeError, httpx.InvalidURL) as exc:
+        detail = str(exc).split(" (", 1)[0] or type(exc).__name__
+        raise InvalidRequest(f"'{param}': not a valid URL ({detail}).", param=param) from None
+    if not host:
+        raise InvalidRequest(f"'{param}': not a valid URL (no host).", param=param)
+    if port is not None and not 0 < port < 65536:
+        raise InvalidRequest(f"'{param}': not a valid URL (port {port}).", param=param)
+    fault = _host_fault(parsed.raw_host.decode("ascii", "replace"))
+    if fault:
+        raise InvalidRequest(f"'{param}': not a valid URL ({fault}).", param=param)
+    return parsed
+
+
+def _host_fault(host: str) -> str | None:
+    """What DNS would refuse in a host name (its length, an empty label, a broken A-label)."""
+    if host.startswith("[") or ":" in host:
+        return None  # an IPv6 literal, checked by the parser
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253:
+        return "the host name is longer than 253 characters"
+    for label in labels:
+        if not 0 < len(label) < 64:
+            return "a host label is empty or longer than 63 characters"
+        if label[:4].lower() == "xn--":
+            try:
+                idna.encode(label)
+            except (idna.IDNAError, UnicodeError):
+                return f"the A-label {label!r} is malformed"
+    return None
 
 
 def _too_large(param: str, limit: int) -> InvalidRequest:

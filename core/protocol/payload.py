@@ -9,6 +9,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import orjson
+
+from core.errors import RequestTooLarge
+from core.protocol.frames import MAX_LINE
+
 DEVICE_ENV = {
     "darkModeEnabled": False,
     "devicePixelRatio": 2,
@@ -91,3 +96,21 @@ def upload_reference(answer: Any) -> str | None:
         if isinstance(answer.get(key), str) and answer[key]:
             return str(answer[key])
     return None
+
+
+# The upstream echoes the message in one NDJSON line (F2, protocol §3.6), and a line may be 8 MiB
+# at most (§3.5): a longer message cannot be answered, on any account.
+_ECHO_OVERHEAD = 16 * 1024
+
+
+def check_message_size(message: str, max_line: int = MAX_LINE) -> None:
+    """A 413 when the message, as the upstream would echo it, exceeds a stream line's limit."""
+    budget = max_line - _ECHO_OVERHEAD
+    if len(message) * 6 <= budget:  # no character escapes to more than six bytes
+        return
+    size = len(orjson.dumps(message))
+    if size > budget:
+        raise RequestTooLarge(
+            f"The prompt is too large for the upstream: {size} bytes once encoded, {budget} at most "
+            "(the upstream echoes the whole prompt in one stream line). Shorten the conversation."
+        )

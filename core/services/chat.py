@@ -36,7 +36,7 @@ from core.events import Event, Fault, Finish, ImageOut, ReasoningDelta, TextDelt
 from core.ports import AccountStore, Upstream, UrlFetcher
 from core.protocol.classify import UpstreamFailure, transport_failure
 from core.protocol.gateway_frames import ChatDecoder, decoder_for
-from core.protocol.payload import chat_body
+from core.protocol.payload import chat_body, check_message_size
 from core.services.pool import no_account_error, release_shielded
 from core.settings import Settings
 from core.transcode.limits import Limits
@@ -74,6 +74,7 @@ class ChatService:
 
     async def open(self, request: ChatRequest) -> ChatStream:
         """Start the answer; raises a `GatewayError` if it cannot start on any account."""
+        check_message_size(request.message)  # the client's fault: before any account is tried
         files = await self._resolve(request.attachments)
         last: UpstreamFailure | None = None
         # Failed leases stay held until the end, so the next lease prefers another account.

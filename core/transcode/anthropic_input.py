@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.catalog import Capability, require_capability
 from core.errors import InvalidRequest
+from core.transcode.depth import check_depth
 from core.transcode.normalize import (
     Attachment,
     Block,
@@ -88,6 +89,7 @@ def tool_spec(tools: list[Any] | None, choice: dict[str, Any] | None) -> ToolSpe
         schema = raw.get("input_schema")
         if not isinstance(schema, dict):
             raise _bad(f"{param}.input_schema", "Field required (a JSON schema object)")
+        check_depth(schema, f"{param}.input_schema")
         offered.append(Tool(name, str(raw.get("description") or ""), schema, bool(raw.get("strict"))))
     choice = choice or {"type": "auto"}
     kind = choice.get("type")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import InvalidRequest
+from core.transcode.depth import check_depth
 from core.transcode.tools import ChoiceMode, Tool, ToolChoice, ToolSpec
 
 SEARCH_TOOLS = ("web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11")
@@ -35,6 +36,8 @@ def _function(raw: dict[str, Any], param: str, namespace: str = "") -> Tool:
         raise InvalidRequest(
             f"'{param}.parameters' must be a JSON schema object.", param=f"{param}.parameters"
         )
+    if params is not None:
+        check_depth(params, f"{param}.parameters")
     strict = fn.get("strict")
     if strict is not None and not isinstance(strict, bool):
         raise InvalidRequest(f"'{param}.strict' must be a boolean.", param=f"{param}.strict")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.errors import InvalidRequest, UpstreamError
+from core.transcode.depth import check_depth
 from core.transcode.tool_args import check, loads_lenient
 
 Kind = Literal["json_object", "json_schema"]
@@ -118,6 +119,7 @@ def _format(spec: Any, param: str, schema_of: Any) -> OutputFormat | None:
     schema = holder.get("schema")
     if not isinstance(schema, dict):
         raise InvalidRequest(f"'{where}.schema' must be a JSON schema object.", param=f"{where}.schema")
+    check_depth(schema, f"{where}.schema")
     name = holder.get("name")
     if name is not None and not isinstance(name, str):
         raise InvalidRequest(f"'{where}.name' must be a string.", param=f"{where}.name")

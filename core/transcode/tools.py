@@ -323,6 +323,17 @@ class ToolDetector:
             self._held = []
         return out
 
+    def abort(self) -> list[TextDelta]:
+        """The answer broke off: the text held back as answer goes out, but markup captured so
+        far (a call cut in the middle, or a tail that may be the start of one) never does."""
+        out: list[TextDelta] = []
+        if self._held and not self.calls:
+            out.append(TextDelta("".join(self._held)))
+        self._held = []
+        self._buf = self._ws = ""
+        self._mode = "scan"
+        return out
+
     # -- internals
 
     def _release(self, text: str, out: list[TextDelta | ToolCall]) -> None:
@@ -482,5 +493,5 @@ class ToolFilter:
             out: list[Event] = list(self.detector.flush())
             return [*out, Finish("tool_calls")] if self.detector.calls else [*out, event]
         if isinstance(event, Fault):
-            return [*self.detector.flush(), event]
+            return [*self.detector.abort(), event]
         return [event]

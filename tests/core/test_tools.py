@@ -343,3 +343,31 @@ def test_history_rendering_and_ids() -> None:
     assert run([render_calls([("get_weather", '{"city":"Oslo"}')])]) == [
         ("call", "get_weather", '{"city": "Oslo"}')
     ]
+
+
+@given(fmt=st.sampled_from(FORMATS), before=prose, cut=st.integers(min_value=1, max_value=10_000))
+def test_a_fault_mid_call_never_releases_the_markup_as_text(fmt: str, before: str, cut: int) -> None:
+    """Issue 18 row 7: the stream breaks inside a call; the text before it goes, the markup does not."""
+    from core.errors import UpstreamError
+    from core.events import Fault
+
+    whole = markup("get_weather", {"city": "Paris"}, fmt)
+    partial = whole[: 1 + cut % (len(whole) - 1)]  # at least the opener's first character, never all
+    f = ToolFilter(spec())
+    fault = Fault(UpstreamError("dropped"))
+    out = f.apply([TextDelta(before + " " + partial)]) + f.handle(fault)
+    text = "".join(e.text for e in out if isinstance(e, TextDelta))
+    assert out[-1] is fault
+    assert not any(isinstance(e, ToolCall) for e in out)
+    assert text.strip() == before.strip() or text.startswith(before.rstrip())
+    assert partial not in text or not partial.strip()
+
+
+def test_a_fault_keeps_the_answer_held_for_a_required_call() -> None:
+    from core.errors import UpstreamError
+    from core.events import Fault
+
+    f = ToolFilter(spec(choice=ToolChoice("required")))
+    out = f.apply([TextDelta("Let me check. <tool_calls><tool_call><tool_na")])
+    out += f.handle(Fault(UpstreamError("dropped")))
+    assert [e.text for e in out if isinstance(e, TextDelta)] == ["Let me check."]

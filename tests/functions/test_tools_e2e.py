@@ -145,3 +145,25 @@ def test_parallel_tool_calls_false_keeps_one(oai: openai.OpenAI) -> None:
         parallel_tool_calls=False,
     )
     assert len(chat.choices[0].message.tool_calls or []) == 1
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_stream_that_breaks_mid_call_never_shows_the_markup(gw: Gateway, fmt: str) -> None:
+    """Issue 18 row 7: the drop lands inside the call; the client sees the prose, then the error."""
+    import httpx
+
+    prompt = f"Weather? {directive(fmt, tokens=3)} midstream_drop=6"
+    body = {
+        "model": MODEL,
+        "stream": True,
+        "messages": [{"role": "user", "content": prompt}],
+        "tools": CHAT_TOOLS,
+    }
+    with httpx.stream("POST", gw.url + "/v1/chat/completions", json=body, timeout=30) as r:
+        assert r.status_code == 200
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
+    content = "".join(
+        (c.get("delta") or {}).get("content") or "" for e in events for c in e.get("choices", [])
+    )
+    assert "<" not in content and "```" not in content and "{" not in content, content
+    assert "error" in events[-1], events[-1]

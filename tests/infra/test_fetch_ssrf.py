@@ -22,6 +22,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 class Handler(BaseHTTPRequestHandler):
     private_port = 0
+    bad_location = ""
     seen: list[tuple[str, str | None]] = []
 
     def do_GET(self) -> None:
@@ -30,6 +31,8 @@ class Handler(BaseHTTPRequestHandler):
             self._redirect(f"http://127.0.0.1:{Handler.private_port}/secret")
         elif self.path.startswith("/redirect-metadata"):
             self._redirect("http://169.254.169.254/latest/meta-data/")
+        elif self.path.startswith("/redirect-bad"):
+            self._redirect(Handler.bad_location)
         elif self.path.startswith("/redirect-public"):
             self._redirect("/image.png")
         elif self.path.startswith("/big"):
@@ -157,3 +160,39 @@ def test_is_public() -> None:
         "224.0.0.1",
     ):
         assert not is_public(address), address
+
+
+MALFORMED = [
+    "http://[::1/x",
+    "http://a.test/\tx",
+    "http://a.test/\rx",
+    "http://a.test/\nx",
+    "http://x.com:abc/",
+    "http://x.com:99999/",
+    "http://" + "a" * 64 + ".com/",
+    "http://" + "a." * 130 + "com/",
+    "http://a..b/",
+    "http://xn--/",
+    "http:///x",
+    "http://",
+    "ftp://x.com/",
+]
+
+
+@pytest.mark.parametrize("url", MALFORMED)
+async def test_malformed_urls_are_a_400_naming_the_param(url: str) -> None:
+    f = fetcher()
+    with pytest.raises(InvalidRequest) as info:
+        await f.fetch(url, param="input[0].content[1].image_url")
+    assert info.value.param == "input[0].content[1].image_url"
+    assert "valid URL" in info.value.message or "only http" in info.value.message
+    await f.aclose()
+
+
+async def test_a_redirect_to_a_malformed_url_is_a_400(servers: tuple[int, int]) -> None:
+    port, _ = servers
+    Handler.bad_location = "http://[::1/x"
+    f = fetcher()
+    with pytest.raises(InvalidRequest, match="redirects to an invalid URL"):
+        await f.fetch(f"http://public.test:{port}/redirect-bad")
+    await f.aclose()
