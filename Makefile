@@ -24,7 +24,7 @@ sim: $(STAMP)
 	$(VENV)/bin/grokgate sim
 
 # Debian packages the tests run: redis-server (the Redis and Upstash-shim tests), chromium and
-# chromium-driver (the console's browser tests). Installed when missing and we are root.
+# chromium-driver (the console's browser tests, the CORS browser test). Installed when missing and we are root.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \

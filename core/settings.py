@@ -62,6 +62,11 @@ class Settings(BaseModel):
     public_url: str | None = Field(
         default=None, description="Public base URL of the gateway, used in media links."
     )
+    cors_origins: tuple[str, ...] = Field(
+        default=(),
+        description="Comma-separated browser origins allowed to call the gateway (CORS), e.g. "
+        "`https://app.example.com`; `*` allows any. Empty: no browser access.",
+    )
     upstream_url: str = Field(default="https://grok.com", description="Grok web app base URL.")
     assets_url: str = Field(default="https://assets.grok.com", description="Grok assets host base URL.")
     accounts_url: str = Field(default="https://accounts.x.ai", description="xAI accounts host base URL.")
@@ -200,6 +205,20 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        parts = value.split(",") if isinstance(value, str) else value
+        out = []
+        for part in (p.strip().rstrip("/") for p in parts):
+            if not part:
+                continue
+            scheme, sep, host = part.partition("://")
+            if part != "*" and (scheme not in ("http", "https") or not sep or not host or "/" in host):
+                raise ValueError(f"expected origins like https://app.example.com (or *), got {part!r}")
+            out.append(part.lower())
+        return tuple(out)
 
     @field_validator("upstream_url", "assets_url", "accounts_url", "public_url")
     @classmethod

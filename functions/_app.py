@@ -14,7 +14,7 @@ import inspect
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -34,6 +34,9 @@ from core.errors import (
 )
 from functions._http import deps_of, deps_of_scope, error_response, json_response
 from functions._wiring import Deps
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 log = logging.getLogger("grokgate.app")
 VERSION = "0.1.0"
@@ -58,7 +61,8 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
 
 class EdgeMiddleware:
     """The one middleware: request id on every response, API-key auth on /v1, early 413 on a
-    declared oversize body, and every error rendered in the caller's envelope.
+    declared oversize body, CORS for the allowed origins (none by default), and every error
+    rendered in the caller's envelope.
 
     It replaces Starlette's own error middlewares (see `GatewayApp`): one wrapper around `send`
     instead of four on the streaming path.
@@ -85,7 +89,15 @@ class EdgeMiddleware:
             await send(message)
 
         path: str = scope["path"]
-        error = _refusal(scope, path)
+        settings = deps_of_scope(scope).settings
+        if settings.cors_origins:  # off by default: the hot path pays one attribute test
+            origin = _allowed_origin(scope, settings.cors_origins)
+            if origin is not None:
+                if scope["method"] == "OPTIONS" and _is_preflight(scope):
+                    await _preflight(scope, send, origin, raw_id)
+                    return
+                send = _with_cors(send, origin)
+        error = _refusal(scope, path, settings)
         if error is None:
             try:
                 await self.app(scope, receive, send_with_id)
@@ -100,10 +112,9 @@ class EdgeMiddleware:
 _NO_HANDLERS: tuple[dict[Any, Any], dict[Any, Any]] = ({}, {})
 
 
-def _refusal(scope: Scope, path: str) -> GatewayError | None:
+def _refusal(scope: Scope, path: str, settings: Settings) -> GatewayError | None:
     """Auth and the declared body size, checked before any route runs."""
     headers = dict(scope["headers"])
-    settings = deps_of_scope(scope).settings
     if (path.startswith("/v1/") or path == "/v1") and settings.api_keys and not signed_link(scope):
         key = presented_key(headers)
         if not key:
@@ -118,6 +129,63 @@ def _refusal(scope: Scope, path: str) -> GatewayError | None:
             f"The request body is larger than the limit of {settings.max_body_bytes} bytes."
         )
     return None
+
+
+# CORS (GROKGATE_CORS_ORIGINS): a browser's preflight is answered here, before auth (it never
+# carries the key); answers to allowed origins name the origin and expose the gateway's headers.
+CORS_METHODS = b"GET, POST, PATCH, DELETE, OPTIONS"
+CORS_DEFAULT_HEADERS = b"authorization, content-type, x-api-key, anthropic-version, anthropic-beta, openai-beta"
+CORS_EXPOSED = b"x-request-id, x-grokgate-ignored-params, retry-after"
+CORS_MAX_AGE = b"600"
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _allowed_origin(scope: Scope, allowed: Sequence[str]) -> bytes | None:
+    origin = _header(scope, b"origin")
+    if origin is None:
+        return None
+    if "*" in allowed or origin.decode("latin-1").lower() in allowed:
+        return origin
+    return None
+
+
+def _is_preflight(scope: Scope) -> bool:
+    return _header(scope, b"access-control-request-method") is not None
+
+
+async def _preflight(scope: Scope, send: Send, origin: bytes, request_id: bytes) -> None:
+    requested = _header(scope, b"access-control-request-headers")
+    headers = [
+        (b"access-control-allow-origin", origin),
+        (b"access-control-allow-methods", CORS_METHODS),
+        (b"access-control-allow-headers", requested or CORS_DEFAULT_HEADERS),
+        (b"access-control-max-age", CORS_MAX_AGE),
+        (b"vary", b"origin, access-control-request-method, access-control-request-headers"),
+        (b"content-length", b"0"),
+        (b"x-request-id", request_id),
+    ]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _with_cors(send: Send, origin: bytes) -> Send:
+    async def send_with_cors(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [
+                *message.get("headers", []),
+                (b"access-control-allow-origin", origin),
+                (b"access-control-expose-headers", CORS_EXPOSED),
+                (b"vary", b"origin"),
+            ]
+        await send(message)
+
+    return send_with_cors
 
 
 def _as_gateway_error(exc: Exception, scope: Scope, request_id: str) -> GatewayError:
