@@ -134,7 +134,9 @@ def _refusal(scope: Scope, path: str, settings: Settings) -> GatewayError | None
 # CORS (GROKGATE_CORS_ORIGINS): a browser's preflight is answered here, before auth (it never
 # carries the key); answers to allowed origins name the origin and expose the gateway's headers.
 CORS_METHODS = b"GET, POST, PATCH, DELETE, OPTIONS"
-CORS_DEFAULT_HEADERS = b"authorization, content-type, x-api-key, anthropic-version, anthropic-beta, openai-beta"
+CORS_DEFAULT_HEADERS = (
+    b"authorization, content-type, x-api-key, anthropic-version, anthropic-beta, openai-beta"
+)
 CORS_EXPOSED = b"x-request-id, x-grokgate-ignored-params, retry-after"
 CORS_MAX_AGE = b"600"
 
