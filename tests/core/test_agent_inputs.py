@@ -76,8 +76,7 @@ def test_responses_tool_choice_forms() -> None:
 @pytest.mark.parametrize(
     ("kw", "param"),
     [
-        ({"input": "x", "previous_response_id": "resp_1"}, "previous_response_id"),
-        ({"input": "x", "store": True}, "store"),
+        ({"input": "x", "background": True}, "background"),
         ({"input": [{"type": "computer_call"}]}, "input[0].type"),
         (
             {"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
@@ -88,6 +87,7 @@ def test_responses_tool_choice_forms() -> None:
     ],
 )
 def test_responses_refusals(kw: dict[str, Any], param: str) -> None:
+    """(`store` and `previous_response_id` are honoured: tests/functions/test_stored_responses_e2e.py.)"""
     with pytest.raises(InvalidRequest) as info:
         responses(**kw)
     assert info.value.param == param
