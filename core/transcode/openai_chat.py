@@ -66,9 +66,12 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
+    prompt_cache_options: dict[str, Any] | None = None
+    prompt_cache_retention: Literal["in_memory", "in-memory", "24h"] | None = None
+    moderation: dict[str, Any] | None = None
     metadata: dict[str, str] | None = None
     store: bool | None = None
-    service_tier: str | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
     parallel_tool_calls: bool | None = None
     tools: list[Any] | None = None
     tool_choice: Any = None
@@ -82,7 +85,7 @@ class ChatCompletionRequest(BaseModel):
     audio: dict[str, Any] | None = None
     prediction: dict[str, Any] | None = None
     web_search_options: dict[str, Any] | None = None
-    verbosity: str | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
 
 
 # The argument that says what a server-side tool looked for; image searches describe theirs.

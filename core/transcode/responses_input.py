@@ -9,6 +9,7 @@ comes in as `history`); `item_reference` items and uploaded `file_id`s are refus
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -89,6 +90,12 @@ class ResponsesRequest(BaseModel):
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     prompt_cache_retention: Literal["in-memory", "in_memory", "24h"] | None = None
+    prompt_cache_options: dict[str, Any] | None = None
+    moderation: dict[str, Any] | None = None
+    context_management: list[Any] | None = None
+    image: dict[str, Any] | None = None
+    access_programs: Any = None
+    background_options: dict[str, Any] | None = None
     service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
     background: bool | None = None
     conversation: Any = None
@@ -260,6 +267,8 @@ def normalize_responses(
     _check(body)
     model = require_capability(body.model, Capability.CHAT)
     spec = openai_tool_spec(body.tools, body.tool_choice, body.parallel_tool_calls, ignored)
+    if spec is not None and body.max_tool_calls is not None:
+        spec = replace(spec, max_calls=body.max_tool_calls)
     atts: list[Attachment] = []
     blocks: list[Block] = []
     if body.instructions:
