@@ -67,7 +67,7 @@ def client(gw: Gateway) -> Iterator[openai.OpenAI]:
 
 
 def last_prompt(sim: SimServer) -> str:
-    return str(sim.log.last(path="/rest/app-chat/conversations/new").json["message"])
+    return sim.log.last_chat().message
 
 
 def test_namespace_call_carries_its_namespace_and_goes_back(client: openai.OpenAI, sim: SimServer) -> None:
@@ -164,3 +164,26 @@ def test_encrypted_reasoning_is_signed_and_checked(client: openai.OpenAI) -> Non
         error = info.value.body
         assert isinstance(error, dict) and error["param"] == "input[1].encrypted_content"
         assert "not issued by this gateway" in error["message"]
+
+
+def test_chat_custom_tool_round_trip(client: openai.OpenAI, sim: SimServer) -> None:
+    tools: Any = [{"type": "custom", "custom": {"name": "apply_patch", "description": "Edit files."}}]
+    question = f"Patch it. #sim tool=apply_patch args={json.dumps(PATCH_TEXT)} think=0"
+    first = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": question}], tools=tools
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    call = choice.message.tool_calls[0]
+    assert call.type == "custom" and call.custom.name == "apply_patch" and call.custom.input == PATCH_TEXT
+    second = client.chat.completions.create(
+        model=MODEL,
+        tools=tools,
+        messages=[
+            {"role": "user", "content": question},
+            {"role": "assistant", "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "content": "patched #sim say=ok"},
+        ],
+    )
+    assert second.choices[0].message.content == "ok"
+    assert f"<tool_name>apply_patch</tool_name><parameters>{PATCH_TEXT}</parameters>" in last_prompt(sim)

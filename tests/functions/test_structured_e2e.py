@@ -53,11 +53,11 @@ def ask(prompt: str) -> list[dict[str, Any]]:
 
 
 def prompts(sim: SimServer, since: int) -> list[str]:
-    return [r.json["message"] for r in list(sim.log)[since:] if r.path.endswith("/new") and r.json]
+    return [turn.message for turn in sim.log.chat_turns()[since:]]
 
 
 def test_json_object_answer_is_the_json_alone(oai: openai.OpenAI, sim: SimServer) -> None:
-    since = len(sim.log)
+    since = len(sim.log.chat_turns())
     # the model wraps its JSON in prose and a fence: the client gets the JSON alone
     prompt = 'Trip? #sim say="Sure:\\n```json\\n{\\"city\\": \\"Oslo\\", \\"days\\": 2}\\n```"'
     done = oai.chat.completions.create(
@@ -87,7 +87,7 @@ def test_streamed_chat_json_comes_once_validated(oai: openai.OpenAI) -> None:
 
 
 def test_one_corrective_retry_with_the_previous_answer(oai: openai.OpenAI, sim: SimServer) -> None:
-    since = len(sim.log)
+    since = len(sim.log.chat_turns())
     # the first answer is not JSON; it carries the directive the retry (which quotes it) runs on
     inner = "#sim say=" + json.dumps('{"city": "Oslo", "days": 2}').replace("{", "\\u007b")
     prompt = "Trip? #sim say=" + json.dumps("Oslo for two days " + inner).replace("#sim", "\\u0023sim")
@@ -98,7 +98,7 @@ def test_one_corrective_retry_with_the_previous_answer(oai: openai.OpenAI, sim: 
 
 
 def test_schema_violation_twice_is_a_clear_error(oai: openai.OpenAI, sim: SimServer) -> None:
-    since = len(sim.log)
+    since = len(sim.log.chat_turns())
     with pytest.raises(openai.APIStatusError) as info:
         oai.chat.completions.create(
             model=MODEL, messages=ask('Trip? #sim say={"city": "Oslo"}'), response_format=CHAT_SCHEMA
