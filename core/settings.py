@@ -130,6 +130,11 @@ class Settings(BaseModel):
     heartbeat_seconds: float = Field(
         default=15.0, gt=0, description="SSE comment sent after this much silence in a stream."
     )
+    first_byte_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds a streamed answer may take to start before its headers and an SSE comment go out (0: never early); a failure after that is the stream's own error event.",
+    )
     image_format: Literal["url", "b64_json", "markdown"] = Field(
         default="url", description="How generated images are delivered by default."
     )

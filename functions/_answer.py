@@ -6,7 +6,12 @@ What a bare StreamingResponse lacks, and this adds:
 * a client that goes away is noticed at once, while the answer is being opened (a reasoning
   model can think for minutes before its first token) and while it streams: the work is
   cancelled, the upstream read aborted and the lease released;
-* an SSE comment as heartbeat during long silences, which strict clients tolerate.
+* an SSE comment as heartbeat during long silences, which strict clients tolerate;
+* a first byte within `first_byte_seconds` even when the answer is slow to start (a reasoning
+  model, a slow upstream): strict clients give up on a connection that stays silent. An answer
+  that starts in time goes out as before (its early failures still proper HTTP errors); one that
+  does not gets its headers and an SSE comment at that moment, and a failure to start after
+  that is the dialect's own terminal error event in the stream.
 
 Both are paid for once per request, not per event: one watcher task reads the ASGI receive
 channel for the whole request, and the heartbeat is a timer re-armed once per period.
@@ -15,18 +20,22 @@ channel for the whole request, and the heartbeat is a timer re-armed once per pe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from core.errors import GatewayError, InternalError
+from core.events import Event, Fault
 from core.services.chat import ChatService
 from functions._http import SSE_HEADERS
 from functions._wiring import Deps
 
 T = TypeVar("T")
+log = logging.getLogger("grokgate.answer")
 PING = b": keep-alive\n\n"
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -190,14 +199,84 @@ async def serve_answer(
     """
     watch = ClientWatch(request.receive)
     streaming = False
+    heartbeat = deps.settings.heartbeat_seconds
     try:
-        opened = await watch.run(open_answer())
+        early = deps.settings.first_byte_seconds
+        if stream is not None and early > 0:
+            task = asyncio.ensure_future(open_answer())
+            try:
+                done, _ = await watch.run(asyncio.wait((task,), timeout=early))
+            except BaseException:
+                await _cancel(task)
+                raise
+            if not done:  # slow to start: headers and a comment now, the answer when it comes
+                streaming = True
+                return EventStream(_late(task, stream), watch, heartbeat=heartbeat, ping=ping)
+            opened = task.result()
+        else:
+            opened = await watch.run(open_answer())
         if stream is not None:
             streaming = True
-            return EventStream(stream(opened), watch, heartbeat=deps.settings.heartbeat_seconds, ping=ping)
+            return EventStream(stream(opened), watch, heartbeat=heartbeat, ping=ping)
         return await watch.run(collect(opened))
     except Disconnected:
         return Response(status_code=499)
     finally:
         if not streaming:
             watch.close()
+
+
+EARLY = b": waiting for the upstream\n\n"
+
+
+class Failed:
+    """An answer that could not start, as a stream: one batch holding its `Fault`, so the
+    dialect's own stream code writes its terminal error event."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: GatewayError) -> None:
+        self.error = error
+
+    async def _batches(self) -> AsyncGenerator[list[Event], None]:
+        yield [Fault(self.error)]
+
+    def __aiter__(self) -> AsyncIterator[list[Event]]:
+        return self._batches()
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _late(
+    task: asyncio.Future[Any], stream: Callable[[Any], AsyncGenerator[bytes, None]]
+) -> AsyncGenerator[bytes, None]:
+    """The body of an answer that was slow to start: a comment first, then the answer."""
+    body: AsyncGenerator[bytes, None] | None = None
+    try:
+        yield EARLY
+        try:
+            opened = await task
+        except GatewayError as exc:
+            opened = Failed(exc)
+        except Exception:
+            log.exception("opening a slow answer crashed")
+            opened = Failed(InternalError("The answer failed to start."))
+        body = stream(opened)
+        async for piece in body:
+            yield piece
+    finally:
+        if body is not None:
+            await body.aclose()
+        else:
+            await _cancel(task)
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    """Cancel the opening of an answer nobody will read; close it if it opened meanwhile."""
+    task.cancel()
+    try:
+        opened = await asyncio.shield(task) if not task.done() else task.result()
+    except BaseException:  # cancelled, or failed: either way nothing is held
+        return
+    await opened.aclose()
