@@ -121,6 +121,10 @@ class Settings(BaseModel):
         gt=0,
         description="Seconds a client has to send a request's body once its headers are in.",
     )
+    strict_params: bool = Field(
+        default=False,
+        description="Refuse request fields the gateway does not know (a 400 naming the field) instead of accepting, ignoring and reporting them in `x-grokgate-ignored-params`.",
+    )
     lease_ttl: float = Field(
         default=600.0, gt=0, description="Seconds before a lease of a crashed holder returns by itself."
     )

@@ -32,7 +32,7 @@ from core.errors import (
     NotFound,
     RequestTooLarge,
 )
-from functions._http import deps_of, deps_of_scope, error_response, json_response
+from functions._http import deps_of, deps_of_scope, error_response, json_response, report_ignored
 from functions._wiring import Deps
 
 if TYPE_CHECKING:
@@ -219,6 +219,9 @@ class _Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.handler(Request(scope, receive, send))
+        ignored = scope.get("state", {}).get("ignored")
+        if ignored:  # the field policy: what the body held that the gateway did not act on
+            report_ignored(response, ignored)
         await response(scope, receive, send)
 
 

@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Scope
 
 from core.errors import GatewayError, InvalidRequest, RequestTooLarge
+from core.transcode.fields import RequestModel, unknown_fields
 from functions._wiring import Deps, get_deps
 
 M = TypeVar("M", bound=BaseModel)
@@ -57,8 +58,10 @@ IGNORED_HEADER = "x-grokgate-ignored-params"
 
 
 def report_ignored(response: Response, names: list[str]) -> Response:
-    """Name the request parts that were accepted but not acted on (a header, and a debug log)."""
+    """Name the request parts that were accepted but not acted on (a header, and a debug log).
+    `_app` calls it for every route whose body was a `RequestModel` (see `read_json`)."""
     if names:
+        names = list(dict.fromkeys(names))
         log.debug("ignored request parts: %s", ", ".join(names))
         response.headers[IGNORED_HEADER] = ", ".join(names)
     return response
@@ -92,7 +95,11 @@ async def read_body(request: Request, limit: int | None = None) -> bytes:
 
 
 async def read_json(request: Request, model: type[M]) -> M:
-    """Parse and validate a JSON body; any fault is a 400 that names the field."""
+    """Parse and validate a JSON body; any fault is a 400 that names the field.
+
+    A `RequestModel` body follows the field policy (`core.transcode.fields`): its unknown fields
+    are refused in strict mode, else kept in `body.ignored`, which the route's response reports
+    (the list is shared with the request's state, so what the normaliser adds is reported too)."""
     raw = await read_body(request)
     if not raw.strip():
         raise InvalidRequest("The request body is empty; a JSON object is required.")
@@ -100,16 +107,33 @@ async def read_json(request: Request, model: type[M]) -> M:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
-    return validate(data, model)
+    settings = deps_of(request).settings
+    body = validate(data, model, strict=settings.strict_params)
+    if isinstance(body, RequestModel):
+        request.state.ignored = body.ignored
+    return body
 
 
-def validate(data: Any, model: type[M]) -> M:
+def validate(data: Any, model: type[M], *, strict: bool = False) -> M:
+    """`data` as `model`, or a 400 naming the first bad field (or, in strict mode, the first
+    unknown one)."""
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     try:
-        return model.model_validate(data)
+        body = model.model_validate(data)
     except ValidationError as exc:
         raise invalid_from(exc) from None
+    if isinstance(body, RequestModel):
+        unknown = unknown_fields(body)
+        if unknown and strict:
+            raise InvalidRequest(
+                f"Unknown parameter: '{unknown[0]}' (strict mode refuses fields it does not know; "
+                "unset GROKGATE_STRICT_PARAMS to accept and ignore them).",
+                param=unknown[0],
+                code="unknown_parameter",
+            )
+        body.ignored.extend(unknown)
+    return body
 
 
 def invalid_from(exc: ValidationError) -> InvalidRequest:

@@ -26,7 +26,7 @@ from core.transcode.responses_input import ResponsesRequest, normalize_responses
 from functions._answer import Final, chat_service, serve_answer
 from functions._app import build_app, presented_key
 from functions._dialect_sse import dialect_sse
-from functions._http import deps_of, json_response, read_json, report_ignored
+from functions._http import deps_of, json_response, read_json
 
 log = logging.getLogger("grokgate.responses")
 
@@ -94,14 +94,13 @@ def _owner(request: Request) -> str:
 async def create_response(request: Request) -> Response:
     deps = deps_of(request)
     body = await read_json(request, ResponsesRequest)
-    ignored: list[str] = []
     owner = _owner(request)
     stored = deps.responses
     keep = body.store is not False and stored.enabled
     history: list[dict[str, Any]] = []
     if body.previous_response_id is not None:
         history = await stored.conversation(body.previous_response_id, owner)
-    chat = normalize_responses(body, deps.sealer, ignored, history)
+    chat = normalize_responses(body, deps.sealer, body.ignored, history)
     items = input_items(body.input) if keep else []
     sealed = "reasoning.encrypted_content" in (body.include or ())
     echo = {**_echo(body), "store": keep, "previous_response_id": body.previous_response_id}
@@ -131,10 +130,9 @@ async def create_response(request: Request) -> Response:
     def stream(opened: Turn) -> AsyncGenerator[bytes, None]:
         return _saved(responses_sse(state, opened), save)
 
-    response = await serve_answer(
+    return await serve_answer(
         request, deps, lambda: open_turn(chat_service(deps), chat), stream if body.stream else None, collect
     )
-    return report_ignored(response, ignored)
 
 
 async def _saved(

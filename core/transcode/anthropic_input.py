@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from core.catalog import Capability, require_capability
 from core.errors import InvalidRequest
 from core.transcode.depth import check_depth
+from core.transcode.fields import RequestModel
 from core.transcode.normalize import (
     Attachment,
     Block,
@@ -31,16 +32,13 @@ from core.transcode.normalize import (
 from core.transcode.tools import Tool, ToolChoice, ToolSpec, render_calls, result_role
 
 
-class ThinkingParam(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+class ThinkingParam(RequestModel):
     type: Literal["enabled", "disabled", "adaptive"]
     budget_tokens: int | None = Field(default=None, ge=1024)
     display: str | None = None
 
 
-class MessagesBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
+class MessagesBase(RequestModel):
     model: str
     messages: list[Any] = Field(min_length=1)
     system: str | list[Any] | None = None
@@ -50,7 +48,8 @@ class MessagesBase(BaseModel):
 
 
 class MessagesRequest(MessagesBase):
-    """The body of `POST /v1/messages`. Unknown fields are refused, as Anthropic does."""
+    """The body of `POST /v1/messages`. Known fields are type-checked strictly (`max_tokens: true`
+    and `stream: 1` are 400s); unknown ones follow the field policy (`core.transcode.fields`)."""
 
     max_tokens: int = Field(ge=1)
     stream: bool | None = None
@@ -91,7 +90,7 @@ def tool_spec(tools: list[Any] | None, choice: dict[str, Any] | None) -> ToolSpe
             raise _bad(f"{param}.input_schema", "Field required (a JSON schema object)")
         check_depth(schema, f"{param}.input_schema")
         offered.append(Tool(name, str(raw.get("description") or ""), schema, bool(raw.get("strict"))))
-    choice = choice or {"type": "auto"}
+    choice = {"type": "auto"} if choice is None else choice
     kind = choice.get("type")
     parallel = not choice.get("disable_parallel_tool_use", False)
     names = {t.name for t in offered}

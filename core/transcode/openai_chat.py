@@ -14,7 +14,7 @@ import secrets
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from core.catalog import Capability, require_capability
 from core.errors import GatewayError, InvalidRequest
@@ -30,6 +30,7 @@ from core.events import (
     Usage,
 )
 from core.protocol.render import render_image, tool_line
+from core.transcode.fields import RequestModel
 from core.transcode.normalize import ChatRequest, openai_messages
 from core.transcode.openai_tools import openai_tool_spec
 from core.transcode.structured import chat_output_format
@@ -37,17 +38,14 @@ from core.transcode.structured import chat_output_format
 REASONING_OFF = ("none", "minimal")
 
 
-class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
+class StreamOptions(RequestModel):
     include_usage: bool = False
     include_obfuscation: bool | None = None
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(RequestModel):
     """The body of `POST /v1/chat/completions`. Known fields are type-checked strictly (a boolean
     is not a number); `docs/compatibility.md` says what each one does."""
-
-    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
 
     model: str
     messages: list[Any] = Field(min_length=1)

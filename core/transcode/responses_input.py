@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from core.catalog import Capability, require_capability
 from core.errors import InvalidRequest
+from core.transcode.fields import RequestModel
 from core.transcode.normalize import (
     Attachment,
     Block,
@@ -43,27 +44,23 @@ _INCLUDE_OK = (
 )
 
 
-class ReasoningParam(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
+class ReasoningParam(RequestModel):
     effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     summary: Literal["auto", "concise", "detailed"] | None = None
     generate_summary: Literal["auto", "concise", "detailed"] | None = None
 
 
-class TextParam(BaseModel):
+class TextParam(RequestModel):
     """`text`: the output format (see `core.transcode.structured`) and verbosity (a style hint the
     upstream has no knob for: accepted)."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
     format: dict[str, Any] | None = None
     verbosity: Literal["low", "medium", "high"] | None = None
 
 
-class ResponsesRequest(BaseModel):
+class ResponsesRequest(RequestModel):
     """The body of `POST /v1/responses`. Known fields are type-checked strictly (a boolean is not
     a number); `docs/compatibility.md` says what each one does."""
-
-    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
 
     model: str
     input: str | list[Any] = Field(min_length=1)
