@@ -26,20 +26,37 @@ ROUTES = {
     "chat": ("/v1/chat/completions", CHAT, "error"),
     "responses": ("/v1/responses", RESPONSES, "error"),
     "messages": ("/v1/messages", MESSAGES, "error"),
-    "count_tokens": ("/v1/messages/count_tokens", {k: v for k, v in MESSAGES.items() if k != "max_tokens"}, "error"),
+    "count_tokens": (
+        "/v1/messages/count_tokens",
+        {k: v for k, v in MESSAGES.items() if k != "max_tokens"},
+        "error",
+    ),
 }
 # Unknown to each dialect, top level and inside a known object.
 UNKNOWN = {
-    "chat": ({"x_future": 1, "stream_options": {"include_usage": True, "x_later": True}, "stream": True},
-             "x_future, stream_options.x_later"),
-    "responses": ({"x_future": [1], "reasoning": {"effort": "low", "x_later": "a"}}, "x_future, reasoning.x_later"),
-    "messages": ({"x_future": {"a": 1}, "thinking": {"type": "disabled", "x_later": 2}}, "x_future, thinking.x_later"),
+    "chat": (
+        {"x_future": 1, "stream_options": {"include_usage": True, "x_later": True}, "stream": True},
+        "x_future, stream_options.x_later",
+    ),
+    "responses": (
+        {"x_future": [1], "reasoning": {"effort": "low", "x_later": "a"}},
+        "x_future, reasoning.x_later",
+    ),
+    "messages": (
+        {"x_future": {"a": 1}, "thinking": {"type": "disabled", "x_later": 2}},
+        "x_future, thinking.x_later",
+    ),
     "count_tokens": ({"x_future": "z"}, "x_future"),
 }
 
 
 def _start(tmp: Path, sim: SimServer, **extra: str) -> Gateway:
-    env = {"GROKGATE_UPSTREAM_URL": sim.url, "GROKGATE_ASSETS_URL": sim.url, "GROKGATE_API_KEYS": KEY, **extra}
+    env = {
+        "GROKGATE_UPSTREAM_URL": sim.url,
+        "GROKGATE_ASSETS_URL": sim.url,
+        "GROKGATE_API_KEYS": KEY,
+        **extra,
+    }
     return start_gateway(env, tmp, [("sim-super-unlimited-fp1", Tier.SUPER)])
 
 
@@ -113,7 +130,9 @@ def test_strict_mode_refuses_the_first_unknown_field(strict: httpx.Client, diale
         ({"thinking": {"type": "maybe"}}, "thinking.type"),
     ],
 )
-def test_messages_known_fields_keep_their_types(tolerant: httpx.Client, fields: dict[str, Any], param: str) -> None:
+def test_messages_known_fields_keep_their_types(
+    tolerant: httpx.Client, fields: dict[str, Any], param: str
+) -> None:
     response = tolerant.post("/v1/messages", json={**MESSAGES, **fields})
     assert response.status_code == 400, response.text
     body = response.json()
