@@ -32,8 +32,14 @@ SECRET_FIELDS = frozenset(
         "reasoning_secret",
         "upstash_redis_rest_token",
         "cron_secret",
+        "proxy_url",
+        "proxy_urls",
+        "statsig_value",
     }
 )
+
+
+_PROXY_SCHEMES = ("http://", "https://", "socks5://", "socks5h://", "socks4://", "socks4a://")
 
 
 class SettingsError(ValueError):
@@ -71,6 +77,26 @@ class Settings(BaseModel):
     assets_url: str = Field(default="https://assets.grok.com", description="Grok assets host base URL.")
     accounts_url: str = Field(default="https://accounts.x.ai", description="xAI accounts host base URL.")
     proxy_url: str | None = Field(default=None, description="Egress proxy for upstream calls (http/socks5).")
+    proxy_urls: tuple[str, ...] = Field(
+        default=(),
+        description="Comma-separated egress pool (http/https/socks5/socks4); an account is pinned to one; `{account}` is replaced by the account id. Wins over GROKGATE_PROXY_URL.",
+    )
+    proxy_cooldown: float = Field(
+        default=60.0, ge=0, description="Seconds a proxy rests after a transport failure through it."
+    )
+    statsig: Literal["local", "signer", "manual"] = Field(
+        default="local",
+        description="`x-statsig-id`: `local` signs in process from grok.com's page, `signer` asks GROKGATE_STATSIG_SIGNER_URL, `manual` sends GROKGATE_STATSIG_VALUE.",
+    )
+    statsig_signer_url: str | None = Field(
+        default=None, description="Signer URL (v3 protocol) for GROKGATE_STATSIG=signer."
+    )
+    statsig_value: str | None = Field(
+        default=None, description="The fixed x-statsig-id for GROKGATE_STATSIG=manual (base64 of 70 bytes)."
+    )
+    statsig_ttl: float = Field(
+        default=3600.0, gt=0, description="Seconds scraped statsig inputs (or signer values) are reused."
+    )
     impersonate: str = Field(default="chrome", description="curl_cffi browser impersonation target.")
     user_agent: str = Field(
         default=(
@@ -84,6 +110,19 @@ class Settings(BaseModel):
     )
     flaresolverr_url: str | None = Field(
         default=None, description="FlareSolverr base URL for Cloudflare clearance; unset: none."
+    )
+    flaresolverr_timeout: float = Field(
+        default=60.0, ge=10, le=300, description="Seconds FlareSolverr may spend on one solve."
+    )
+    clearance_ttl: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Longest a solved clearance is trusted (a shorter cookie expiry wins).",
+    )
+    clearance_refresh_within: float = Field(
+        default=1200.0,
+        ge=0,
+        description="The clearance cron renews what expires within this many seconds (more than its interval).",
     )
     connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to connect upstream.")
     read_timeout: float = Field(
@@ -229,6 +268,38 @@ class Settings(BaseModel):
             out.append(part.lower())
         return tuple(out)
 
+    @field_validator("proxy_urls", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for proxy in value:
+            if not str(proxy).startswith(_PROXY_SCHEMES):
+                raise ValueError("expected http://, https://, socks5:// or socks4:// proxy URLs")
+        return value
+
+    @field_validator("statsig_value")
+    @classmethod
+    def _statsig_value(cls, value: str | None) -> str | None:
+        if value:
+            import base64
+            import binascii
+
+            try:
+                decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+            except (binascii.Error, ValueError):
+                decoded = b""
+            if len(decoded) != 70:
+                raise ValueError("expected base64 of exactly 70 bytes")
+        return value or None
+
+    @field_validator("statsig_signer_url", "flaresolverr_url")
+    @classmethod
+    def _service_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/") if value else None
+
     @field_validator("upstream_url", "assets_url", "accounts_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -260,7 +331,7 @@ class Settings(BaseModel):
     @field_validator("proxy_url")
     @classmethod
     def _proxy(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://", "https://", "socks5://", "socks5h://", "socks4://")):
+        if value and not value.startswith(_PROXY_SCHEMES):
             raise ValueError("expected http://, https://, socks5:// or socks4:// proxy URL")
         return value or None
 
@@ -283,14 +354,27 @@ class Settings(BaseModel):
                 raw[field] = env[name]
         raw = {k: v for k, v in raw.items() if not (v == "" and k not in ("api_keys",))}
         try:
-            return cls.model_validate(raw)
+            settings = cls.model_validate(raw)
         except ValidationError as exc:
             raise SettingsError(_describe(exc)) from None
+        settings.require_ready()
+        return settings
 
     @classmethod
     def variable(cls, field: str) -> str:
         """The environment variable that sets `field`."""
         return FOREIGN_VARIABLES.get(field, PREFIX + field.upper())
+
+    def egress_proxies(self) -> tuple[str, ...]:
+        """The egress pool: GROKGATE_PROXY_URLS, else GROKGATE_PROXY_URL, else none (direct)."""
+        return self.proxy_urls or ((self.proxy_url,) if self.proxy_url else ())
+
+    def require_ready(self) -> None:
+        """Cross-field checks (also run by `require_production_ready`)."""
+        if self.statsig == "signer" and not self.statsig_signer_url:
+            raise SettingsError("GROKGATE_STATSIG_SIGNER_URL: required when GROKGATE_STATSIG=signer")
+        if self.statsig == "manual" and not self.statsig_value:
+            raise SettingsError("GROKGATE_STATSIG_VALUE: required when GROKGATE_STATSIG=manual")
 
     def require_production_ready(self) -> None:
         """Refuse configurations that must never face the internet."""

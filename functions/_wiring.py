@@ -85,18 +85,19 @@ class Deps:
         `GROKGATE_CHAT_TRANSPORT=ws|auto` the chat call may take the gateway WebSocket instead."""
 
         def build(deps: Deps) -> Upstream:
-            from infra.upstream.client import CurlUpstream
-
-            rest = CurlUpstream(deps.settings)
-            if deps.settings.chat_transport == "rest":
-                return rest
             from infra.state.factory import records_for
-            from infra.upstream.chat_router import ChatTransports
+            from infra.upstream.client import CurlUpstream
 
             try:
                 records = records_for(deps.store)
-            except TypeError:  # a store without records (a test double): moves stay per process
+            except TypeError:  # a store without records (a test double): shared state stays per process
                 records = None
+            # The records also keep the upstream's shared state: statsig inputs, clearances, egress health.
+            rest = CurlUpstream(deps.settings, records=records)
+            if deps.settings.chat_transport == "rest":
+                return rest
+            from infra.upstream.chat_router import ChatTransports
+
             return ChatTransports(deps.settings, rest, records=records)
 
         upstream: Upstream = self.lazy("upstream", build)

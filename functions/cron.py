@@ -29,7 +29,7 @@ def rate_limit_fetcher(deps: Deps) -> Any:
     """The E10 call, one client per process (it follows the event loop it is used on)."""
     from infra.upstream.rate_limits import RateLimitClient
 
-    return deps.lazy("rate_limits", lambda d: RateLimitClient(d.settings)).fetch
+    return deps.lazy("rate_limits", lambda d: RateLimitClient(d.settings, upstream=d.upstream)).fetch
 
 
 def bearer_matches(request: Request, secret: str | None) -> bool:

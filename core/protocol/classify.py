@@ -221,7 +221,8 @@ _SAFETY = re.compile(
 )
 _AUTH_WORDS = re.compile(r"authentication|unauthori[sz]ed|invalid token|token expired", re.I)
 _DENIED = re.compile(r"access to the chat endpoint is denied", re.I)
-_ANTI_BOT = re.compile(r"anti-bot|anti bot", re.I)
+# A value signed from a stale build is refused either way after a frontend deploy (grok-statsig.md §3).
+_ANTI_BOT = re.compile(r"anti-bot|anti bot|page is out of date", re.I)
 _USAGE = re.compile(r"usage limit|usage quota|free-usage-exhausted|used all the included free usage", re.I)
 _RATE = re.compile(r"too many requests|rate limit|rate_limit", re.I)
 _LOAD = re.compile(r"overloaded|high demand|capacity|try again later|unavailable|load[ -]?shed", re.I)

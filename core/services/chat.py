@@ -34,7 +34,7 @@ from core.catalog import Model
 from core.errors import GatewayError, InvalidRequest
 from core.events import Event, Fault, Finish, ImageOut, ReasoningDelta, TextDelta
 from core.ports import AccountStore, Upstream, UrlFetcher
-from core.protocol.classify import UpstreamFailure, transport_failure
+from core.protocol.classify import Kind, UpstreamFailure, transport_failure
 from core.protocol.gateway_frames import ChatDecoder, decoder_for
 from core.protocol.payload import chat_body, check_message_size
 from core.services.pool import no_account_error, release_shielded
@@ -103,6 +103,11 @@ class ChatService:
                 except UpstreamFailure as failure:
                     last = failure
                     log.info("attempt %d on %s failed: %s", attempt + 1, lease.account_id, failure.reason)
+                    if failure.kind is Kind.ANTI_BOT:
+                        # An in-band refusal the adapter could not see: its next value is fresh.
+                        note = getattr(self.upstream, "note_failure", None)
+                        if note is not None:
+                            await note(failure)
                     outcome = failure.outcome(self.clock(), self.settings.cooldown_seconds)
                     if not failure.retryable:
                         await self._release(lease, outcome)

@@ -1,5 +1,6 @@
 """Account calls: rate limits (E10), Imagine quotas (E11), ToS record (E17), birth date (E19),
-LiveKit token (E20), session identity (E22) and the page that carries the statsig meta (E23)."""
+LiveKit token (E20), session identity (E22), the page that carries the statsig seed and curves
+(E23) and the JavaScript chunk with the seed indices (see `build.py`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from datetime import UTC, datetime
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from infra.sim.accounts import CHAT_MODES
 from infra.sim.gate import admit
 from infra.sim.state import SimState
-from infra.sim.wire import bad_request, json_response
+from infra.sim.wire import bad_request, challenge_response, json_response
 
 _IMAGINE_KEYS = (
     ("imagePro", "image_pro"),
@@ -150,10 +151,21 @@ def routes(state: SimState) -> list[Route]:
         )
 
     async def index_page(request: Request) -> Response:
-        return HTMLResponse(
-            '<!DOCTYPE html><html><head><meta name="grok-site-verification" content="sim-site-verification-0001">'
-            "<title>Grok</title></head><body></body></html>"
-        )
+        # Anonymous navigation; /index answers a branded 404 that still carries the meta (§3).
+        status = 404 if request.url.path == "/index" else 200
+        needs_clearance = state.config.challenge_all
+        if needs_clearance and not state.cleared(
+            request.cookies.get("cf_clearance"), request.headers.get("user-agent")
+        ):
+            return challenge_response()
+        return HTMLResponse(state.build.page(), status_code=status)
+
+    async def chunk(request: Request) -> Response:
+        name = request.path_params["name"]
+        js = state.build.chunk_js(name.removesuffix(".js"))
+        if js is None:
+            return PlainTextResponse("Not Found", 404)
+        return Response(js, media_type="application/javascript; charset=UTF-8")
 
     return [
         Route("/rest/rate-limits", rate_limits, methods=["POST"]),
@@ -164,4 +176,5 @@ def routes(state: SimState) -> list[Route]:
         Route("/api/auth/session", auth_session, methods=["GET"]),
         Route("/index", index_page, methods=["GET"]),
         Route("/", index_page, methods=["GET"]),
+        Route("/_next/static/chunks/{name}", chunk, methods=["GET"]),
     ]

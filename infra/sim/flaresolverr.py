@@ -31,9 +31,11 @@ def routes(state: SimState) -> list[Route]:
             )
         url = str(body.get("url") or "https://grok.com")
         user_agent = state.config.solver_user_agent
-        expires = time.time() + 3600
+        state.solves += 1
+        state.solve_requests.append({"url": url, "proxy": body.get("proxy")})
+        clearance, expires = state.issue_clearance(user_agent)
         cookies = [
-            {"name": "cf_clearance", "value": state.issue_clearance(user_agent), "domain": ".grok.com", "path": "/",
+            {"name": "cf_clearance", "value": clearance, "domain": ".grok.com", "path": "/",
              "expires": expires, "httpOnly": True, "secure": True, "sameSite": "None"},
             {"name": "__cf_bm", "value": secrets.token_urlsafe(32), "domain": ".grok.com", "path": "/",
              "expires": expires, "httpOnly": True, "secure": True, "sameSite": "None"},

@@ -4,6 +4,7 @@ Cloudflare, then the session cookie pair, then account state, then the statsig h
 from __future__ import annotations
 
 import asyncio
+import time
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -21,13 +22,21 @@ from infra.sim.wire import (
 )
 
 
-def statsig_ok(value: str | None, policy: str) -> bool:
+def statsig_ok(
+    value: str | None, policy: str, state: SimState | None = None, conn: HTTPConnection | None = None
+) -> bool:
     if policy == "off":
         return True
     if not value:
         return False
     if policy == "any":
         return True
+    if policy == "signed":
+        assert state is not None and conn is not None
+        method = conn.scope.get("method", "GET")
+        return (
+            state.build.check(value, method, conn.url.path, time.time(), state.config.statsig_window) is None
+        )
     decoded = b64decode_loose(value)
     return decoded is not None and (policy != "v3" or len(decoded) == 70)
 
@@ -58,7 +67,7 @@ async def admit(
     if generation and account.flaky > 0:
         account.flaky -= 1
         return json_response(UNAVAILABLE, account.flaky_status)
-    if statsig and not statsig_ok(conn.headers.get("x-statsig-id"), state.config.statsig):
+    if statsig and not statsig_ok(conn.headers.get("x-statsig-id"), state.config.statsig, state, conn):
         return json_response(ANTI_BOT, 403)
     if account.slow_ms:
         await asyncio.sleep(account.slow_ms / 1000)

@@ -9,8 +9,6 @@ import re
 import uuid
 from urllib.parse import urlsplit
 
-from infra.upstream.statsig import statsig_id
-
 BAGGAGE = (
     "sentry-environment=production,sentry-release=d6add6fb0460641fd482d767a335ef72b9b6abb8,"
     "sentry-public_key=b311e0f2690c81f25e2c4cf6d4f7ce1c"
@@ -94,10 +92,11 @@ def rest_headers(
     origin: str = "https://grok.com",
     referer: str = "https://grok.com/",
     content_type: str = "application/json",
-    statsig: bool = True,
+    statsig: str | None = None,
     request_id: bool = True,
 ) -> dict[str, str]:
-    """Headers of one REST call to grok.com (JSON or streamed JSON)."""
+    """Headers of one REST call to grok.com (JSON or streamed JSON); `statsig` is the value of
+    `x-statsig-id` for the calls that carry one (infra/upstream/statsig.py makes it)."""
     same = urlsplit(origin).hostname == urlsplit(referer).hostname
     headers = {
         "accept": "*/*",
@@ -117,8 +116,8 @@ def rest_headers(
         **client_hints(user_agent),
         "cookie": cookie(token, cf_cookies),
     }
-    if statsig:
-        headers["x-statsig-id"] = statsig_id()
+    if statsig is not None:
+        headers["x-statsig-id"] = statsig
     if request_id:
         headers["x-xai-request-id"] = str(uuid.uuid4())
     return {k: latin1(v) for k, v in headers.items()}
@@ -134,7 +133,6 @@ def asset_headers(
         cf_cookies=cf_cookies,
         origin=assets_origin,
         referer=assets_origin + "/",
-        statsig=False,
         request_id=False,
     )
     headers.pop("content-type", None)

@@ -134,7 +134,6 @@ class WsImagine:
             user_agent=s.user_agent,
             cf_cookies=s.cf_cookies,
             referer=s.upstream_url + "/imagine",
-            statsig=False,
             request_id=False,
         )
         headers.pop("content-type", None)

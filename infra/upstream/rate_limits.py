@@ -2,12 +2,11 @@
 
 A small function rather than a method of the main upstream client, so quota upkeep (cron,
 "refresh now") can use it without the chat machinery; it may be folded into `client.py` later.
-It keeps its own `AsyncSession`: a rare call, not worth the chat transport's pooled handles.
+It rides on the upstream client's `send` (egress, clearance, statsig, one recovery).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -15,7 +14,6 @@ import orjson
 from core.accounts import Quota
 from core.protocol.classify import UpstreamFailure, classify_http, transport_failure
 from core.settings import Settings
-from infra.upstream.headers import rest_headers
 
 DEFAULT_WINDOW = 7200  # [v3]: windowSizeSeconds defaults to 7200 when missing
 
@@ -33,51 +31,34 @@ def parse_rate_limits(body: Any, now: float) -> Quota:
 
 
 class RateLimitClient:
-    """`fetch(token, mode, now) -> Quota`, raising a classified `UpstreamFailure`."""
+    """`fetch(token, mode, now) -> Quota`, raising a classified `UpstreamFailure`.
 
-    def __init__(self, settings: Settings, *, timeout: float | None = None) -> None:
+    The call goes through the upstream client's `send`: the account's egress and clearance, a
+    signed `x-statsig-id`, and the same recoveries as chat.
+    """
+
+    def __init__(self, settings: Settings, *, upstream: Any = None, timeout: float | None = None) -> None:
         self.settings = settings
         self._timeout = timeout or min(settings.total_timeout, 30.0)
-        self._session: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._own = upstream is None
+        self._upstream = upstream
 
-    def _session_for_loop(self) -> Any:
-        from curl_cffi.requests import AsyncSession
+    def _client(self) -> Any:
+        if self._upstream is None:
+            from infra.upstream.client import CurlUpstream
 
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._loop is not loop:
-            self._session = AsyncSession(
-                impersonate=self.settings.impersonate,  # type: ignore[arg-type]
-                proxy=self.settings.proxy_url,
-                trust_env=False,
-                allow_redirects=False,
-            )
-            self._loop = loop
-        return self._session
+            self._upstream = CurlUpstream(self.settings)
+        return self._upstream
 
     async def fetch(self, token: str, mode: str, now: float) -> Quota:
-        origin = self.settings.upstream_url
-        headers = rest_headers(
-            token=token,
-            user_agent=self.settings.user_agent,
-            cf_cookies=self.settings.cf_cookies,
-            origin=origin,
-            referer=origin + "/",
+        response = await self._client().send(
+            token,
+            "POST",
+            f"{self.settings.upstream_url}/rest/rate-limits",
+            data=orjson.dumps({"modelName": mode}),
+            what="rate-limits",
+            time_limit=self._timeout,
         )
-        # Plain-http test servers lose the body on curl's h2c upgrade offer (platforms.md §10).
-        extra = {"http_version": "v1"} if origin.startswith("http://") else {}
-        try:
-            response = await self._session_for_loop().post(
-                f"{origin}/rest/rate-limits",
-                data=orjson.dumps({"modelName": mode}),
-                headers=headers,
-                timeout=self._timeout,
-                **extra,
-            )
-        except Exception as exc:  # curl_cffi's errors: connect, reset, timeout
-            raise transport_failure(
-                f"rate-limits: {type(exc).__name__}", timeout="imeout" in str(exc)
-            ) from None
         if response.status_code != 200:
             raise classify_http(response.status_code, response.content)
         try:
@@ -86,9 +67,9 @@ class RateLimitClient:
             raise transport_failure("rate-limits: unreadable answer") from None
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        if self._own and self._upstream is not None:
+            upstream, self._upstream = self._upstream, None
+            await upstream.close()
 
 
 __all__ = ["RateLimitClient", "UpstreamFailure", "parse_rate_limits"]

@@ -38,7 +38,7 @@ from core.protocol.classify import UpstreamFailure, transport_failure
 from core.settings import Settings
 
 MAX_BUFFERED = 1 << 20  # unread body bytes before the transfer is paused
-KEPT_HEADERS = frozenset({b"retry-after"})  # response headers the callers read
+KEPT_HEADERS = frozenset({b"retry-after", b"cf-mitigated"})  # response headers the callers read
 # What AsyncSession asks curl to decode by default; the header line sent is the caller's own.
 ACCEPT_ENCODING = b"gzip, deflate, br"
 
@@ -90,6 +90,7 @@ class _Handle:
         "max_buffered",
         "multi",
         "paused",
+        "proxy",
         "status",
         "url",
         "waiter",
@@ -108,6 +109,7 @@ class _Handle:
         self.headers: dict[str, str] = {}
         self.headers_complete = False
         self.url = ""
+        self.proxy: str | None = None
 
     def reset(self) -> None:
         self.finished = None
@@ -281,6 +283,8 @@ class CurlTransport:
             `Upgrade: h2c` offer that Chrome impersonation makes (platforms §10).
         max_idle: idle handles kept for reuse; more are closed when they come back.
         max_buffered: unread body bytes after which a transfer is paused.
+        impersonate: the curl_cffi target (default: the settings'); one transport per target,
+            since a handle's TLS fingerprint is set once.
     """
 
     def __init__(
@@ -290,13 +294,14 @@ class CurlTransport:
         plain_http: bool = False,
         max_idle: int = 256,
         max_buffered: int = MAX_BUFFERED,
+        impersonate: str | None = None,
     ) -> None:
         self.settings = settings
         self.plain_http = plain_http
         self.max_idle = max_idle
         self.max_buffered = max_buffered
         self.handles_created = 0
-        self._target = resolve_latest_browser_type(settings.impersonate)
+        self._target = resolve_latest_browser_type(impersonate or settings.impersonate)
         self._low_speed_time = math.ceil(settings.connect_timeout + settings.read_timeout)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._multi: AsyncCurl | None = None
@@ -341,15 +346,9 @@ class CurlTransport:
             # averages the speed over its last 5 s, so silence is noticed up to 5 s later.
             curl.setopt(CurlOpt.LOW_SPEED_LIMIT, 1)
             curl.setopt(CurlOpt.LOW_SPEED_TIME, self._low_speed_time)
-            proxy = settings.proxy_url
             # An empty PROXY and NOPROXY: no proxy from the environment (trust_env=False).
-            curl.setopt(CurlOpt.PROXY, proxy or "")
             curl.setopt(CurlOpt.NOPROXY, "")
-            if proxy:
-                curl.setopt(CurlOpt.PROXY_CREDENTIAL_NO_REUSE, 1)
-                curl.setopt(CurlOpt.SUPPRESS_CONNECT_HEADERS, 1)  # the header callback sees the origin's only
-                if not self.plain_http and not proxy.startswith("socks"):
-                    curl.setopt(CurlOpt.HTTPPROXYTUNNEL, 1)
+            self._set_proxy(handle, settings.proxy_url)
             curl.setopt(CurlOpt.CAINFO, DEFAULT_CACERT)
             curl.setopt(CurlOpt.PROXY_CAINFO, DEFAULT_CACERT)
             curl.setopt(CurlOpt.WRITEFUNCTION, handle.on_body)
@@ -360,9 +359,22 @@ class CurlTransport:
         self.handles_created += 1
         return handle
 
-    async def post(self, url: str, header_lines: Sequence[bytes], body: bytes) -> StreamedResponse:
+    def _set_proxy(self, handle: _Handle, proxy: str | None) -> None:
+        curl = handle.curl
+        curl.setopt(CurlOpt.PROXY, proxy or "")
+        if proxy:
+            curl.setopt(CurlOpt.PROXY_CREDENTIAL_NO_REUSE, 1)
+            curl.setopt(CurlOpt.SUPPRESS_CONNECT_HEADERS, 1)  # the header callback sees the origin's only
+        tunnel = bool(proxy) and not self.plain_http and not str(proxy).startswith("socks")
+        curl.setopt(CurlOpt.HTTPPROXYTUNNEL, 1 if tunnel else 0)
+        handle.proxy = proxy
+
+    async def post(
+        self, url: str, header_lines: Sequence[bytes], body: bytes, *, proxy: str | bool | None = False
+    ) -> StreamedResponse:
         """POST `body` with exactly `header_lines` (`b"name: value"`) and return once the
-        response headers are in. Transport failures raise `UpstreamFailure`."""
+        response headers are in. `proxy` is the egress for this request (False: the settings').
+        Transport failures raise `UpstreamFailure`."""
         multi = self._multi_for_loop()
         deadline = time.monotonic() + self.settings.total_timeout
         handle = self._idle.pop() if self._idle else self._new_handle()
@@ -372,6 +384,10 @@ class CurlTransport:
             if handle.url != url:  # the chat URL is set once per handle, not per request
                 curl.setopt(CurlOpt.URL, url.encode())
                 handle.url = url
+            if (
+                proxy is not False and handle.proxy != proxy
+            ):  # likewise the egress (a pinned account keeps it)
+                self._set_proxy(handle, proxy or None)
             curl.setopt(CurlOpt.POSTFIELDS, body)  # curl_cffi keeps `body` alive for curl
             curl.setopt(CurlOpt.POSTFIELDSIZE, len(body))
             _set_header_lines(curl, header_lines)

@@ -24,6 +24,7 @@ from infra.upstream.transport import CurlTransport, StreamedResponse
 from tests.sim.helpers import CHAT, STATSIG, chat_body
 
 TOKEN = "sim-super-transport"
+SIGNED = "A" * 94  # base64 of 70 zero bytes: a well-formed value
 # What differs between two answers to the same prompt: ids and timestamps.
 FRESH = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d{4}-\d\d-\d\dT[\d:.]+Z")
 
@@ -150,7 +151,8 @@ async def test_retry_after_is_kept_and_an_interim_answer_is_skipped(transport: C
 async def test_the_client_classifies_a_429_with_its_retry_after() -> None:
     answer = b'HTTP/1.1 429 Too Many Requests\r\nretry-after: 30\r\ncontent-length: 13\r\n\r\n{"error":"x"}'
     async with RawServer(answer) as server:
-        upstream = CurlUpstream(make_settings(server.url))
+        # A fixed statsig value: this server answers one canned reply and has no page to scrape.
+        upstream = CurlUpstream(make_settings(server.url, statsig="manual", statsig_value=SIGNED))
         try:
             with pytest.raises(UpstreamFailure) as caught:
                 await upstream.chat(TOKEN, {"message": "hi"})

@@ -194,7 +194,9 @@ def test_livekit_token_and_index_meta(client: httpx.Client) -> None:
         headers=headers("sim-q"),
     )
     assert r.json()["token"] and r.json()["livekitUrl"] == "wss://livekit.grok.com"
-    assert 'name="grok-site-verification"' in client.get("/index").text
+    page = client.get("/index")  # a branded 404 that still carries the meta, its name with U+2015 bars
+    assert page.status_code == 404 and 'name="grok\u2015site\u2015verification"' in page.text
+    assert client.get("/").status_code == 200
 
 
 def test_unknown_paths_are_404(client: httpx.Client) -> None:
