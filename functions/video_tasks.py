@@ -48,8 +48,8 @@ def _step(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return result.as_dict()
 
     out: dict[str, Any] = asyncio.run(_with_deps(work))
-    if out["status"] == "busy":
-        out["wait"] = max(1.0, float(out["wait"]))
+    if out["status"] == "busy":  # another runner holds the job: look again once its claim may end
+        out["wait_seconds"] = max(1, int(out["wait_seconds"]))
     return out
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ class StepResult:
             "status": self.status.value if self.status else "busy",
             "stage": self.stage,
             "wait": round(self.wait, 3),
+            "wait_seconds": math.ceil(self.wait),  # a state machine's Wait takes whole seconds
         }
 
 

@@ -1,8 +1,10 @@
 """The `stepfunctions` runner's starter: one execution of the video state machine per job.
 
-The execution is named after the job id, and Step Functions refuses a second execution of a
-Standard machine under a name it has seen (ExecutionAlreadyExists, for 90 days), so a repeated
-start (a client's retried create, two instances racing) is a no-op. boto3 is imported on first use.
+The execution is named after the job id. A Standard machine never runs two executions of one
+name (for 90 days): a repeated start with the same input while the first runs returns that
+execution, and once it has ended the start is refused (ExecutionAlreadyExists). Either way a
+repeated start (a client's retried create, two instances racing) is a no-op. boto3 is imported
+on first use.
 """
 
 from __future__ import annotations
@@ -33,26 +35,27 @@ def _client(deps: Any) -> Any:
     return deps.lazy("stepfunctions", build)
 
 
-def start_sync(client: Any, state_machine: str, job_id: str) -> bool:
-    """Start the job's execution; False if it was started before."""
+def start_sync(client: Any, state_machine: str, job_id: str) -> str | None:
+    """Start the job's execution: its ARN (the running one's if it was started before), or None
+    if an execution of that name has already ended."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        client.start_execution(
+        started = client.start_execution(
             stateMachineArn=state_machine, name=job_id, input=json.dumps({"job_id": job_id})
         )
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
-            return False
+            return None
         raise StoreUnavailable(
             f"Step Functions refused the video job ({exc.response['Error'].get('Code')})."
         ) from None
     except BotoCoreError as exc:
         raise StoreUnavailable(f"Step Functions is unavailable ({type(exc).__name__}).") from None
-    return True
+    return str(started["executionArn"])
 
 
-async def start_execution(deps: Any, job_id: str) -> bool:
+async def start_execution(deps: Any, job_id: str) -> str | None:
     machine = deps.settings.video_state_machine
     if not machine:
         raise SettingsError(

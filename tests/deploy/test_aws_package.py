@@ -26,6 +26,13 @@ STREAMING = {"chat": "functions.chat:app"}
 # serverless.yml function name -> the module whose `handler` it runs (Mangum, or a plain handler).
 BUFFERED = {"models": "models", "images": "images", "videos": "videos", "admin": "admin"}
 SCHEDULED = {"videoWorker": "video_worker", "cron": "cron"}
+# The video state machine's tasks: serverless.yml function name -> handler.
+TASKS = {
+    "videoSubmit": "functions/video_tasks.submit",
+    "videoPoll": "functions/video_tasks.poll",
+    "videoStore": "functions/video_tasks.store",
+    "videoFail": "functions/video_tasks.fail",
+}
 FRONT_DOOR = {
     "/v1/chat/*": "chat",
     "/v1/responses*": "chat",
@@ -99,7 +106,7 @@ def walk(node: Any, key: str) -> list[Any]:
 def test_every_function_is_python312_on_arm64(template):
     functions = resources(template, "AWS::Lambda::Function")
     names = {name.removesuffix("LambdaFunction") for name in functions}
-    assert names == {logical(n) for n in (*STREAMING, *BUFFERED, *SCHEDULED)}
+    assert names == {logical(n) for n in (*STREAMING, *BUFFERED, *SCHEDULED, *TASKS)}
     for resource in functions.values():
         props = resource["Properties"]
         assert props["Runtime"] == "python3.12"
@@ -228,7 +235,9 @@ def test_artifact_imports_on_its_own(tmp_path):
     root = tmp_path / "task"
     with zipfile.ZipFile(artifact) as archive:
         archive.extractall(root)
-    modules = [f"functions.{name}" for name in (*BUFFERED.values(), *SCHEDULED.values(), *STREAMING)]
+    modules = [
+        f"functions.{name}" for name in (*BUFFERED.values(), *SCHEDULED.values(), *STREAMING, "video_tasks")
+    ]
     code = "import importlib, sys\n" + "".join(
         f"m = importlib.import_module({m!r}); assert m.__file__.startswith(sys.argv[1]), m.__file__\n"
         for m in modules
@@ -262,3 +271,73 @@ def test_the_table_is_the_one_the_dynamodb_store_declares(template):
         expected["GlobalSecondaryIndexes"], "IndexName"
     )
     assert table["TimeToLiveSpecification"] == TIME_TO_LIVE
+
+
+def test_the_video_state_machine_is_the_checked_in_asl_wired_to_its_task_functions(template):
+    import importlib
+
+    machines = resources(template, "AWS::StepFunctions::StateMachine")
+    props = machines["VideoStateMachine"]["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    asl = json.loads((ROOT / "infra" / "aws" / "video.asl.json").read_text())
+    assert props["Definition"] == asl
+    assert props["DefinitionSubstitutions"] == {
+        "VideoSubmitArn": {"Fn::GetAtt": ["VideoSubmitLambdaFunction", "Arn"]},
+        "VideoPollArn": {"Fn::GetAtt": ["VideoPollLambdaFunction", "Arn"]},
+        "VideoStoreArn": {"Fn::GetAtt": ["VideoStoreLambdaFunction", "Arn"]},
+        "VideoFailArn": {"Fn::GetAtt": ["VideoFailLambdaFunction", "Arn"]},
+    }
+    for name, handler in TASKS.items():
+        assert function(template, name)["Handler"] == handler
+        module, attr = handler.replace("/", ".").rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), attr))
+    role = resources(template, "AWS::IAM::Role")["VideoStateMachineRole"]["Properties"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert [s["Action"] for s in statements] == [["lambda:InvokeFunction"]]
+    assert sorted(r["Fn::GetAtt"][0] for r in statements[0]["Resource"]) == sorted(
+        f"{logical(n)}LambdaFunction" for n in TASKS
+    )
+
+
+def test_functions_may_start_executions_of_the_video_machine_only(template):
+    name = template["Resources"]["VideoStateMachine"]["Properties"]["StateMachineName"]
+    starts = []
+    for role in resources(template, "AWS::IAM::Role").values():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
+                if any(a.startswith("states:") for a in actions):
+                    starts.append((actions, statement["Resource"]))
+    assert len(starts) == 1
+    actions, targets = starts[0]
+    assert actions == ["states:StartExecution"]
+    assert len(targets) == 1 and json.dumps(targets[0]).endswith(f':stateMachine:{name}"]]}}')
+    env = function(template, "videos")["Environment"]["Variables"]
+    assert env["GROKGATE_VIDEO_RUNNER"] == "stepfunctions"
+    assert env["GROKGATE_VIDEO_STATE_MACHINE"] == targets[0]
+
+
+def test_the_jobs_table_is_the_one_the_job_store_declares(template):
+    from infra.jobs.dynamodb import jobs_table_definition
+
+    table = resources(template, "AWS::DynamoDB::Table")["JobsTable"]["Properties"]
+    expected = jobs_table_definition(table["TableName"])
+    assert table["KeySchema"] == expected["KeySchema"]
+    assert table["BillingMode"] == expected["BillingMode"]
+    assert sorted(table["AttributeDefinitions"], key=str) == sorted(expected["AttributeDefinitions"], key=str)
+    assert sorted(table["GlobalSecondaryIndexes"], key=str) == sorted(
+        expected["GlobalSecondaryIndexes"], key=str
+    )
+    env = function(template, "videos")["Environment"]["Variables"]
+    assert env["GROKGATE_JOBS"] == f"dynamodb://{table['TableName']}"
+
+
+def test_media_expire_in_the_bucket_when_the_gateway_stops_serving_them(template):
+    bucket = resources(template, "AWS::S3::Bucket")["MediaBucket"]["Properties"]
+    rules = bucket["LifecycleConfiguration"]["Rules"]
+    env = function(template, "videos")["Environment"]["Variables"]
+    (rule,) = [r for r in rules if r.get("Prefix") == "media/"]
+    assert rule["Status"] == "Enabled"
+    assert int(rule["ExpirationInDays"]) * 86400 == int(env["GROKGATE_MEDIA_RETENTION"])
