@@ -59,10 +59,16 @@ bench: $(STAMP)
 	$(PY) -m bench.run
 
 # Deployment tooling (osls, @vercel/python), pinned by package-lock.json; the deploy tests need it.
+# The stamp holds the lock file's hash: npm (and the network) is needed only the first time and when
+# the lock really changes, not when a checkout merely touches package.json.
 NODE_STAMP := node_modules/.installed
+LOCK_HASH = $$(sha256sum package-lock.json | cut -c1-64)
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	touch $(NODE_STAMP)
+	@if [ -f $@ ] && [ "$$(cat $@)" = "$(LOCK_HASH)" ]; then touch $@; else \
+	  echo "node-deps: downloading the pinned deployment tools from the npm registry into node_modules/" \
+	    "($$(sed -n 's/^ *"\(osls\|@vercel\/python\)": "\(.*\)",*$$/\1 \2/p' package.json | paste -sd, -));" \
+	    "once: later runs (make package-aws included) need no network" >&2; \
+	  npm ci --no-audit --no-fund --loglevel=error && echo "$(LOCK_HASH)" > $@; fi
 
 node-deps: $(NODE_STAMP)
 
@@ -80,7 +86,7 @@ OFFLINE_AWS := AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_REGIO
 	SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off
 package-aws: $(STAMP) $(NODE_STAMP)
 	$(PY) -m infra.aws.bundle zip
-	$(OFFLINE_AWS) npx --no-install osls package
+	$(OFFLINE_AWS) npx --no-install --offline osls package
 
 # The Lambda dependencies (python3.12, arm64 wheels) go into the artifact; needs the package index.
 deps-aws: $(STAMP)
