@@ -117,6 +117,11 @@ MODELS: tuple[Model, ...] = (
 _BY_ID = {model.id: model for model in MODELS}
 
 
+def known_model(model_id: str) -> bool:
+    """Whether `model_id` is a public id of the catalog."""
+    return model_id in _BY_ID
+
+
 def get_model(model_id: str) -> Model:
     """The model with this public id, or `NotFound` in the shape OpenAI uses."""
     try:

@@ -9,9 +9,12 @@ names the variable and the form it accepts, so a bad deploy stops at start-up, n
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from core.aliases import ModelAliases
 
 PREFIX = "GROKGATE_"
 
@@ -159,6 +162,10 @@ class Settings(BaseModel):
         default=60.0,
         gt=0,
         description="Seconds a client has to send a request's body once its headers are in.",
+    )
+    model_aliases: str = Field(
+        default="",
+        description="Model names clients hard-code, mapped onto catalog ids: `pattern=model,…`, globs allowed (`claude-*=grok-4.20-0309-reasoning,claude-haiku-*=grok-4.20-0309-non-reasoning,gpt-5*=grok-4.20-0309`); a catalog id is always itself, then an exact pattern, then the glob with the most literal characters (docs/clients.md).",
     )
     strict_params: bool = Field(
         default=False,
@@ -328,6 +335,17 @@ class Settings(BaseModel):
             raise ValueError("expected sqlite:///path, redis://…, rediss://…, upstash or dynamodb://TABLE")
         return value or None
 
+    @field_validator("model_aliases")
+    @classmethod
+    def _aliases(cls, value: str) -> str:
+        ModelAliases.parse(value)
+        return value
+
+    @property
+    def aliases(self) -> ModelAliases:
+        """`model_aliases`, parsed (checked at start by its validator; parsed once per text)."""
+        return _parsed_aliases(self.model_aliases)
+
     @field_validator("proxy_url")
     @classmethod
     def _proxy(cls, value: str | None) -> str | None:
@@ -383,6 +401,11 @@ class Settings(BaseModel):
                 raise SettingsError(f"{self.variable('api_keys')}: required when GROKGATE_ENV=production")
             if not self.admin_key:
                 raise SettingsError(f"{self.variable('admin_key')}: required when GROKGATE_ENV=production")
+
+
+@lru_cache(maxsize=8)
+def _parsed_aliases(text: str) -> ModelAliases:
+    return ModelAliases.parse(text)
 
 
 def _describe(exc: ValidationError) -> str:

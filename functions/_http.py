@@ -109,6 +109,9 @@ async def read_json(request: Request, model: type[M]) -> M:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
     settings = deps_of(request).settings
     body = validate(data, model, strict=settings.strict_params)
+    name = getattr(body, "model", None)
+    if isinstance(name, str) and settings.model_aliases:  # GROKGATE_MODEL_ALIASES, for every route
+        body.model = settings.aliases.resolve(name)  # type: ignore[attr-defined]
     if isinstance(body, RequestModel):
         request.state.ignored = body.ignored
     return body

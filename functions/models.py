@@ -8,16 +8,22 @@ from starlette.routing import Route
 
 from core.catalog import MODELS, get_model
 from functions._app import build_app
-from functions._http import json_response
+from functions._http import deps_of, json_response
 from functions._lambda import lambda_handler
 
 
 async def list_models(request: Request) -> Response:
-    return json_response({"object": "list", "data": [model.to_openai() for model in MODELS]})
+    """The catalog, then the configured aliases (`alias_for` names the model that serves each)."""
+    aliases = deps_of(request).settings.aliases
+    return json_response({"object": "list", "data": [m.to_openai() for m in MODELS] + aliases.listing()})
 
 
 async def retrieve_model(request: Request) -> Response:
-    return json_response(get_model(request.path_params["model_id"]).to_openai())
+    name = request.path_params["model_id"]
+    alias = deps_of(request).settings.aliases.match(name)
+    if alias is not None:
+        return json_response(alias.model_object(name))
+    return json_response(get_model(name).to_openai())
 
 
 routes = [

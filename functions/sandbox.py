@@ -26,6 +26,13 @@ from infra.state.sqlite import SQLiteAccountStore
 
 SANDBOX_DIR = Path("data")
 SANDBOX_STORE = SANDBOX_DIR / "sandbox.db"
+# The names Claude Code and Codex ask for by default (and their small/background models), so both run
+# against the sandbox with no `--model`; GROKGATE_MODEL_ALIASES replaces this table when set.
+SANDBOX_ALIASES = (
+    "claude-*=grok-4.20-0309-reasoning,claude-haiku-*=grok-4.20-0309-non-reasoning,"
+    "claude-3-5-haiku-*=grok-4.20-0309-non-reasoning,gpt-*=grok-4.20-0309,o3*=grok-4.20-0309-reasoning,"
+    "o4-mini*=grok-4.20-0309,codex-*=grok-4.20-0309"
+)
 SECRETS_FILE = "sandbox.env"
 # Tokens in the simulator's `sim-` scheme: the tier word sets the account's tier there.
 SANDBOX_ACCOUNTS = (
@@ -97,6 +104,7 @@ def sandbox_settings(
             "api_keys": settings.api_keys or (keys.api_key,),
             "admin_key": keys.admin_key,
             "cron_secret": keys.cron_secret,
+            "model_aliases": settings.model_aliases or SANDBOX_ALIASES,
             "public_url": settings.public_url
             or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}",
         }
@@ -154,6 +162,9 @@ OpenAI SDK:
           messages=[{{"role": "user", "content": "What is a tide?"}}]):
       delta = chunk.choices[0].delta if chunk.choices else None
       print(getattr(delta, "reasoning_content", None) or (delta and delta.content) or "", end="", flush=True)
+
+Model aliases ({settings.model_aliases}):
+  Claude Code: ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY={key} claude   (see docs/clients.md)
 
 Prompt directives shape the simulated answer, e.g. "#sim tokens=200 think=20" (see docs/simulator.md).
 """

@@ -164,3 +164,24 @@ def test_the_cli_sees_the_sandbox_pool_with_sandbox(sandbox):
         check=True,
     ).stdout
     assert "4 account(s)" in listing and "sandbox" in listing
+
+
+def test_claude_and_codex_model_names_work_with_no_model_setting(sandbox):
+    base, key, _, _ = sandbox
+    listed = httpx.get(base + "/v1/models", headers={"Authorization": f"Bearer {key}"}).json()["data"]
+    aliases = {m["id"]: m["alias_for"] for m in listed if "alias_for" in m}
+    assert aliases["claude-*"] == "grok-4.20-0309-reasoning"
+    assert aliases["claude-haiku-*"] == "grok-4.20-0309-non-reasoning" and "gpt-*" in aliases
+    one = httpx.get(base + "/v1/models/claude-haiku-4-5", headers={"Authorization": f"Bearer {key}"}).json()
+    assert one["id"] == "claude-haiku-4-5" and one["alias_for"] == "grok-4.20-0309-non-reasoning"
+    answer = httpx.post(
+        base + "/v1/messages",
+        headers={"x-api-key": key},
+        json={"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hi"}]},
+        timeout=30,
+    ).json()
+    assert answer["model"] == "grok-4.20-0309-reasoning" and answer["content"][-1]["text"]
+    chat = openai.OpenAI(base_url=base + "/v1", api_key=key).chat.completions.create(
+        model="gpt-5.1-codex", messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert chat.model == "grok-4.20-0309" and chat.choices[0].message.content
