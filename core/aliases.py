@@ -39,7 +39,12 @@ class Alias:
 
     def model_object(self, name: str) -> dict[str, object]:
         """`name` (the pattern, or a name it matched) as a model object, `alias_for` its target."""
-        return {**get_model(self.target).to_openai(), "id": name, "owned_by": "grokgate", "alias_for": self.target}
+        return {
+            **get_model(self.target).to_openai(),
+            "id": name,
+            "owned_by": "grokgate",
+            "alias_for": self.target,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +80,9 @@ class ModelAliases:
         for entry in self.entries:
             if entry.pattern == name:
                 return entry
-            if entry.is_glob and fnmatchcase(name, entry.pattern):
-                if best is None or entry.specificity > best.specificity:
-                    best = entry
+            better = best is None or entry.specificity > best.specificity
+            if better and entry.is_glob and fnmatchcase(name, entry.pattern):
+                best = entry
         return best
 
     def resolve(self, name: str) -> str:

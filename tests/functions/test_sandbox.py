@@ -177,7 +177,11 @@ def test_claude_and_codex_model_names_work_with_no_model_setting(sandbox):
     answer = httpx.post(
         base + "/v1/messages",
         headers={"x-api-key": key},
-        json={"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hi"}]},
+        json={
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": "Hi"}],
+        },
         timeout=30,
     ).json()
     assert answer["model"] == "grok-4.20-0309-reasoning" and answer["content"][-1]["text"]
