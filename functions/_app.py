@@ -272,8 +272,12 @@ def settle_heap() -> None:
 
 
 def build_app(routes: Sequence[BaseRoute], *, deps: Deps | None = None) -> Starlette:
-    """One deployable: the given routes plus /health, auth, request ids and error envelopes."""
-    app = GatewayApp(routes=[_bare(r) for r in (*routes, Route("/health", health, methods=["GET"]))])
+    """One deployable: the given routes plus /health and /openapi.json, auth, request ids and
+    error envelopes."""
+    from functions.openapi import openapi_json
+
+    own = (Route("/health", health, methods=["GET"]), Route("/openapi.json", openapi_json, methods=["GET"]))
+    app = GatewayApp(routes=[_bare(r) for r in (*routes, *own)])
     app.state.deps = deps
     settle_heap()
     return app
