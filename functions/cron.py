@@ -1,4 +1,6 @@
-"""Quota upkeep on a schedule: `GET|POST /api/cron/quota` (Vercel cron) and `handler` (EventBridge).
+"""Upkeep on a schedule: `GET|POST /api/cron/quota` (quota windows) and `/api/cron/clearance`
+(Cloudflare clearance per egress and the statsig inputs), as Vercel crons, and `handler`
+(EventBridge: `{"job": "clearance"}` runs the clearance upkeep, anything else the quota one).
 
 The HTTP route wants `Authorization: Bearer <CRON_SECRET>` (compared in constant time; Vercel
 sends it when the project has CRON_SECRET). Deliveries may repeat: each account is claimed in
@@ -51,16 +53,59 @@ async def run_quota_upkeep(deps: Deps) -> dict[str, object]:
     return report.as_dict()
 
 
-async def cron_quota(request: Request) -> Response:
-    deps = deps_of(request)
+def _rest_upstream(deps: Deps) -> Any:
+    upstream = deps.upstream
+    return getattr(upstream, "rest", upstream)  # the REST client behind a chat-transport router
+
+
+async def run_clearance_upkeep(deps: Deps) -> dict[str, object]:
+    """Renew the clearance of every egress that expires within the next interval (idempotent: a
+    repeat finds them fresh) and re-scrape the statsig inputs (local mode)."""
+    upstream = _rest_upstream(deps)
+    account_ids: list[str] = []
+    if any("{account}" in p for p in deps.settings.egress_proxies()):
+        page = await deps.store.list(limit=1000)
+        account_ids = [a.id for a in page.items]
+    report: dict[str, object] = {}
+    if upstream.clearance.enabled:
+        report["clearance"] = await upstream.clearance.refresh_expiring(
+            upstream.pool.all(account_ids), deps.settings.clearance_refresh_within
+        )
+    else:
+        report["clearance"] = {"skipped": "GROKGATE_FLARESOLVERR_URL is not set"}
+    if deps.settings.statsig == "local":
+        from infra.upstream.statsig import StatsigUnavailable
+
+        try:
+            report["statsig"] = {"build": await upstream.statsig.refresh()}
+        except StatsigUnavailable as exc:
+            report["statsig"] = {"failed": str(exc)}
+    return report
+
+
+def _check_secret(request: Request, deps: Deps) -> None:
     if not bearer_matches(request, deps.settings.cron_secret):
         raise AuthenticationFailed(
             "A cron call needs `Authorization: Bearer <CRON_SECRET>`.", code="invalid_cron_secret"
         )
+
+
+async def cron_quota(request: Request) -> Response:
+    deps = deps_of(request)
+    _check_secret(request, deps)
     return json_response(await run_quota_upkeep(deps))
 
 
-routes = [Route("/api/cron/quota", cron_quota, methods=["GET", "POST"])]
+async def cron_clearance(request: Request) -> Response:
+    deps = deps_of(request)
+    _check_secret(request, deps)
+    return json_response(await run_clearance_upkeep(deps))
+
+
+routes = [
+    Route("/api/cron/quota", cron_quota, methods=["GET", "POST"]),
+    Route("/api/cron/clearance", cron_clearance, methods=["GET", "POST"]),
+]
 app = build_app(routes)
 
 
@@ -70,6 +115,8 @@ def handler(event: dict[str, Any] | None = None, context: Any = None) -> dict[st
     async def run() -> dict[str, object]:
         deps = Deps(settings=load_settings())
         try:
+            if isinstance(event, dict) and event.get("job") == "clearance":
+                return await run_clearance_upkeep(deps)
             return await run_quota_upkeep(deps)
         finally:
             await deps.aclose()

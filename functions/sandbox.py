@@ -22,6 +22,7 @@ from core.accounts import NewAccount
 from core.catalog import Tier
 from core.settings import Settings
 from infra.sim.server import SimServer
+from infra.sim.state import SimConfig
 from infra.state.sqlite import SQLiteAccountStore
 
 SANDBOX_DIR = Path("data")
@@ -100,6 +101,8 @@ def sandbox_settings(
             "upstream_url": sim_url,
             "assets_url": sim_url,
             "accounts_url": sim_url,
+            # The simulator's FlareSolverr endpoint solves its own challenges.
+            "flaresolverr_url": settings.flaresolverr_url or sim_url,
             "store": f"sqlite:///{store_path}",
             "api_keys": settings.api_keys or (keys.api_key,),
             "admin_key": keys.admin_key,
@@ -172,7 +175,9 @@ Prompt directives shape the simulated answer, e.g. "#sim tokens=200 think=20" (s
 
 def prepare_sandbox(settings: Settings, host: str, port: int, store_path: Path = SANDBOX_STORE) -> Settings:
     """Start the simulator, seed the sandbox pool, print how to call it; return the settings to serve."""
-    sim = SimServer().start()  # a daemon thread: it ends with the process
+    # grok.com's statsig defence on, as upstream: REST calls need a value signed for the sim's build.
+    # (Its Cloudflare challenge stays off: the Imagine socket does not ride the egress clearance yet.)
+    sim = SimServer(config=SimConfig(statsig="signed")).start()  # a daemon thread: ends with the process
     store_path.parent.mkdir(parents=True, exist_ok=True)
     asyncio.run(seed(store_path))
     sandboxed = sandbox_settings(settings, sim.url, host, port, store_path)
