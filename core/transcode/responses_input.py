@@ -104,6 +104,14 @@ def _unsupported(param: str, why: str) -> InvalidRequest:
 
 
 def _check(body: ResponsesRequest) -> None:
+    text = body.text
+    if text is not None and text.model_extra and not text.model_fields_set & TextParam.model_fields.keys():
+        # unknown keys beside known ones are tolerated; an object of nothing but is a wrong value
+        first = next(iter(text.model_extra))
+        raise InvalidRequest(
+            f"'text' holds none of its fields (format, verbosity): '{first}' is not one of them.",
+            param=f"text.{first}",
+        )
     if body.background:
         raise _unsupported(
             "background", "background responses need stored responses; use stream=true instead."
