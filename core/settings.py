@@ -188,6 +188,15 @@ class Settings(BaseModel):
     image_format: Literal["url", "b64_json", "markdown"] = Field(
         default="url", description="How generated images are delivered by default."
     )
+    video_format: Literal["url", "markdown", "html"] = Field(
+        default="markdown",
+        description="How a video made through chat completions is shown: a signed link, markdown, or an HTML `<video>` tag.",
+    )
+    chat_video_wait: float = Field(
+        default=240.0,
+        ge=0,
+        description="Seconds a chat completion waits for a video job; then it ends with the job's status link.",
+    )
     allow_private_fetch: bool = Field(
         default=False, description="Let client-supplied URLs reach private/loopback addresses (tests only)."
     )

@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.catalog import Capability, Model, get_model
+from core.errors import GatewayError
 from core.services.tool_turns import Turn, open_turn
 from core.transcode.openai_chat import ChatCompletionRequest, ChatCompletionState, normalize_request
 from functions import messages, responses
@@ -50,9 +52,23 @@ async def openai_sse(state: ChatCompletionState, stream: Turn) -> AsyncGenerator
         await stream.aclose()
 
 
+def _media_model(model_id: str) -> Model | None:
+    try:
+        model = get_model(model_id)
+    except GatewayError:
+        return None
+    return model if model.capability in (Capability.IMAGE, Capability.VIDEO) else None
+
+
 async def chat_completions(request: Request) -> Response:
     deps = deps_of(request)
     body = await read_json(request, ChatCompletionRequest)
+    media = _media_model(body.model)
+    if media is not None:  # images and videos for chat-only clients
+        from functions import chat_media
+        from functions.images import base_url
+
+        return await chat_media.serve(request, deps, body, media, base_url(request, deps))
     chat = normalize_request(body)
     state = ChatCompletionState(
         body.model,

@@ -43,6 +43,23 @@ class StreamOptions(RequestModel):
     include_obfuscation: bool | None = None
 
 
+class ImageConfig(RequestModel):
+    """`image_config` of an image model in chat completions (grokgate's extension)."""
+
+    n: int | None = None
+    size: str | None = None
+    response_format: Literal["url", "b64_json", "markdown"] | None = None
+
+
+class VideoConfig(RequestModel):
+    """`video_config` of a video model in chat completions (grokgate's extension)."""
+
+    seconds: int | str | None = None
+    size: str | None = None
+    resolution_name: str | None = None
+    preset: str | None = None
+
+
 class ChatCompletionRequest(RequestModel):
     """The body of `POST /v1/chat/completions`. Known fields are type-checked strictly (a boolean
     is not a number); `docs/compatibility.md` says what each one does."""
@@ -84,6 +101,8 @@ class ChatCompletionRequest(RequestModel):
     prediction: dict[str, Any] | None = None
     web_search_options: dict[str, Any] | None = None
     verbosity: Literal["low", "medium", "high"] | None = None
+    image_config: ImageConfig | None = None  # image models only (functions/chat_media.py)
+    video_config: VideoConfig | None = None  # video models only
 
 
 # The argument that says what a server-side tool looked for; image searches describe theirs.
