@@ -278,6 +278,25 @@ class MediaStore(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class MediaItem:
+    """One stored file as the console lists it: id, size in bytes, when it was stored."""
+
+    id: str
+    size: int
+    created_at: float
+
+
+class MediaInventory(Protocol):
+    """What the console needs of a `MediaStore` besides serving files (both stores have it)."""
+
+    async def inventory(self, *, limit: int = 500) -> tuple[list[MediaItem], int, int]:
+        """The newest `limit` files, and the count and total bytes of all of them."""
+        ...
+
+    async def delete(self, media_id: str) -> bool: ...
+
+
 class JobStatus(StrEnum):
     QUEUED = "queued"
     IN_PROGRESS = "in_progress"

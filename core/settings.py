@@ -44,6 +44,19 @@ SECRET_FIELDS = frozenset(
 
 _PROXY_SCHEMES = ("http://", "https://", "socks5://", "socks5h://", "socks4://", "socks4a://")
 
+# Behaviour an operator may change at run time from the console: kept in the store as overrides
+# of the environment and picked up by every instance within seconds (functions/_wiring.py).
+BEHAVIOUR_FIELDS = (
+    "image_format",
+    "retry_budget",
+    "cooldown_seconds",
+    "quota_refresh_basic_seconds",
+    "quota_refresh_super_seconds",
+    "quota_refresh_heavy_seconds",
+    "batch_concurrency",
+    "show_reasoning",
+)
+
 
 class SettingsError(ValueError):
     """A setting is missing, unknown or malformed; the message is meant for an operator."""
@@ -256,6 +269,21 @@ class Settings(BaseModel):
     job_attempts: int = Field(
         default=2, ge=1, le=10, description="Runs a video job gets before a dead runner's job is failed."
     )
+    show_reasoning: bool = Field(
+        default=True, description="Pass the upstream's thinking on to clients (reasoning/thinking output)."
+    )
+    quota_refresh_basic_seconds: float = Field(
+        default=36000.0, ge=300, description="Seconds between scheduled quota refreshes of a basic account."
+    )
+    quota_refresh_super_seconds: float = Field(
+        default=7200.0, ge=300, description="Seconds between scheduled quota refreshes of a super account."
+    )
+    quota_refresh_heavy_seconds: float = Field(
+        default=7200.0, ge=300, description="Seconds between scheduled quota refreshes of a heavy account."
+    )
+    batch_concurrency: int = Field(
+        default=4, ge=1, le=32, description="Accounts a console batch action works on at once."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     upstash_redis_rest_url: str | None = Field(
         default=None, description="Upstash REST URL (store `upstash`)."
@@ -402,6 +430,27 @@ class Settings(BaseModel):
             raise SettingsError("GROKGATE_STATSIG_SIGNER_URL: required when GROKGATE_STATSIG=signer")
         if self.statsig == "manual" and not self.statsig_value:
             raise SettingsError("GROKGATE_STATSIG_VALUE: required when GROKGATE_STATSIG=manual")
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        """These settings with run-time overrides of behaviour fields, validated like the environment."""
+        unknown = sorted(set(overrides) - set(BEHAVIOUR_FIELDS))
+        if unknown:
+            raise SettingsError(f"{', '.join(unknown)}: not a setting the console may change")
+        if not overrides:
+            return self
+        try:
+            checked = type(self).model_validate({**self.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc)) from None
+        return self.model_copy(update={name: getattr(checked, name) for name in overrides})
+
+    def refresh_intervals(self) -> dict[str, float]:
+        """Seconds between scheduled quota refreshes, by tier name."""
+        return {
+            "basic": self.quota_refresh_basic_seconds,
+            "super": self.quota_refresh_super_seconds,
+            "heavy": self.quota_refresh_heavy_seconds,
+        }
 
     def require_production_ready(self) -> None:
         """Refuse configurations that must never face the internet."""

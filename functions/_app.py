@@ -89,7 +89,10 @@ class EdgeMiddleware:
             await send(message)
 
         path: str = scope["path"]
-        settings = deps_of_scope(scope).settings
+        deps = deps_of_scope(scope)
+        if deps.overrides_due():  # the console's overrides, re-read every few seconds
+            await deps.refresh_overrides()
+        settings = deps.settings
         if settings.cors_origins:  # off by default: the hot path pays one attribute test
             origin = _allowed_origin(scope, settings.cors_origins)
             if origin is not None:

@@ -109,11 +109,7 @@ async def session(request: Request) -> Response:
 def _actions(deps: Deps) -> dict[str, batches.Action]:
     from functions.cron import rate_limit_fetcher
 
-    return batches.actions_for(deps.store, rate_limit_fetcher(deps))
-
-
-def _concurrency(deps: Deps) -> int:
-    return int(getattr(deps.settings, "batch_concurrency", 4))
+    return batches.actions_for(deps.store, rate_limit_fetcher(deps), deps.settings.refresh_intervals())
 
 
 async def start_batch(request: Request) -> Response:
@@ -136,7 +132,12 @@ async def get_batch(request: Request) -> Response:
     deps = await admin_deps(request)
     batch_id = request.path_params["batch_id"]
     batch = await batches.advance(
-        deps.records, _actions(deps), batch_id, deps.clock(), concurrency=_concurrency(deps), clock=deps.clock
+        deps.records,
+        _actions(deps),
+        batch_id,
+        deps.clock(),
+        concurrency=deps.settings.batch_concurrency,
+        clock=deps.clock,
     )
     return json_response(batches.summary(batch), headers={"cache-control": "no-store"})
 

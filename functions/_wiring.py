@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from core.services.stored_responses import StoredResponses
 
 log = logging.getLogger("grokgate")
+OVERRIDES_KEY = "settings:overrides"
+OVERRIDES_TTL = 3.0  # seconds an instance may serve with overrides it has not re-read
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path | None = ".env") -> Settings:
@@ -60,6 +62,47 @@ class Deps:
     clock: Callable[[], float] = time.time
     _store: AccountStore | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # The settings as deployed; `settings` is these with the console's overrides (read from the
+    # store at most every OVERRIDES_TTL seconds: a small cached read, safe to lose).
+    base_settings: Settings | None = None
+    _overrides_next: float = 0.0
+    _overrides_version: int = 0
+
+    def __post_init__(self) -> None:
+        if self.base_settings is None:
+            self.base_settings = self.settings
+
+    def overrides_due(self) -> bool:
+        return time.monotonic() >= self._overrides_next
+
+    async def refresh_overrides(self) -> None:
+        """Apply the overrides kept in the store if they changed since the last read."""
+        from core.errors import GatewayError
+
+        self._overrides_next = time.monotonic() + OVERRIDES_TTL
+        try:
+            value, version = await self.records.read(OVERRIDES_KEY, now=self.clock())
+        except GatewayError as exc:  # the store is down: keep what we have, try again later
+            log.warning("settings overrides unreadable: %s", exc.message)
+            return
+        if version != self._overrides_version:
+            self._overrides_version = version
+            self.apply_overrides(value or {})
+
+    def apply_overrides(self, overrides: Mapping[str, Any]) -> None:
+        """`settings` := the deployed settings with `overrides`; services built on the old object follow."""
+        from core.settings import SettingsError
+
+        assert self.base_settings is not None
+        try:
+            effective = self.base_settings.with_overrides(overrides)
+        except SettingsError as exc:  # written by a newer or older version: keep the deployed values
+            log.warning("settings overrides ignored: %s", exc)
+            effective = self.base_settings
+        old, self.settings = self.settings, effective
+        for value in self.extras.values():
+            if getattr(value, "settings", None) is old:
+                value.settings = effective
 
     @property
     def store(self) -> AccountStore:

@@ -33,6 +33,7 @@ from core.services.quota import refresh_account
 from functions._app import build_app
 from functions._console import routes as console_routes
 from functions._console_session import admin_deps
+from functions._console_settings import routes as settings_routes
 from functions._http import json_response, read_body
 from functions._wiring import Deps
 from functions.cron import rate_limit_fetcher
@@ -216,7 +217,13 @@ async def refresh(request: Request) -> Response:
     account = await deps.store.get(account_id)
     if account is None:
         raise NotFound(f"No account `{account_id}`.", param="id", code="account_not_found")
-    result = await refresh_account(deps.store, rate_limit_fetcher(deps), account, deps.clock())  # type: ignore[arg-type]
+    result = await refresh_account(
+        deps.store,  # type: ignore[arg-type]
+        rate_limit_fetcher(deps),
+        account,
+        deps.clock(),
+        intervals=deps.settings.refresh_intervals(),
+    )
     fresh = await deps.store.get(account_id)
     return json_response({"result": result, "account": fresh.public() if fresh else None})
 
@@ -234,7 +241,7 @@ routes = [
     Route(PREFIX + "/{account_id}/reset", reset, methods=["POST"]),
     Route(PREFIX + "/{account_id}/refresh", refresh, methods=["POST"]),
 ]
-routes += console_routes
+routes += console_routes + settings_routes
 app = build_app(routes)
 
 from functions._lambda import lambda_handler  # noqa: E402

@@ -72,7 +72,7 @@ async def chat_completions(request: Request) -> Response:
     chat = normalize_request(body)
     state = ChatCompletionState(
         body.model,
-        reasoning=chat.reasoning,
+        reasoning=chat.reasoning and deps.settings.show_reasoning,
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
         image_format=deps.settings.image_format,
         collect=not body.stream,

@@ -43,14 +43,24 @@ def bearer_matches(request: Request, secret: str | None) -> bool:
 
 
 async def run_quota_upkeep(deps: Deps) -> dict[str, object]:
+    """Refresh due quotas, then move every running console batch on by one step."""
+    from core.services import batches
+
+    await deps.refresh_overrides()
     report = await refresh_due(
         deps.store,
         rate_limit_fetcher(deps),
         deps.clock(),
         limit=BATCH,
-        concurrency=CONCURRENCY,  # type: ignore[arg-type]
+        concurrency=CONCURRENCY,
+        intervals=deps.settings.refresh_intervals(),  # type: ignore[arg-type]
     )
-    return report.as_dict()
+    fetch = rate_limit_fetcher(deps)
+    actions = batches.actions_for(deps.store, fetch, deps.settings.refresh_intervals())
+    moved = await batches.advance_running(
+        deps.records, actions, deps.clock(), concurrency=deps.settings.batch_concurrency
+    )
+    return {**report.as_dict(), "batches_advanced": moved}
 
 
 def _rest_upstream(deps: Deps) -> Any:

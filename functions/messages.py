@@ -50,7 +50,10 @@ async def create_message(request: Request) -> Response:
     chat = normalize_messages(body, max_tokens=body.max_tokens)
     prompt = estimate_usage(chat.message, "", attachments=len(chat.attachments)).prompt_tokens
     state = MessagesState(
-        body.model, input_tokens=prompt, thinking=chat.reasoning, image_format=deps.settings.image_format
+        body.model,
+        input_tokens=prompt,
+        thinking=chat.reasoning and deps.settings.show_reasoning,
+        image_format=deps.settings.image_format,
     )
 
     async def collect(stream: Turn) -> Response:

@@ -107,7 +107,7 @@ async def create_response(request: Request) -> Response:
     state = ResponsesState(
         body.model,
         echo=echo,
-        reasoning=chat.reasoning,
+        reasoning=chat.reasoning and deps.settings.show_reasoning,
         image_format=deps.settings.image_format,
         seal=deps.sealer.seal if sealed else None,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from core.accounts import AccountStatus
@@ -33,7 +33,9 @@ def _key(batch_id: str) -> str:
     return "batch:" + batch_id
 
 
-def actions_for(store: AccountStore, fetch: FetchRateLimits | None) -> dict[str, Action]:
+def actions_for(
+    store: AccountStore, fetch: FetchRateLimits | None, intervals: Mapping[str, float] | None = None
+) -> dict[str, Action]:
     """Each action on one account: (ok, what happened)."""
 
     async def set_status(account_id: str, status: AccountStatus, reason: str, now: float) -> tuple[bool, str]:
@@ -47,7 +49,7 @@ def actions_for(store: AccountStore, fetch: FetchRateLimits | None) -> dict[str,
             return False, "no such account"
         if fetch is None:
             return False, "no quota fetcher"
-        result = await refresh_account(store, fetch, account, now)  # type: ignore[arg-type]
+        result = await refresh_account(store, fetch, account, now, intervals=intervals)  # type: ignore[arg-type]
         if result == "skipped":
             return True, "skipped (refreshed in the last 5 minutes, or not active)"
         return result == "refreshed", result

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -77,9 +77,14 @@ async def refresh_account(
     now: float,
     *,
     min_interval: float = MIN_INTERVAL,
+    intervals: Mapping[str, float] | None = None,
 ) -> str:
-    """Claim and refresh one account; returns what happened: refreshed, skipped, or a failure kind."""
-    next_at = now + REFRESH_INTERVAL[account.tier]
+    """Claim and refresh one account; returns what happened: refreshed, skipped, or a failure kind.
+
+    `intervals` (seconds by tier name, `Settings.refresh_intervals()`) schedules the next refresh;
+    the [v2] defaults when None.
+    """
+    next_at = now + (intervals or {}).get(account.tier.value, REFRESH_INTERVAL[account.tier])
     # Claimed even when not refreshable, so such accounts move down the schedule instead of clogging it.
     if not await store.claim_refresh(account.id, now=now, next_at=next_at, min_interval=min_interval):
         return "skipped"
@@ -132,6 +137,7 @@ async def refresh_due(
     *,
     limit: int = 200,
     concurrency: int = 4,
+    intervals: Mapping[str, float] | None = None,
 ) -> RefreshReport:
     """Refresh the accounts whose scheduled refresh is due, `concurrency` at a time."""
     due = await store.due_for_refresh(now=now, limit=limit)
@@ -140,7 +146,7 @@ async def refresh_due(
 
     async def one(account: Account) -> None:
         async with gate:
-            result = await refresh_account(store, fetch, account, now)
+            result = await refresh_account(store, fetch, account, now, intervals=intervals)
         report.accounts[account.id] = result
         if result == "refreshed":
             report.refreshed += 1

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from core.ports import MediaBlob
+from core.ports import MediaBlob, MediaItem
 from core.settings import Settings
 
 EXTENSIONS = {
@@ -138,6 +138,26 @@ class LocalMediaStore:
         if path is None:
             return None
         return MediaBlob(_chunks(path), mime_of(media_id), path.stat().st_size)
+
+    async def inventory(self, *, limit: int = 500) -> tuple[list[MediaItem], int, int]:
+        def scan() -> tuple[list[MediaItem], int, int]:
+            items = []
+            if self.root.is_dir():
+                for path in self.root.iterdir():
+                    if MEDIA_ID.match(path.name) and path.is_file():
+                        info = path.stat()
+                        items.append(MediaItem(path.name, info.st_size, info.st_mtime))
+            items.sort(key=lambda m: (-m.created_at, m.id))
+            return items[:limit], len(items), sum(m.size for m in items)
+
+        return await asyncio.to_thread(scan)
+
+    async def delete(self, media_id: str) -> bool:
+        path = self.file(media_id)
+        if path is None:
+            return False
+        await asyncio.to_thread(path.unlink, True)
+        return True
 
     async def close(self) -> None:
         return None

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from core.errors import StoreUnavailable
-from core.ports import MediaBlob
+from core.ports import MediaBlob, MediaItem
 from core.settings import Settings
 from infra.media.local import EXTENSIONS, MEDIA_ID, mime_of
 
@@ -109,6 +109,32 @@ class S3MediaStore:
         return MediaBlob(
             _chunks(body), answer.get("ContentType") or mime_of(media_id), answer["ContentLength"]
         )
+
+    async def inventory(self, *, limit: int = 500) -> tuple[list[MediaItem], int, int]:
+        items: list[MediaItem] = []
+        token: str | None = None
+        while True:  # every page: the count and the total need them all
+            args = {"Bucket": self.bucket, "Prefix": self.prefix, **({"ContinuationToken": token} if token else {})}
+            page = await self._call(self.client.list_objects_v2, **args)
+            for obj in page.get("Contents", []):
+                name = obj["Key"][len(self.prefix) :]
+                if MEDIA_ID.match(name):
+                    items.append(MediaItem(name, int(obj["Size"]), obj["LastModified"].timestamp()))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                break
+        items.sort(key=lambda m: (-m.created_at, m.id))
+        return items[:limit], len(items), sum(m.size for m in items)
+
+    async def delete(self, media_id: str) -> bool:
+        if not MEDIA_ID.match(media_id):
+            return False
+        try:
+            await self._call(self.client.head_object, Bucket=self.bucket, Key=self._key(media_id))
+        except KeyError:
+            return False
+        await self._call(self.client.delete_object, Bucket=self.bucket, Key=self._key(media_id))
+        return True
 
     async def close(self) -> None:
         return None

@@ -142,3 +142,27 @@ async def test_s3_presigned_url_downloads_the_bytes(s3):
 async def test_s3_missing_object_is_none(s3):
     assert await s3.open("0" * 32 + ".jpg") is None
     assert await s3.open("../etc") is None
+
+
+@pytest.fixture(params=["local", "s3"])
+async def inventoried(request, tmp_path):
+    if request.param == "local":
+        return LocalMediaStore(tmp_path / "media", b"k" * 32, clock=Clock())
+    shared = request.getfixturevalue("s3")  # the module's bucket: a prefix of this test's own
+    return S3MediaStore(shared.bucket, f"inv-{request.node.name[-4:-1]}-{os.getpid()}/", client=shared.client)
+
+
+async def test_inventory_counts_sizes_and_deletes(inventoried):
+    store = inventoried
+    assert await store.inventory() == ([], 0, 0)
+    first = await store.put(b"a" * 10, "image/png")
+    second = await store.put(MP4, "video/mp4")
+    items, count, total = await store.inventory()
+    assert count == 2 and total == 10 + len(MP4)
+    assert {i.id: i.size for i in items} == {first: 10, second: len(MP4)}
+    assert all(i.created_at > 0 for i in items)
+    assert len((await store.inventory(limit=1))[0]) == 1 and (await store.inventory(limit=1))[1] == 2
+    assert await store.delete(first)
+    assert not await store.delete(first) and not await store.delete("../etc")
+    assert await store.open(first) is None
+    assert (await store.inventory())[1:] == (1, len(MP4))
