@@ -32,6 +32,7 @@ from core.services.accounts import import_accounts, update_account
 from core.services.quota import refresh_account
 from functions._app import build_app
 from functions._console import routes as console_routes
+from functions._console_jobs import routes as jobs_routes
 from functions._console_session import admin_deps
 from functions._console_settings import routes as settings_routes
 from functions._http import json_response, read_body
@@ -241,7 +242,7 @@ routes = [
     Route(PREFIX + "/{account_id}/reset", reset, methods=["POST"]),
     Route(PREFIX + "/{account_id}/refresh", refresh, methods=["POST"]),
 ]
-routes += console_routes + settings_routes
+routes += console_routes + settings_routes + jobs_routes
 app = build_app(routes)
 
 from functions._lambda import lambda_handler  # noqa: E402

@@ -3,6 +3,9 @@ import { api, h, session } from "./lib.js";
 
 const views = {
   accounts: () => import("./accounts.js"),
+  jobs: () => import("./system.js"),
+  media: () => import("./system.js"),
+  settings: () => import("./system.js"),
   chat: () => import("./playground.js"),
   images: () => import("./playground.js"),
 };

@@ -114,7 +114,11 @@ class S3MediaStore:
         items: list[MediaItem] = []
         token: str | None = None
         while True:  # every page: the count and the total need them all
-            args = {"Bucket": self.bucket, "Prefix": self.prefix, **({"ContinuationToken": token} if token else {})}
+            args = {
+                "Bucket": self.bucket,
+                "Prefix": self.prefix,
+                **({"ContinuationToken": token} if token else {}),
+            }
             page = await self._call(self.client.list_objects_v2, **args)
             for obj in page.get("Contents", []):
                 name = obj["Key"][len(self.prefix) :]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -129,3 +130,77 @@ def test_the_image_page_makes_a_wall(logged_in, console_gateway):
         )
     )
     screenshot(d, "images")
+
+
+def test_media_page_lists_the_wall_and_deletes(logged_in, console_gateway):
+    d = logged_in
+    d.get(console_gateway.url + "/admin#media")
+    summary = wait(d).until(EC.visibility_of_element_located((By.ID, "media-summary")))
+    wait(d).until(lambda _: "2 file(s)" in summary.text)
+    screenshot(d, "media")
+    d.find_element(By.CSS_SELECTOR, "#media-table tbody button").click()
+    d.switch_to.alert.accept()
+    wait(d).until(lambda _: "1 file(s)" in summary.text)
+
+
+def test_jobs_page_shows_progress_and_errors(logged_in, console_gateway):
+    from core.ports import Job, JobStatus
+    from functions.videos import job_store
+
+    jobs = job_store(console_gateway.deps)
+    now = time.time()
+    console_gateway.call(
+        jobs.create(
+            Job(
+                "video_console_1",
+                "video",
+                JobStatus.IN_PROGRESS,
+                {"model": "grok-imagine-video", "prompt": "a cat surfing", "seconds": "6"},
+                now - 30,
+                now - 5,
+                progress=40,
+                attempts=1,
+            )
+        )
+    )
+    console_gateway.call(
+        jobs.create(
+            Job(
+                "video_console_2",
+                "video",
+                JobStatus.FAILED,
+                {"model": "grok-imagine-video", "prompt": "a storm"},
+                now - 90,
+                now - 60,
+                error_code="content_moderated",
+                error_message="The upstream refused the prompt.",
+                attempts=2,
+            )
+        )
+    )
+    d = logged_in
+    d.get(console_gateway.url + "/admin#jobs")
+    table = wait(d).until(EC.visibility_of_element_located((By.ID, "jobs-table")))
+    rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert "video_console_1" in rows[0].text and "40%" in rows[0].text
+    assert "content_moderated: The upstream refused the prompt." in rows[1].text
+    screenshot(d, "jobs")
+
+
+def test_settings_page_edits_a_behaviour_override(logged_in, console_gateway):
+    d = logged_in
+    d.get(console_gateway.url + "/admin#settings")
+    field = wait(d).until(
+        EC.visibility_of_element_located((By.CSS_SELECTOR, "input[aria-label=retry_budget]"))
+    )
+    assert "set (hidden)" in d.find_element(By.ID, "deployment-table").text  # the admin key, masked
+    assert ADMIN_KEY not in d.page_source and CLIENT_KEY not in d.page_source
+    field.clear()
+    field.send_keys("4", Keys.TAB)
+    d.find_element(By.ID, "save-settings").click()
+    status = d.find_element(By.ID, "settings-status")
+    wait(d).until(lambda _: "Saved" in status.text)
+    assert console_gateway.deps.settings.retry_budget == 4
+    row = d.find_element(By.CSS_SELECTOR, "input[aria-label=retry_budget]").find_element(By.XPATH, "../..")
+    assert "override (console)" in row.text and "deployed: 2" in row.text
+    screenshot(d, "settings")

@@ -24,6 +24,7 @@ async def console(tmp_path, sim):
             "GROKGATE_ADMIN_KEY": KEY,
             "GROKGATE_UPSTREAM_URL": sim.url,
             "GROKGATE_ACCOUNTS_URL": sim.url,
+            "GROKGATE_MEDIA": str(tmp_path / "media"),
         }
     )
     deps = Deps(settings=settings)
@@ -168,3 +169,114 @@ async def test_no_full_token_reaches_the_console(console):
     assert TOKENS[0][:4] + "…" + TOKENS[0][-4:] in bodies[2]  # the console's export is an inventory
     full = await client.get("/admin/api/accounts/export", headers={"authorization": f"Bearer {KEY}"})
     assert TOKENS[0] in full.text  # the Bearer export still moves a pool
+
+
+async def test_settings_show_sources_mask_secrets_and_overrides_reach_every_instance(console, tmp_path):
+    client, deps = console
+    csrf = await _login(client)
+    rows = {s["name"]: s for s in (await client.get("/admin/api/settings")).json()["settings"]}
+    assert rows["admin_key"]["value"] == "set (hidden)" and rows["admin_key"]["source"] == "environment"
+    assert not rows["admin_key"]["editable"] and not rows["store"]["editable"]
+    assert rows["retry_budget"]["editable"] and rows["retry_budget"]["source"] == "default"
+    assert KEY not in (await client.get("/admin/api/settings")).text
+
+    # A second instance on the same store, which has read the overrides once already.
+    other = Deps(settings=deps.base_settings)
+    await other.refresh_overrides()
+    assert other.settings.retry_budget == 2
+
+    headers = {"x-csrf-token": csrf}
+    r = await client.put(
+        "/admin/api/settings",
+        json={"overrides": {"retry_budget": 5, "show_reasoning": False}},
+        headers=headers,
+    )
+    assert r.status_code == 200
+    rows = {s["name"]: s for s in r.json()["settings"]}
+    assert rows["retry_budget"]["value"] == 5 and rows["retry_budget"]["source"] == "override (console)"
+    assert rows["retry_budget"]["deployed"] == 2
+    assert deps.settings.retry_budget == 5 and not deps.settings.show_reasoning  # this instance at once
+
+    assert other.settings.retry_budget == 2
+    other._overrides_next = 0.0  # its few seconds are up
+    assert other.overrides_due()
+    await other.refresh_overrides()
+    assert other.settings.retry_budget == 5 and other.settings.show_reasoning is False
+    assert other.base_settings.retry_budget == 2
+
+    bad = await client.put("/admin/api/settings", json={"overrides": {"retry_budget": 99}}, headers=headers)
+    assert bad.status_code == 400 and "GROKGATE_RETRY_BUDGET" in bad.json()["error"]["message"]
+    locked = await client.put(
+        "/admin/api/settings", json={"overrides": {"store": "sqlite:///x"}}, headers=headers
+    )
+    assert (
+        locked.status_code == 400
+        and "not a setting the console may change" in locked.json()["error"]["message"]
+    )
+    assert (
+        await client.put("/admin/api/settings", json={"overrides": {"retry_budget": 1}})
+    ).status_code == 403
+
+    r = await client.put("/admin/api/settings", json={"overrides": {"retry_budget": None}}, headers=headers)
+    assert r.json()["overrides"] == {"show_reasoning": False} and deps.settings.retry_budget == 2
+    await other.aclose()
+
+
+async def test_media_inventory_and_delete(console):
+    from functions.images import media_store
+
+    client, deps = console
+    csrf = await _login(client)
+    store = media_store(deps)
+    kept = await store.put(b"\x89PNG" + b"0" * 96, "image/png")
+    gone = await store.put(b"\x89PNG" + b"1" * 46, "image/png")
+    listed = (await client.get("/admin/api/media")).json()
+    assert listed["count"] == 2 and listed["total_bytes"] == 150
+    assert {m["id"] for m in listed["data"]} == {kept, gone}
+    assert (await client.delete(f"/admin/api/media/{gone}")).status_code == 403  # no CSRF token
+    assert (
+        await client.delete(f"/admin/api/media/{gone}", headers={"x-csrf-token": csrf})
+    ).status_code == 200
+    assert (
+        await client.delete(f"/admin/api/media/{gone}", headers={"x-csrf-token": csrf})
+    ).status_code == 404
+    assert (await client.get("/admin/api/media")).json()["count"] == 1
+
+
+async def test_jobs_of_every_key_newest_first(console):
+    from core.ports import Job, JobStatus
+    from core.services.videos import owner_of
+    from functions.videos import job_store
+
+    client, deps = console
+    await _login(client)
+    jobs = job_store(deps)
+    await jobs.create(
+        Job(
+            "video_a",
+            "video",
+            JobStatus.QUEUED,
+            {"model": "grok-imagine-video", "prompt": "a cat"},
+            1.0,
+            1.0,
+            owner="",
+        )
+    )
+    failed = Job(
+        "video_b",
+        "video",
+        JobStatus.FAILED,
+        {"prompt": "a dog", "token": "never shown"},
+        2.0,
+        3.0,
+        error_code="upstream_error",
+        error_message="the upstream refused",
+        attempts=2,
+    )
+    await jobs.create(failed)
+    await jobs.create(Job("video_c", "video", JobStatus.QUEUED, {}, 5.0, 5.0, owner=owner_of("unknown-key")))
+    data = (await client.get("/admin/api/jobs")).json()["data"]
+    assert [j["id"] for j in data] == ["video_b", "video_a"]  # "unknown-key" is not a configured key
+    assert data[1]["params"] == {"model": "grok-imagine-video", "prompt": "a cat"}
+    assert data[0]["params"] == {"prompt": "a dog"}  # only what was asked, never anything else
+    assert (data[0]["status"], data[0]["error_code"], data[0]["attempts"]) == ("failed", "upstream_error", 2)
