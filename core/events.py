@@ -96,8 +96,17 @@ class Finish:
 
 
 @dataclass(slots=True, frozen=True)
+class SearchResults:
+    """Pages the upstream's own search found (after its `ServerToolUse`): (url, title) pairs, each
+    URL once per answer."""
+
+    results: tuple[tuple[str, str], ...]
+
+
+@dataclass(slots=True, frozen=True)
 class Citation:
-    """A source the answer cites; the text already carries it as `[[index]](url)`."""
+    """A source the answer cites, one per mark: the text just emitted carries it as
+    `[[index]](url)` (the index numbers URLs by first citation)."""
 
     index: int
     url: str
@@ -122,6 +131,7 @@ Event = (
     | ServerToolUse
     | ImageOut
     | VideoOut
+    | SearchResults
     | Citation
     | Usage
     | Finish

@@ -198,6 +198,10 @@ class Settings(BaseModel):
         ge=0,
         description="Seconds a streamed answer may take to start before its headers and an SSE comment go out (0: never early); a failure after that is the stream's own error event.",
     )
+    web_search: Literal["auto", "tool"] = Field(
+        default="auto",
+        description="Upstream web search: `auto` lets Grok search when it wants (as grok.com does; shown as reasoning unless the client asked for search); `tool` only when the client offers a web search tool (`web_search` on Responses, `web_search_options` on chat, `web_search_*` on Messages).",
+    )
     image_format: Literal["url", "b64_json", "markdown"] = Field(
         default="url", description="How generated images are delivered by default."
     )

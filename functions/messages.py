@@ -54,6 +54,7 @@ async def create_message(request: Request) -> Response:
         input_tokens=prompt,
         thinking=chat.reasoning and deps.settings.show_reasoning,
         image_format=deps.settings.image_format,
+        web_search=chat.web_search,
     )
 
     async def collect(stream: Turn) -> Response:

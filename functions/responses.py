@@ -21,6 +21,7 @@ from starlette.routing import Route
 from core.errors import InvalidRequest, StoreUnavailable
 from core.services.stored_responses import input_items, owner_of
 from core.services.tool_turns import Turn, open_turn
+from core.transcode.openai_tools import SEARCH_TOOLS
 from core.transcode.responses import ResponsesState
 from core.transcode.responses_input import ResponsesRequest, normalize_responses
 from functions._answer import Final, chat_service, serve_answer
@@ -38,7 +39,7 @@ def _frame(events: list[dict[str, Any]]) -> bytes:
 
 def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
     if tool.get("type") != "function":
-        return tool  # custom and namespace tools as given
+        return tool  # custom, namespace and web search tools as given
     fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
     return {
         "type": "function",
@@ -54,7 +55,7 @@ def _echo(body: ResponsesRequest) -> dict[str, Any]:
     tools = [
         _echo_tool(tool)
         for tool in body.tools or ()
-        if tool.get("type") in ("function", "custom", "namespace")
+        if tool.get("type") in ("function", "custom", "namespace", *SEARCH_TOOLS)
     ]
     reasoning = body.reasoning
     return {
@@ -110,6 +111,8 @@ async def create_response(request: Request) -> Response:
         reasoning=chat.reasoning and deps.settings.show_reasoning,
         image_format=deps.settings.image_format,
         seal=deps.sealer.seal if sealed else None,
+        web_search=chat.web_search,
+        sources="web_search_call.action.sources" in (body.include or ()),
     )
 
     async def save() -> None:

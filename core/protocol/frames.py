@@ -41,6 +41,7 @@ from core.events import (
     Finish,
     ImageOut,
     ReasoningDelta,
+    SearchResults,
     ServerToolUse,
     TextDelta,
     VideoOut,
@@ -120,6 +121,7 @@ class FrameDecoder:
         "_pending",
         "_renderer",
         "_run",
+        "_sources",
         "_streamed",
         "_templates",
         "_think",
@@ -139,6 +141,7 @@ class FrameDecoder:
         self._agent: Any = ""  # the rollout of `_think`
         self._streamed: list[str] = []  # raw answer tokens, to reconcile with F11
         self._images: set[str] = set()  # final images already emitted
+        self._sources: set[str] = set()  # search result URLs already emitted
         self._templates: list[_Template] = []  # most recent first
         self._learning = True
         self._learns = 0
@@ -612,8 +615,8 @@ class FrameDecoder:
     def end(self, out: list[Event], last: Event) -> None:
         self._end(out, last)
 
-    def search_results(self, items: Any) -> None:
-        self._search_results(items)
+    def search_results(self, items: Any, out: list[Event]) -> None:
+        self._search_results(items, out)
 
     def card(self, card: Any, out: list[Event]) -> None:
         self._card(card, out)
@@ -628,7 +631,7 @@ class FrameDecoder:
             return
         for key in ("webSearchResults", "citedWebSearchResults"):
             if key in response:
-                self._search_results(response[key])
+                self._search_results(response[key], out)
         card = response.get("cardAttachment")
         if card is not None:
             self._card(card, out)
@@ -650,12 +653,21 @@ class FrameDecoder:
         if response.get("isSoftStop") or response.get("finalMetadata"):
             self._stop(out)
 
-    def _search_results(self, value: Any) -> None:
+    def _search_results(self, value: Any, out: list[Event]) -> None:
         items = value.get("results") if isinstance(value, dict) else value
-        if isinstance(items, list):
-            for item in items:
-                if isinstance(item, dict):
-                    self._renderer.add_title(str(item.get("url") or ""), str(item.get("title") or ""))
+        if not isinstance(items, list):
+            return
+        found: list[tuple[str, str]] = []
+        for item in items:
+            if isinstance(item, dict):
+                url, title = str(item.get("url") or ""), str(item.get("title") or "")
+                self._renderer.add_title(url, title)
+                if url and url not in self._sources:
+                    self._sources.add(url)
+                    found.append((url, title))
+        if found:
+            self.close_runs(out)
+            out.append(SearchResults(tuple(found)))
 
     def _card(self, card: Any, out: list[Event]) -> None:
         data = card.get("jsonData", card) if isinstance(card, dict) else card
@@ -729,7 +741,7 @@ class FrameDecoder:
                 self._image({"imageUrl": path, "progress": 100}, out)
         for key in ("webSearchResults", "citedWebSearchResults"):
             if key in model:
-                self._search_results(model[key])
+                self._search_results(model[key], out)
 
     # --- the end ----------------------------------------------------------------------------
 

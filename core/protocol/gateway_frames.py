@@ -231,7 +231,7 @@ class GatewayDecoder:
         elif kind == "response.search.result":
             result = event.get("result")
             if isinstance(result, dict):
-                rest.search_results([result])
+                rest.search_results([result], out)
         elif kind == "response.grok.output":
             output = event.get("output")
             if isinstance(output, dict):
@@ -281,7 +281,7 @@ class GatewayDecoder:
         if isinstance(result, dict):
             search = result.get("web_search")
             if isinstance(search, dict) and isinstance(search.get("webpages"), list):
-                rest.search_results(search["webpages"])
+                rest.search_results(search["webpages"], out)
             return
         citation = chunk.get("render_citation")
         if isinstance(citation, dict):

@@ -42,6 +42,7 @@ def chat_body(
     temporary: bool = True,
     disable_memory: bool = True,
     custom_personality: str | None = None,
+    disable_search: bool = False,
 ) -> dict[str, Any]:
     """The §3.1 body of a new, temporary conversation holding the whole flattened prompt."""
     body: dict[str, Any] = {
@@ -49,7 +50,7 @@ def chat_body(
         "connectors": [],
         "deviceEnvInfo": dict(DEVICE_ENV),
         "disableMemory": disable_memory,
-        "disableSearch": False,
+        "disableSearch": disable_search,
         "disableSelfHarmShortCircuit": False,
         "disableTextFollowUps": False,
         "enableImageGeneration": True,

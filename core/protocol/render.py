@@ -91,7 +91,7 @@ class Renderer:
         index = self._citations.get(url)
         if index is None:
             index = self._citations[url] = len(self._citations) + 1
-            citations.append(Citation(index, url, self._titles.get(url, "")))
+        citations.append(Citation(index, url, self._titles.get(url, "")))  # one per mark, for annotations
         return f"[[{index}]]({url})"
 
     def _render(self, attrs: str, citations: list[Citation]) -> str:

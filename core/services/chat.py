@@ -128,7 +128,8 @@ class ChatService:
 
     async def _attempt(self, request: ChatRequest, files: list[Attachment], lease: Lease) -> ChatStream:
         file_ids = [await self.upstream.upload(lease.token, f.name, f.mime, f.data or b"") for f in files]
-        body = chat_body(request.message, request.model.mode, file_ids=file_ids)
+        no_search = self.settings.web_search == "tool" and not request.web_search
+        body = chat_body(request.message, request.model.mode, file_ids=file_ids, disable_search=no_search)
         upstream = await self.upstream.chat(lease.token, body)
         decoder = decoder_for(upstream, self.settings.assets_url)
         chunks = upstream.__aiter__()

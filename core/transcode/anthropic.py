@@ -5,6 +5,9 @@
                      content_block_stop
     text block:      content_block_start {text}, text_delta*, content_block_stop
     tool_use block:  content_block_start {tool_use, input {}}, input_json_delta*, content_block_stop
+    web search (when the client offered `web_search_*`):
+                     server_tool_use block (as tool_use), web_search_tool_result block (start, stop),
+                     and on the text that cites: citations_delta {web_search_result_location}
     message_delta {stop_reason, stop_sequence} + usage, message_stop
     a failure after the start: event `error` {type: error, error: {type, message}}, and the end
 
@@ -23,20 +26,30 @@ from typing import Any
 
 from core.errors import GatewayError
 from core.events import (
+    Citation,
     Event,
     Fault,
     Finish,
     ImageOut,
     ReasoningDelta,
+    SearchResults,
     ServerToolUse,
     TextDelta,
     ToolCall,
     Usage,
 )
 from core.protocol.render import answer_image, tool_line
+from core.transcode.citations import mark
 
 ARGUMENT_PIECE = 32
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+SEARCHES = ("web_search", "x_search", "x_keyword_search", "x_semantic_search")
+CITED_TEXT = 150  # characters of the citing text kept in `cited_text`
+
+
+def _opaque(*parts: str) -> str:
+    """An opaque token (Anthropic's encrypted fields): the gateway never reads it back."""
+    return base64.b64encode("\x1f".join(parts).encode()).decode("ascii")
 
 
 def message_id() -> str:
@@ -58,8 +71,14 @@ class MessagesState:
         thinking: bool = False,
         image_format: str = "url",
         id: str | None = None,
+        web_search: bool = False,
     ) -> None:
         self.id = id or message_id()
+        self.web_search = web_search  # the client offered web_search_*: searches are server tool blocks
+        self.searches = 0
+        self.pending_search: str | None = None  # a server_tool_use whose result block is due
+        self._cited_block: dict[str, Any] | None = None
+        self._cite_from = 0
         self.model = model
         self.input_tokens = input_tokens
         self.show_thinking = thinking
@@ -75,12 +94,15 @@ class MessagesState:
     def _usage(self) -> dict[str, Any]:
         output = self.usage.completion_tokens if self.usage else 0
         inputs = self.usage.prompt_tokens if self.usage else self.input_tokens
-        return {
+        usage: dict[str, Any] = {
             "input_tokens": inputs,
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
             "output_tokens": output,
         }
+        if self.searches:
+            usage["server_tool_use"] = {"web_search_requests": self.searches}
+        return usage
 
     def message(self) -> dict[str, Any]:
         return {
@@ -113,8 +135,16 @@ class MessagesState:
                 if self.show_thinking:
                     self._thinking(event.text, out)
             elif isinstance(event, ServerToolUse):
-                if self.show_thinking:
+                if self.web_search and event.name in SEARCHES:
+                    self._search(event, out)
+                elif self.show_thinking:
                     self._thinking(tool_line(event.name, event.args), out)
+            elif isinstance(event, SearchResults):
+                if self.pending_search is not None:
+                    self._search_result(event.results, out)
+            elif isinstance(event, Citation):
+                if self.web_search:
+                    self._cite(event, out)
             elif isinstance(event, ImageOut):
                 if event.final and not event.moderated:
                     text = answer_image(event.url, self.image_format, after_newline=self.ends_newline)
@@ -125,6 +155,8 @@ class MessagesState:
                 self.usage = event
             elif isinstance(event, Finish):
                 self._close(out)
+                if self.pending_search is not None:
+                    self._search_result((), out)
                 if event.stop_sequence is not None:
                     self.stop_reason, self.stop_sequence = "stop_sequence", event.stop_sequence
                 else:
@@ -194,3 +226,64 @@ class MessagesState:
         assert self.open is not None
         self.open["input"] = json.loads(call.arguments)
         self._close(out)
+
+    def _search(self, tool: ServerToolUse, out: list[tuple[str, dict[str, Any]]]) -> None:
+        """The upstream's search as a `server_tool_use` block; its `web_search_tool_result` follows
+        when the results arrive (empty if none did by the next search or the end)."""
+        self._close(out)
+        if self.pending_search is not None:
+            self._search_result((), out)
+        query = next((v for k in ("query", "q") if isinstance(v := tool.args.get(k), str)), "")
+        block_id = "srvtoolu_01" + secrets.token_hex(12)
+        self._begin({"type": "server_tool_use", "id": block_id, "name": "web_search", "input": {}}, out)
+        arguments = json.dumps({"query": query}, ensure_ascii=False)
+        self._delta({"type": "input_json_delta", "partial_json": arguments}, out)
+        assert self.open is not None
+        self.open["input"] = {"query": query}
+        self._close(out)
+        self.searches += 1
+        self.pending_search = block_id
+
+    def _search_result(
+        self, results: tuple[tuple[str, str], ...], out: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        self._close(out)
+        content = [
+            {
+                "type": "web_search_result",
+                "url": url,
+                "title": title or url,
+                "encrypted_content": _opaque("grokgate", url),
+                "page_age": None,
+            }
+            for url, title in results
+        ]
+        block = {"type": "web_search_tool_result", "tool_use_id": self.pending_search, "content": content}
+        self.pending_search = None
+        self._begin(block, out)
+        self._close(out)
+
+    def _cite(self, citation: Citation, out: list[tuple[str, dict[str, Any]]]) -> None:
+        block = self.open
+        if block is None or block["type"] != "text":
+            return
+        text = block["text"]
+        if block is not self._cited_block:  # marks are found in order, each after the one before
+            self._cited_block, self._cite_from = block, 0
+        cue = mark(citation)
+        at = text.find(cue, self._cite_from)
+        if at < 0:
+            at = len(text)
+        before = text[self._cite_from : at].rstrip()
+        self._cite_from = min(at + len(cue), len(text))
+        sentence = max(before.rfind(". ") + 2 if ". " in before else 0, before.rfind("\n") + 1)
+        cited = before[sentence:][-CITED_TEXT:].strip()  # the sentence the mark ends
+        entry = {
+            "type": "web_search_result_location",
+            "url": citation.url,
+            "title": citation.title or citation.url,
+            "encrypted_index": _opaque("grokgate", citation.url, str(citation.index)),
+            "cited_text": cited,
+        }
+        block.setdefault("citations", []).append(entry)
+        self._delta({"type": "citations_delta", "citation": entry}, out)

@@ -69,6 +69,11 @@ def _bad(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(f"{param}: {message}", param=param)
 
 
+def is_web_search(tool: Any) -> bool:
+    """Anthropic's web search server tool (`web_search_20250305` and its later versions)."""
+    return isinstance(tool, dict) and str(tool.get("type") or "").startswith("web_search_")
+
+
 def tool_spec(tools: list[Any] | None, choice: dict[str, Any] | None) -> ToolSpec | None:
     offered: list[Tool] = []
     for i, raw in enumerate(tools or ()):
@@ -76,6 +81,8 @@ def tool_spec(tools: list[Any] | None, choice: dict[str, Any] | None) -> ToolSpe
         if not isinstance(raw, dict):
             raise _bad(param, "must be an object")
         kind = raw.get("type", "custom")
+        if is_web_search(raw):
+            continue  # the upstream's own search (`ChatRequest.web_search`)
         if kind not in ("custom", None):
             raise _bad(
                 f"{param}.type",
@@ -195,6 +202,8 @@ class _History:
                 texts.append(self.source(block, where, document=kind == "document"))
             elif kind in ("thinking", "redacted_thinking") and role == "assistant":
                 continue
+            elif kind in ("server_tool_use", "web_search_tool_result") and role == "assistant":
+                continue  # the upstream searched; the answer that followed carries what it found
             elif kind == "tool_use" and role == "assistant":
                 name = _text(block.get("name"), f"{where}.name")
                 self.names[str(block.get("id"))] = name
@@ -258,4 +267,5 @@ def normalize_messages(body: MessagesBase, *, max_tokens: int | None = None) -> 
         max_output_tokens=max_tokens,
         stop=stop,
         tools=spec if spec is not None and spec.active else None,
+        web_search=any(is_web_search(t) for t in body.tools or ()),
     )

@@ -87,6 +87,7 @@ class ChatRequest:
     meta: dict[str, Any] = field(default_factory=dict)
     tools: ToolSpec | None = None  # offered tools: the service runs the answer through the detector
     output: OutputFormat | None = None  # structured output: the answer is checked JSON
+    web_search: bool = False  # the client offered a web search tool: search on, results reported
 
 
 def flatten(blocks: Sequence[Block]) -> str:

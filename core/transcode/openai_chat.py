@@ -19,6 +19,7 @@ from pydantic import Field
 from core.catalog import Capability, require_capability
 from core.errors import GatewayError, InvalidRequest
 from core.events import (
+    Citation,
     Event,
     Fault,
     Finish,
@@ -30,6 +31,7 @@ from core.events import (
     Usage,
 )
 from core.protocol.render import render_image, tool_line
+from core.transcode.citations import CitationSpans
 from core.transcode.fields import RequestModel
 from core.transcode.normalize import ChatRequest, openai_messages
 from core.transcode.openai_tools import openai_tool_spec
@@ -158,6 +160,7 @@ def normalize_request(body: ChatCompletionRequest) -> ChatRequest:
         stop=stop,
         tools=spec,
         output=output,
+        web_search=body.web_search_options is not None,
     )
 
 
@@ -188,11 +191,13 @@ class ChatCompletionState:
     """
 
     __slots__ = (
+        "_annotations",
         "_collect",
         "_content",
         "_ends_newline",
         "_reasoning",
         "_show_reasoning",
+        "_spans",
         "_tool_calls",
         "created",
         "error",
@@ -226,6 +231,8 @@ class ChatCompletionState:
         self._reasoning: list[str] = []
         self._ends_newline = True
         self._tool_calls: list[dict[str, Any]] = []
+        self._spans = CitationSpans()
+        self._annotations: list[dict[str, Any]] = []
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.error: GatewayError | None = None
@@ -282,6 +289,13 @@ class ChatCompletionState:
                     chunks.append(self._content_chunk(text))
                     text.clear()
                 chunks.append(self._tool_chunk(event))  # type: ignore[arg-type]
+            elif kind is Citation:
+                if text:
+                    chunks.append(self._content_chunk(text))
+                    text.clear()
+                annotation = self._annotation(event)  # type: ignore[arg-type]
+                if annotation is not None:
+                    chunks.append(self._chunk({"annotations": [annotation]}))
             elif kind is Usage:
                 self.usage = event  # type: ignore[assignment]
             elif kind is Finish or kind is Fault:
@@ -305,8 +319,27 @@ class ChatCompletionState:
             chunks.append(self._content_chunk(text))
         return chunks
 
+    def _annotation(self, citation: Citation) -> dict[str, Any] | None:
+        """An `url_citation` on the span of the citation's mark in the content."""
+        span = self._spans.span(citation)
+        if span is None:
+            return None
+        annotation = {
+            "type": "url_citation",
+            "url_citation": {
+                "start_index": span[0],
+                "end_index": span[1],
+                "title": citation.title or citation.url,
+                "url": citation.url,
+            },
+        }
+        if self._collect:
+            self._annotations.append(annotation)
+        return annotation
+
     def _content_chunk(self, text: list[str]) -> dict[str, Any]:
         joined = "".join(text)
+        self._spans.add(joined)
         self._ends_newline = joined.endswith("\n")
         if self._collect:
             self._content.append(joined)
@@ -344,6 +377,8 @@ class ChatCompletionState:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self._content), "refusal": None}
         if self._reasoning:
             message["reasoning_content"] = "".join(self._reasoning)
+        if self._annotations:
+            message["annotations"] = self._annotations
         if self._tool_calls:
             message["tool_calls"] = self._tool_calls
             message["content"] = message["content"] or None

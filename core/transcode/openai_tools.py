@@ -6,8 +6,8 @@ functions and custom tools; each member is shown as `namespace.name` and its cal
 namespace back). Tools that would run on OpenAI's servers (`web_search`, `tool_search`,
 `file_search`, `code_interpreter`, `mcp`, ...) cannot run here: they are dropped and named in
 `ignored`, which the route reports in `x-grokgate-ignored-params`, so a client that always sends
-them (Codex sends `web_search`) keeps working. `web_search` is the seam where upstream search
-plugs in (issue 11, deliverable 4).
+them keeps working. `web_search` (any of its type names) is honoured instead: it switches on the
+upstream's own search, reported as `web_search_call` items (`wants_web_search`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ from core.transcode.depth import check_depth
 from core.transcode.tools import ChoiceMode, Tool, ToolChoice, ToolSpec
 
 SEARCH_TOOLS = ("web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11")
+
+
+def wants_web_search(tools: list[Any] | None) -> bool:
+    """The Responses `tools` offer OpenAI's web search (any of its type names)."""
+    return any(isinstance(t, dict) and t.get("type") in SEARCH_TOOLS for t in tools or ())
 
 
 def _unsupported(param: str, why: str) -> InvalidRequest:
@@ -106,6 +111,8 @@ def offered_tools(tools: list[Any] | None, ignored: list[str]) -> list[Tool]:
             offered.append(_custom(raw, param))
         elif kind == "namespace":
             offered += _namespace(raw, param)
+        elif kind in SEARCH_TOOLS:
+            pass  # honoured by the upstream's own search (`wants_web_search`)
         elif isinstance(kind, str) and kind:
             ignored.append(f"{param}.type={kind}")
         else:

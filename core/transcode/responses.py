@@ -10,11 +10,14 @@ The stream follows the official event reference, each event with its `sequence_n
                      output_text.done, content_part.done, output_item.done
     function call:   output_item.added, function_call_arguments.delta*,
                      function_call_arguments.done, output_item.done
+    web search:      output_item.added, web_search_call.in_progress, web_search_call.searching,
+                     web_search_call.completed, output_item.done (when the client offered it)
     response.completed | response.incomplete (max_output_tokens) | error + response.failed
 
 Items never overlap: one is closed before the next opens, so output indexes are dense and each
 `done` matches its `added` (the SDK's accumulator checks both). No `[DONE]` line: the terminal
-lifecycle event ends the stream.
+lifecycle event ends the stream. A citation in the answer is an `url_citation` annotation on the
+span of its mark (`response.output_text.annotation.added`), whatever tools were offered.
 """
 
 from __future__ import annotations
@@ -26,19 +29,23 @@ from typing import Any
 
 from core.errors import GatewayError, RateLimited
 from core.events import (
+    Citation,
     Event,
     Fault,
     Finish,
     ImageOut,
     ReasoningDelta,
+    SearchResults,
     ServerToolUse,
     TextDelta,
     ToolCall,
     Usage,
 )
 from core.protocol.render import answer_image, tool_line
+from core.transcode.citations import CitationSpans
 
 ARGUMENT_PIECE = 32  # function-call arguments stream in pieces of this many characters
+SEARCHES = ("web_search", "x_search", "x_keyword_search", "x_semantic_search")
 
 
 def new_id(prefix: str) -> str:
@@ -74,7 +81,11 @@ class ResponsesState:
         id: str | None = None,
         created_at: int | None = None,
         seal: Callable[[str, str], str] | None = None,
+        web_search: bool = False,
+        sources: bool = False,
     ) -> None:
+        self.web_search = web_search  # the client offered web search: searches are web_search_call items
+        self.sources = sources  # include web_search_call.action.sources
         self.id = id or new_id("resp")
         self.seal = seal  # include reasoning.encrypted_content: (item id, text) -> token
         self.created_at = created_at or int(time.time())
@@ -158,8 +169,16 @@ class ResponsesState:
                 if self.show_reasoning:
                     self._reasoning(event.text, out)
             elif isinstance(event, ServerToolUse):
-                if self.show_reasoning:
+                if self.web_search and event.name in SEARCHES:
+                    self._search(event, out)
+                elif self.show_reasoning:
                     self._reasoning(tool_line(event.name, event.args), out)
+            elif isinstance(event, SearchResults):
+                if self.open is not None and self.open["type"] == "web_search_call" and self.sources:
+                    sources = self.open["action"].setdefault("sources", [])
+                    sources += [{"type": "url", "url": url} for url, _ in event.results]
+            elif isinstance(event, Citation):
+                self._annotate(event, out)
             elif isinstance(event, ImageOut):
                 if event.final and not event.moderated:
                     text = answer_image(event.url, self.image_format, after_newline=self.ends_newline)
@@ -220,9 +239,15 @@ class ResponsesState:
             item["summary"] = [part]
             if self.seal is not None:
                 item["encrypted_content"] = self.seal(item["id"], text)
+        elif item["type"] == "web_search_call":
+            out.append(
+                self._event("response.web_search_call.completed", item_id=item["id"], output_index=index)
+            )
         elif item["type"] == "message":
             text = item.pop("_text")
-            part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+            item.pop("_spans")
+            annotations = item.pop("_annotations")
+            part = {"type": "output_text", "annotations": annotations, "logprobs": [], "text": text}
             out.append(
                 self._event(
                     "response.output_text.done",
@@ -283,7 +308,7 @@ class ResponsesState:
             return
         if self.open is None or self.open["type"] != "message":
             self._close(out)
-            item = {
+            item: dict[str, Any] = {
                 "id": new_id("msg"),
                 "type": "message",
                 "status": "in_progress",
@@ -292,6 +317,8 @@ class ResponsesState:
             }
             self._open(item, out)
             item["_text"] = ""
+            item["_spans"] = CitationSpans()
+            item["_annotations"] = []
             out.append(
                 self._event(
                     "response.content_part.added",
@@ -304,6 +331,7 @@ class ResponsesState:
         current = self.open
         assert current is not None
         current["_text"] += text
+        current["_spans"].add(text)
         self.ends_newline = text.endswith("\n")
         out.append(
             self._event(
@@ -381,3 +409,45 @@ class ResponsesState:
         )
         item["input"] = call.arguments
         self._close(out)
+
+    def _search(self, tool: ServerToolUse, out: list[dict[str, Any]]) -> None:
+        """The upstream's search as a `web_search_call` item, open until the next item (its
+        results, if asked for, join `action.sources`)."""
+        self._close(out)
+        query = next((v for k in ("query", "q") if isinstance(v := tool.args.get(k), str)), "")
+        item: dict[str, Any] = {
+            "id": new_id("ws"),
+            "type": "web_search_call",
+            "status": "in_progress",
+            "action": {"type": "search", "query": query},
+        }
+        self._open(item, out)
+        index = self._index()
+        for kind in ("response.web_search_call.in_progress", "response.web_search_call.searching"):
+            out.append(self._event(kind, item_id=item["id"], output_index=index))
+
+    def _annotate(self, citation: Citation, out: list[dict[str, Any]]) -> None:
+        item = self.open
+        if item is None or item["type"] != "message":
+            return
+        span = item["_spans"].span(citation)
+        if span is None:
+            return
+        annotation = {
+            "type": "url_citation",
+            "start_index": span[0],
+            "end_index": span[1],
+            "url": citation.url,
+            "title": citation.title or citation.url,
+        }
+        item["_annotations"].append(annotation)
+        out.append(
+            self._event(
+                "response.output_text.annotation.added",
+                item_id=item["id"],
+                output_index=self._index(),
+                content_index=0,
+                annotation_index=len(item["_annotations"]) - 1,
+                annotation=annotation,
+            )
+        )

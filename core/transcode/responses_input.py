@@ -26,7 +26,7 @@ from core.transcode.normalize import (
     check_attachments,
     flatten,
 )
-from core.transcode.openai_tools import openai_tool_spec
+from core.transcode.openai_tools import openai_tool_spec, wants_web_search
 from core.transcode.sealed import Sealer
 from core.transcode.structured import responses_output_format
 from core.transcode.tools import render_calls, result_role
@@ -242,6 +242,8 @@ def input_blocks(
             call_id = _text_of(item.get("call_id"), f"{param}.call_id")
             output = _parts(item.get("output"), f"{param}.output", atts)
             blocks.append(Block(result_role(call_id, names.get(call_id, "")), output or "(no output)"))
+        elif kind == "web_search_call":
+            pass  # the upstream searched; the answer that followed carries what it found
         elif kind == "reasoning":
             _reasoning_item(item, param, sealer)  # not replayed: the answer that followed it is
         elif kind == "item_reference":
@@ -301,4 +303,5 @@ def normalize_responses(
         max_output_tokens=body.max_output_tokens,
         tools=spec if spec is not None and spec.active else None,
         output=output,
+        web_search=wants_web_search(body.tools),
     )

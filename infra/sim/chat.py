@@ -158,7 +158,9 @@ def stream_chat(
     """Everything after the gate for a chat turn: directives, quota, then the frame script."""
     message: str = body["message"]
     mode: str = body["modeId"]
-    script = build(message, mode, account.user_id, body.get("imageGenerationCount"))
+    script = build(
+        message, mode, account.user_id, body.get("imageGenerationCount"), not body.get("disableSearch", False)
+    )
     directive = script.directive
     if directive.status:
         return json_response(

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-_INT_KEYS = ("tokens", "think", "delay_ms", "ttfb_ms", "midstream_drop", "image", "status", "agents")
+_INT_KEYS = ("tokens", "think", "delay_ms", "ttfb_ms", "midstream_drop", "image", "status", "agents", "cite")
 _FLAGS = ("inband_error", "usage_limit", "stream_error", "empty", "card", "search", "moderated")
 TOOL_FORMATS = ("xml", "invoke", "function_call", "json_fence")
 
@@ -34,6 +34,7 @@ class Directive:
     empty: bool = False
     card: bool = False
     search: bool = False
+    cite: int = 0  # citations of the search results (`search` implied), one sentence each
     moderated: bool = False
     tool: str | None = None
     args: Any = field(default_factory=dict)

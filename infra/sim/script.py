@@ -190,8 +190,15 @@ def _image_items(rng: random.Random, n: int, user_id: str, moderated: bool) -> t
 
 
 @functools.lru_cache(maxsize=2048)
-def build(message: str, mode: str, user_id: str = "sim-user", image_count: int | None = None) -> Script:
-    """The script for one chat turn. `image_count` is the body's imageGenerationCount (used for Drawing:)."""
+def build(
+    message: str,
+    mode: str,
+    user_id: str = "sim-user",
+    image_count: int | None = None,
+    search_allowed: bool = True,
+) -> Script:
+    """The script for one chat turn. `image_count` is the body's imageGenerationCount (used for
+    Drawing:); `search_allowed` is False when the body says `disableSearch` (then no search runs)."""
     directive = parse(message)
     rng = _rng(seed_text(message, directive) + "|" + mode)
     if directive.empty or directive.inband_error or directive.usage_limit:
@@ -199,14 +206,14 @@ def build(message: str, mode: str, user_id: str = "sim-user", image_count: int |
     thinking = _thinking(rng, mode, directive)
     items: list[Item] = list(thinking)
     results: tuple[dict[str, str], ...] = ()
-    if directive.search:
+    if (directive.search or directive.cite) and search_allowed:
         query = " ".join(_words(rng, 3))
         results = tuple(
             {
                 "url": f"https://en.wikipedia.org/wiki/{w.capitalize()}",
                 "title": f"{w.capitalize()} - Wikipedia",
             }
-            for w in _words(rng, 2)
+            for w in _words(rng, max(2, directive.cite))
         )
         card_id = f"tuc-{rng.randrange(10**6)}"
         at = min(_STEP, len(items))
@@ -238,6 +245,21 @@ def build(message: str, mode: str, user_id: str = "sim-user", image_count: int |
         cards.append(card)
         at = (len(answer) + 1) // 2
         answer[at:at] = [
+            Card(card),
+            Answer(render_tag(card["id"], "citation_card", "render_inline_citation")),
+        ]
+    for n, result in enumerate(results[: directive.cite]):
+        # one sentence per cited result, its citation card then the token with the render tag
+        card = {
+            "id": f"cit{rng.randrange(16**5):05x}{n}",
+            "type": "render_inline_citation",
+            "cardType": "citation_card",
+            "url": result["url"],
+        }
+        cards.append(card)
+        sentence = f" {result['title'].split(' - ')[0]} is cited."
+        answer += [
+            Answer(sentence),
             Card(card),
             Answer(render_tag(card["id"], "citation_card", "render_inline_citation")),
         ]

@@ -17,6 +17,7 @@ from core.events import (
     Finish,
     ImageOut,
     ReasoningDelta,
+    SearchResults,
     ServerToolUse,
     TextDelta,
     VideoOut,
@@ -175,7 +176,11 @@ def test_citation_card_renders_numbered_link() -> None:
     )
     events, _ = decode(data + SOFT)
     assert text_of(events) == "Tides rise.[[1]](https://w.org/Tide) Again[[1]](https://w.org/Tide)"
-    assert [e for e in events if isinstance(e, Citation)] == [Citation(1, "https://w.org/Tide", "Tide")]
+    # one event per mark (for annotations), numbered by the URL's first citation
+    assert [e for e in events if isinstance(e, Citation)] == [Citation(1, "https://w.org/Tide", "Tide")] * 2
+    assert [e for e in events if isinstance(e, SearchResults)] == [
+        SearchResults((("https://w.org/Tide", "Tide"),))
+    ]
 
 
 def test_searched_image_and_generated_image_tags() -> None:

@@ -13,7 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.events import Citation, Event, Fault, Finish, ImageOut, ReasoningDelta, ServerToolUse, TextDelta
+from core.events import (
+    Citation,
+    Event,
+    Fault,
+    Finish,
+    ImageOut,
+    ReasoningDelta,
+    SearchResults,
+    ServerToolUse,
+    TextDelta,
+)
 from core.protocol.classify import Kind
 from core.protocol.frames import FrameDecoder
 from core.protocol.gateway_frames import (
@@ -108,6 +118,7 @@ def test_every_message_kind_of_a_turn() -> None:
     assert events == [
         ReasoningDelta("hm"),
         ServerToolUse("web_search", {"query": "tides"}),
+        SearchResults((("https://a.test/x", "Tides"),)),
         TextDelta("A tide[[1]](https://a.test/x)"),
         Citation(1, "https://a.test/x", "Tides"),
         TextDelta(" is water."),

@@ -127,6 +127,22 @@ def test_search_and_citation_cards_precede_their_render_tag(client: httpx.Client
     assert final["webSearchResults"] and final["cardAttachmentsJson"]
 
 
+def test_cite_searches_and_cites_each_result_once(client: httpx.Client) -> None:
+    rs = responses(frames(chat(client, TOKEN, "#sim cite=3 tokens=4", "expert").text))
+    results = next(r for r in rs if "webSearchResults" in r)["webSearchResults"]["results"]
+    assert len(results) == 3
+    cards = [orjson.loads(r["cardAttachment"]["jsonData"]) for r in rs if "cardAttachment" in r]
+    assert [c["url"] for c in cards] == [r["url"] for r in results]
+    tags = [r["token"] for r in rs if "<grok:render" in r.get("token", "")]
+    assert [f'card_id="{c["id"]}"' in t for c, t in zip(cards, tags, strict=True)] == [True] * 3
+
+
+def test_disable_search_means_no_search(client: httpx.Client) -> None:
+    lines = frames(chat(client, TOKEN, "#sim search cite=2 tokens=4", "expert", disableSearch=True).text)
+    assert "F5" not in kinds(lines) and "F7" not in kinds(lines)
+    assert "<grok:render" not in answer_of(lines)  # nothing found, nothing cited
+
+
 def test_drawing_prompt_streams_generated_image_cards_that_download(
     client: httpx.Client, sim: SimServer
 ) -> None:
