@@ -9,6 +9,7 @@ POST /admin/logout               ends the session (revoked in the store until it
 GET  /admin/api/session          the session's CSRF token and expiry
 GET  /admin/api/batches          recent batches;  POST {"action", "ids"} starts one
 GET  /admin/api/batches/{id}     one batch, after advancing it by one step
+POST /admin/api/voice/token      {"account_id", "voice", "personality", "speed"} -> a LiveKit token (E20)
 """
 
 from __future__ import annotations
@@ -142,6 +143,35 @@ async def get_batch(request: Request) -> Response:
     return json_response(batches.summary(batch), headers={"cache-control": "no-store"})
 
 
+async def voice_token(request: Request) -> Response:
+    """E20 for the chosen account: the LiveKit URL, room and token a browser would connect with."""
+    from core.protocol.classify import UpstreamFailure
+    from infra.upstream.livekit import LiveKitClient
+
+    deps = await admin_deps(request)
+    body = await _json(request)
+    account_id, voice = body.get("account_id"), body.get("voice", "ara")
+    personality, speed = body.get("personality", "assistant"), body.get("speed", 1.0)
+    if not isinstance(account_id, str) or not account_id:
+        raise InvalidRequest("`account_id` names the account to speak as.", param="account_id")
+    if not isinstance(voice, str) or not voice or not isinstance(personality, str) or not personality:
+        raise InvalidRequest("`voice` and `personality` must be non-empty strings.", param="voice")
+    if not isinstance(speed, int | float) or isinstance(speed, bool) or not 0.5 <= speed <= 2.0:
+        raise InvalidRequest("`speed` must be a number from 0.5 to 2.", param="speed")
+    account = await deps.store.get(account_id)
+    if account is None:
+        raise NotFound(f"No account `{account_id}`.", param="account_id", code="account_not_found")
+    client = deps.lazy("livekit", lambda d: LiveKitClient(d.settings))
+    try:
+        found = await client.token(account.token, voice=voice, personality=personality, speed=float(speed))
+    except UpstreamFailure as failure:
+        raise failure.to_error(deps.settings.cooldown_seconds) from None
+    return json_response(
+        {**found, "account_id": account.id, "voice": voice, "personality": personality, "speed": speed},
+        headers={"cache-control": "no-store"},
+    )
+
+
 routes = [
     Route("/admin", page, methods=["GET"]),
     Route("/admin/assets/{name}", asset, methods=["GET"]),
@@ -151,4 +181,5 @@ routes = [
     Route("/admin/api/batches", list_batches, methods=["GET"]),
     Route("/admin/api/batches", start_batch, methods=["POST"]),
     Route("/admin/api/batches/{batch_id}", get_batch, methods=["GET"]),
+    Route("/admin/api/voice/token", voice_token, methods=["POST"]),
 ]

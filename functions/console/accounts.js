@@ -49,12 +49,12 @@ export async function render(_name, root) {
 
   const importText = h("textarea", { placeholder: "One sso token per line, or JSON: [{\"token\": \"…\", \"tier\": \"super\", \"note\": \"…\", \"tags\": [\"…\"]}]" });
   const importFile = h("input", { type: "file", accept: ".txt,.json,.csv,text/plain,application/json" });
-  const importTier = h("select", {}, options(TIERS.slice(1), "basic"));
+  const importTier = h("select", {}, options([["auto", "detect from the upstream"], ...TIERS.slice(1)], "auto"));
   const importResult = h("p", { id: "import-result", role: "status" });
   const importCard = h("section", { class: "card", "aria-labelledby": "import-h" },
     h("h2", { id: "import-h" }, "Import and export"),
     field("Tokens", importText, "i-text"),
-    h("div", { class: "row" }, field("Or a file", importFile, "i-file"), field("Default tier", importTier, "i-tier"),
+    h("div", { class: "row" }, field("Or a file", importFile, "i-file"), field("Tier (when a line names none)", importTier, "i-tier"),
       h("div", {}, h("button", { type: "button", id: "import", onclick: doImport }, "Import")),
       h("div", {}, h("button", { type: "button", class: "quiet", onclick: doExport }, "Export inventory"))),
     importResult,

@@ -8,6 +8,7 @@ const views = {
   settings: () => import("./system.js"),
   chat: () => import("./playground.js"),
   images: () => import("./playground.js"),
+  voice: () => import("./voice.js"),
 };
 const $ = (id) => document.getElementById(id);
 

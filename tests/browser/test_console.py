@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -204,3 +205,58 @@ def test_settings_page_edits_a_behaviour_override(logged_in, console_gateway):
     row = d.find_element(By.CSS_SELECTOR, "input[aria-label=retry_budget]").find_element(By.XPATH, "../..")
     assert "override (console)" in row.text and "deployed: 2" in row.text
     screenshot(d, "settings")
+
+
+def test_voice_page_shows_the_connection_details(logged_in, console_gateway):
+    d = logged_in
+    d.get(console_gateway.url + "/admin#voice")
+    wait(d).until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#voice-account option")) > 0)
+    d.find_element(By.ID, "voice-go").click()
+    details = wait(d).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#voice-details dl")))
+    assert "wss://livekit.grok.com" in details.text and "room-" in details.text
+    assert not any(token in d.page_source for token in POOL)
+    screenshot(d, "voice")
+
+
+def test_dark_and_phone(logged_in, console_gateway):
+    """Dark by `prefers-color-scheme`, and readable at a phone's width (no page-wide scroll)."""
+    d = logged_in
+    d.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+    )
+    try:
+        d.get(console_gateway.url + "/admin#accounts")
+        wait(d).until(EC.visibility_of_element_located((By.ID, "accounts-table")))
+        background = d.execute_script("return getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(20, 22, 26)"
+        screenshot(d, "accounts-dark")
+        d.set_window_size(390, 844)
+        d.get(console_gateway.url + "/admin#chat")
+        wait(d).until(EC.visibility_of_element_located((By.ID, "prompt")))
+        assert d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        d.get(console_gateway.url + "/admin#accounts")
+        wait(d).until(EC.visibility_of_element_located((By.ID, "accounts-table")))
+        assert d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        screenshot(d, "accounts-phone-dark")
+    finally:
+        d.set_window_size(1280, 900)
+        d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+def test_keyboard_only_login_and_navigation(browser, console_gateway):
+    d = browser
+    d.delete_all_cookies()
+    d.get(console_gateway.url + "/admin")
+    wait(d).until(EC.visibility_of_element_located((By.ID, "admin-key")))
+    active = d.switch_to.active_element
+    assert active.get_attribute("id") == "admin-key"  # focus starts in the one field
+    active.send_keys(ADMIN_KEY, Keys.ENTER)
+    wait(d).until(EC.visibility_of_element_located((By.ID, "accounts-table")))
+    link = d.find_element(By.CSS_SELECTOR, "nav a[href='#settings']")
+    for _ in range(80):  # Tab along (wrapping round the page) until the Settings link has the focus
+        ActionChains(d).send_keys(Keys.TAB).perform()
+        if d.switch_to.active_element == link:
+            break
+    assert d.switch_to.active_element == link
+    link.send_keys(Keys.ENTER)
+    wait(d).until(EC.visibility_of_element_located((By.ID, "behaviour-table")))

@@ -280,3 +280,31 @@ async def test_jobs_of_every_key_newest_first(console):
     assert data[1]["params"] == {"model": "grok-imagine-video", "prompt": "a cat"}
     assert data[0]["params"] == {"prompt": "a dog"}  # only what was asked, never anything else
     assert (data[0]["status"], data[0]["error_code"], data[0]["attempts"]) == ("failed", "upstream_error", 2)
+
+
+async def test_voice_token_for_a_chosen_account(console, sim):
+    client, _ = console
+    csrf = await _login(client)
+    headers = {"x-csrf-token": csrf}
+    await client.post(
+        "/admin/api/accounts/import?tier=super", content="sim-super-voice-aaaaaaaaaaaa", headers=headers
+    )
+    account_id = account_id_for("sim-super-voice-aaaaaaaaaaaa")
+    r = await client.post(
+        "/admin/api/voice/token", json={"account_id": account_id, "voice": "ara"}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token"].startswith("sim-livekit.") and body["url"] == "wss://livekit.grok.com"
+    assert body["room_name"].startswith("room-") and body["participant_name"].startswith("user-")
+    assert body["rtc_url"].endswith("access_token=" + body["token"])
+    assert "sim-super-voice-aaaaaaaaaaaa" not in r.text
+    sent = [e for e in sim.log if e.path == "/rest/livekit/tokens"][-1]
+    assert '"voice":"ara"' in sent.json["sessionPayload"] and sent.json["requestAgentDispatch"] is False
+    missing = await client.post("/admin/api/voice/token", json={"account_id": "acc_nope"}, headers=headers)
+    assert missing.status_code == 404
+    bad = await client.post(
+        "/admin/api/voice/token", json={"account_id": account_id, "speed": 9}, headers=headers
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "speed"
+    assert (await client.post("/admin/api/voice/token", json={"account_id": account_id})).status_code == 403
