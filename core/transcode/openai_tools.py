@@ -12,6 +12,7 @@ upstream's own search, reported as `web_search_call` items (`wants_web_search`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from core.errors import InvalidRequest
@@ -97,11 +98,12 @@ def _namespace(raw: dict[str, Any], param: str) -> list[Tool]:
     return out
 
 
-def offered_tools(tools: list[Any] | None, ignored: list[str]) -> list[Tool]:
-    """The client-run tools of `tools`; server-run ones are appended to `ignored` (`tools[i].type`)."""
+def offered_tools(tools: Sequence[Any] | None, ignored: list[str], where: str = "tools") -> list[Tool]:
+    """The client-run tools of `tools` (found at `where`); server-run ones are appended to
+    `ignored` (`tools[i].type=web_search`)."""
     offered: list[Tool] = []
     for i, raw in enumerate(tools or ()):
-        param = f"tools[{i}]"
+        param = f"{where}[{i}]"
         if not isinstance(raw, dict):
             raise InvalidRequest(f"'{param}' must be an object.", param=param)
         kind = raw.get("type")
@@ -150,12 +152,20 @@ def _choice(choice: Any, offered: list[Tool]) -> tuple[ChoiceMode, str | None, l
 
 
 def openai_tool_spec(
-    tools: list[Any] | None, choice: Any, parallel: bool | None, ignored: list[str] | None = None
+    tools: list[Any] | None,
+    choice: Any,
+    parallel: bool | None,
+    ignored: list[str] | None = None,
+    more: Sequence[tuple[str, Sequence[Any]]] = (),
 ) -> ToolSpec | None:
     """OpenAI tools and every `tool_choice` form (none, auto, required, a named function or custom
-    tool, allowed_tools) as a `ToolSpec`, or None when no tool is offered. Server-run tools are
+    tool, allowed_tools) as a `ToolSpec`, or None when no tool is offered. `more`: further
+    `(where, tools)` groups (Responses `additional_tools` input items). Server-run tools are
     dropped and named in `ignored`."""
-    offered = offered_tools(tools, ignored if ignored is not None else [])
+    dropped = ignored if ignored is not None else []
+    offered = offered_tools(tools, dropped)
+    for where, group in more:
+        offered += offered_tools(group, dropped, where)
     mode, forced, offered = _choice(choice, offered)
     if not offered:
         if mode in ("required", "forced"):

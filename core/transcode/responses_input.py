@@ -244,6 +244,8 @@ def input_blocks(
             blocks.append(Block(result_role(call_id, names.get(call_id, "")), output or "(no output)"))
         elif kind == "web_search_call":
             pass  # the upstream searched; the answer that followed carries what it found
+        elif kind == "additional_tools":
+            continue  # tools offered from here on: part of the tool prompt (`additional_tools`)
         elif kind == "reasoning":
             _reasoning_item(item, param, sealer)  # not replayed: the answer that followed it is
         elif kind == "item_reference":
@@ -253,11 +255,28 @@ def input_blocks(
         else:
             raise InvalidRequest(
                 f"'{param}.type' {kind!r} is not supported (message, function_call, function_call_output, "
-                "custom_tool_call, custom_tool_call_output and reasoning items are).",
+                "custom_tool_call, custom_tool_call_output, additional_tools and reasoning items are).",
                 param=f"{param}.type",
             )
     close_calls()
     return blocks
+
+
+def additional_tools(items: str | list[Any]) -> list[tuple[str, list[Any]]]:
+    """The tools of `additional_tools` input items (Codex sends its tools this way), by place.
+
+    The upstream sees one flattened message, so tools added anywhere in the input are offered for
+    the whole turn."""
+    if isinstance(items, str):
+        return []
+    found: list[tuple[str, list[Any]]] = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and item.get("type") == "additional_tools":
+            tools = item.get("tools")
+            if not isinstance(tools, list):
+                raise InvalidRequest(f"'input[{i}].tools' must be an array.", param=f"input[{i}].tools")
+            found.append((f"input[{i}].tools", tools))
+    return found
 
 
 def normalize_responses(
@@ -273,7 +292,9 @@ def normalize_responses(
     ahead of the input."""
     _check(body)
     model = require_capability(body.model, Capability.CHAT)
-    spec = openai_tool_spec(body.tools, body.tool_choice, body.parallel_tool_calls, ignored)
+    spec = openai_tool_spec(
+        body.tools, body.tool_choice, body.parallel_tool_calls, ignored, additional_tools(body.input)
+    )
     if spec is not None and body.max_tool_calls is not None:
         spec = replace(spec, max_calls=body.max_tool_calls)
     atts: list[Attachment] = []

@@ -51,6 +51,8 @@ def client_gw(client_sim: SimServer, tmp_path_factory: pytest.TempPathFactory) -
         "GROKGATE_ASSETS_URL": client_sim.url,
         "GROKGATE_RETRY_BUDGET": "0",
         "GROKGATE_API_KEYS": KEY,
+        # the names clients hard-code (Codex's default gpt-5 model), as docs/clients.md suggests
+        "GROKGATE_MODEL_ALIASES": "gpt-*=grok-4.20-0309-reasoning,claude-*=grok-4.20-0309-reasoning",
     }
     tokens = [
         (f"sim-{tier.value}-unlimited-client{i}", tier) for i in range(4) for tier in (Tier.SUPER, Tier.HEAVY)

@@ -8,6 +8,7 @@ round trip, so its output is real.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -28,12 +29,11 @@ ROUND_TRIP = (
 )
 
 
-def codex_home(tmp: Path, gw: Gateway) -> Path:
+def codex_home(tmp: Path, gw: Gateway, model: str | None = MODEL) -> Path:
     home = tmp / "codex-home"
     home.mkdir()
     (home / "config.toml").write_text(
-        f'model = "{MODEL}"\n'
-        'model_provider = "grokgate"\n\n'
+        (f'model = "{model}"\n' if model else "") + 'model_provider = "grokgate"\n\n'
         "[model_providers.grokgate]\n"
         'name = "grokgate"\n'
         f'base_url = "{gw.url}/v1"\n'
@@ -102,3 +102,49 @@ def test_exec_command_round_trip_then_resume(
     assert resumed.stdout.strip().splitlines()[-1] == "resumed-ok"
     [third] = prompts(client_sim, since)
     assert "Compute six times seven." in third and "sum-42" in third and "And now?" in third
+
+
+def escaped(text: str) -> str:
+    """`text` as a directive's JSON string value, its own `#sim` kept for a later turn."""
+    return json.dumps(text).replace("#sim", "\\u0023sim")
+
+
+def test_default_model_code_mode_round_trip(
+    client_gw: Gateway, client_sim: SimServer, tmp_path: Path, workdir: Path
+) -> None:
+    """No `model` in config.toml: Codex asks for its default model (an alias here) and sends its
+    tools as an `additional_tools` input item: namespaces of functions and the free-form `exec`
+    tool (JavaScript that calls the other tools). The model's `exec` call comes back as a
+    `custom_tool_call` in the `functions` namespace; Codex runs the script, which runs the shell."""
+    script = "const r = await tools.exec_command({cmd: \"echo '\\u0023sim think=0 say=js-'$((6*7))' end'\"}); text(r);"
+    since = turns(client_sim)
+    done = codex(
+        codex_home(tmp_path, client_gw, model=None),
+        workdir,
+        f"Run the script. #sim think=2 tool=functions.exec args={json.dumps(script)}",
+    )
+    assert done.stdout.strip().splitlines()[-1] == "js-42"
+    first, second = prompts(client_sim, since)
+    assert "## functions.exec" in first and "FREE-FORM" in first and "## collaboration.spawn_agent" in first
+    assert "<tool_name>functions.exec</tool_name>" in second
+    assert "#sim think=0 say=js-42 end" in second.rsplit("[tool result", 1)[1]
+
+
+# The patch adds a file whose one line is the next turn's directive: the call (given back in
+# Codex's history) carries it, so the final answer shows the patch went back upstream.
+PATCH = "*** Begin Patch\n*** Add File: notes.txt\n+#sim think=0 say=patched-notes\n*** End Patch\n"
+
+
+def test_gpt5_apply_patch_round_trip(
+    client_gw: Gateway, client_sim: SimServer, tmp_path: Path, workdir: Path
+) -> None:
+    """`model = "gpt-5.5"` (an alias here): Codex offers `apply_patch` as a free-form `custom`
+    tool with its Lark grammar, and `tool_search` and `web_search`, which are dropped."""
+    since = turns(client_sim)
+    prompt = f"Write the notes. #sim think=2 tool=apply_patch args={escaped(PATCH)}"
+    done = codex(codex_home(tmp_path, client_gw, model="gpt-5.5"), workdir, prompt)
+    assert done.stdout.strip().splitlines()[-1] == "patched-notes"
+    assert (workdir / "notes.txt").read_text() == "#sim think=0 say=patched-notes\n"  # Codex applied it
+    first, second = prompts(client_sim, since)
+    assert "## apply_patch" in first and "FREE-FORM" in first and "lark grammar" in first
+    assert "*** Add File: notes.txt" in second and "Success. Updated the following files" in second
