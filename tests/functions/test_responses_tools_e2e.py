@@ -73,7 +73,7 @@ def last_prompt(sim: SimServer) -> str:
 def test_namespace_call_carries_its_namespace_and_goes_back(client: openai.OpenAI, sim: SimServer) -> None:
     question = 'Close it. #sim tool=agents.close_agent args={"target": "a1"} think=0'
     raw = client.responses.with_raw_response.create(model=MODEL, input=question, tools=TOOLS)  # type: ignore[arg-type]
-    assert raw.headers["x-grokgate-ignored-params"] == "tools[2].type=web_search, tools[3].type=tool_search"
+    assert raw.headers["x-grokgate-ignored-params"] == "tools[3].type=tool_search"  # web_search is honoured
     done = raw.parse()
     call = next(item for item in done.output if item.type == "function_call")
     assert (
