@@ -308,3 +308,24 @@ async def test_voice_token_for_a_chosen_account(console, sim):
     )
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "speed"
     assert (await client.post("/admin/api/voice/token", json={"account_id": account_id})).status_code == 403
+
+
+async def test_the_quota_cron_moves_a_batch_on_when_nobody_watches(console):
+    from functions.cron import run_quota_upkeep
+
+    client, deps = console
+    csrf = await _login(client)
+    headers = {"x-csrf-token": csrf}
+    await client.post("/admin/api/accounts/import?tier=basic", content="\n".join(TOKENS), headers=headers)
+    ids = [account_id_for(t) for t in TOKENS]
+    batch = (
+        await client.post("/admin/api/batches", json={"action": "disable", "ids": ids}, headers=headers)
+    ).json()
+    report = await run_quota_upkeep(deps)  # the page was closed: the schedule does a step
+    assert report["batches_advanced"] == 1
+    listed = (await client.get("/admin/api/batches")).json()["data"][0]
+    assert listed["id"] == batch["id"] and listed["done"] > 0
+    while (await run_quota_upkeep(deps))["batches_advanced"]:
+        pass
+    done = (await client.get(f"/admin/api/batches/{batch['id']}")).json()
+    assert done["state"] == "done" and done["ok"] == len(TOKENS)
