@@ -128,11 +128,18 @@ class NewAccount:
     note: str = ""
     tags: tuple[str, ...] = ()
     tier_source: TierSource = TierSource.ASSUMED
+    # Derived from the token; given when `token` is stored sealed (encrypted), so that the id
+    # (and the duplicate check) still follow the plain token.
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", account_id_for(self.token))
 
     def account(self, now: float) -> Account:
         """The account as a store first records it: active, its tier's default windows."""
         return Account(
-            id=account_id_for(self.token),
+            id=self.id,
             token=self.token,
             tier=self.tier,
             note=self.note,
@@ -178,10 +185,12 @@ class AccountUpdate:
     tier_source: TierSource | None = None
     note: str | None = None
     tags: tuple[str, ...] | None = None
+    token: str | None = None  # the stored form of the same token (re-sealed under a new key)
 
     def apply(self, account: Account) -> Account:
         return replace(
             account,
+            token=account.token if self.token is None else self.token,
             tier=account.tier if self.tier is None else self.tier,
             tier_source=account.tier_source if self.tier_source is None else self.tier_source,
             note=account.note if self.note is None else self.note,

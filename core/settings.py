@@ -8,6 +8,7 @@ names the variable and the form it accepts, so a bad deploy stops at start-up, n
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Literal
@@ -30,6 +31,7 @@ SECRET_FIELDS = frozenset(
     {
         "api_keys",
         "admin_key",
+        "secret_key",
         "cf_cookies",
         "media_secret",
         "reasoning_secret",
@@ -71,6 +73,10 @@ class Settings(BaseModel):
         default=(), description="Comma-separated client API keys. Empty: open, loopback only."
     )
     admin_key: str | None = Field(default=None, description="Key for /admin routes (Bearer or x-api-key).")
+    secret_key: str | None = Field(
+        default=None,
+        description="Seals account tokens at rest (AES-256-GCM): 32 random bytes in base64; several comma-separated to rotate (the first seals). Required in production.",
+    )
     env: Literal["development", "production"] = Field(
         default="development", description="`production` refuses to start without keys."
     )
@@ -348,6 +354,20 @@ class Settings(BaseModel):
             raise ValueError("expected an http:// or https:// URL")
         return value.rstrip("/") if value else None
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        for n, part in enumerate(p.strip() for p in value.split(",")):
+            try:
+                key = base64.b64decode(part, validate=True)
+            except ValueError:
+                raise ValueError(f"key {n + 1} is not base64") from None
+            if len(key) != 32:
+                raise ValueError(f"key {n + 1} is {len(key)} bytes; expected 32 random bytes in base64")
+        return value
+
     @field_validator("upstream_url", "assets_url", "accounts_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -463,6 +483,11 @@ class Settings(BaseModel):
                 raise SettingsError(f"{self.variable('api_keys')}: required when GROKGATE_ENV=production")
             if not self.admin_key:
                 raise SettingsError(f"{self.variable('admin_key')}: required when GROKGATE_ENV=production")
+            if not self.secret_key:
+                raise SettingsError(
+                    f"{self.variable('secret_key')}: required when GROKGATE_ENV=production (account tokens "
+                    "are sealed at rest with it): 32 random bytes in base64"
+                )
 
 
 @lru_cache(maxsize=8)

@@ -44,13 +44,21 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: str | Path |
 
 
 def open_store(settings: Settings) -> AccountStore:
+    """The account store `settings.store` names; its tokens sealed when `secret_key` is set."""
+    store: AccountStore
     if settings.store.startswith("sqlite:///"):
         from infra.state.sqlite import SQLiteAccountStore
 
-        return SQLiteAccountStore.from_url(settings.store)
-    from infra.state.factory import open_account_store  # the distributed stores, imported when chosen
+        store = SQLiteAccountStore.from_url(settings.store)
+    else:
+        from infra.state.factory import open_account_store  # the distributed stores, when chosen
 
-    store: AccountStore = open_account_store(settings)
+        store = open_account_store(settings)
+    if settings.secret_key:
+        from infra.secrets import Sealer
+        from infra.state.sealed import SealedAccountStore
+
+        store = SealedAccountStore(store, Sealer(settings.secret_key))
     return store
 
 

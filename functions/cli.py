@@ -72,6 +72,35 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secrets_rotate(args: argparse.Namespace) -> int:
+    """Seal plain tokens and re-seal those under an older key (put the new key first, keep the
+    old one after it until this has run)."""
+    settings = account_settings(args)
+    if not settings.secret_key:
+        raise SettingsError(f"{settings.variable('secret_key')}: required to rotate (the key to seal with)")
+
+    async def rotate(deps: Deps) -> tuple[int, int]:
+        return await deps.store.rotate()  # type: ignore[attr-defined, no-any-return]
+
+    done, seen = _store_call(args, rotate)
+    print(f"re-sealed {done} of {seen} account token(s) under key {_current_key_id(settings.secret_key)}")
+    return 0
+
+
+def _current_key_id(secret_key: str) -> str:
+    from infra.secrets import Sealer
+
+    return Sealer(secret_key).current_key_id
+
+
+def cmd_secrets_new_key(args: argparse.Namespace) -> int:
+    import base64
+    import os
+
+    print(base64.b64encode(os.urandom(32)).decode())
+    return 0
+
+
 def account_settings(args: argparse.Namespace) -> Settings:
     """The settings an `accounts` command works with: the configured store, or the sandbox's."""
     settings = load_settings()
@@ -291,6 +320,15 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("id")
     st.add_argument("tier", choices=tiers)
     st.set_defaults(run=cmd_accounts_set_tier)
+
+    secrets = sub.add_parser("secrets", help="account tokens sealed at rest (GROKGATE_SECRET_KEY)")
+    secrets_sub = secrets.add_subparsers(dest="action", required=True)
+    rot = secrets_sub.add_parser(
+        "rotate", help="re-seal every stored token under the first key of GROKGATE_SECRET_KEY"
+    )
+    rot.set_defaults(run=cmd_secrets_rotate)
+    key = secrets_sub.add_parser("new-key", help="print a fresh key (32 random bytes, base64)")
+    key.set_defaults(run=cmd_secrets_new_key)
     return root
 
 

@@ -5,7 +5,7 @@ environment at deploy time: that would put their plaintext into the CloudFormati
 the console. The function's environment names them instead:
 
     SSM_PARAMETER_PREFIX=/grokgate/prod/
-    SSM_PARAMETER_NAMES=GROKGATE_API_KEYS,GROKGATE_ADMIN_KEY
+    SSM_PARAMETER_NAMES=GROKGATE_API_KEYS,GROKGATE_ADMIN_KEY,GROKGATE_SECRET_KEY
 
 and the first request reads `/grokgate/prod/GROKGATE_API_KEYS` (decrypted) and so on, each becoming
 the variable of that name. The extension (a layer) answers on localhost:2773 only in the INVOKE

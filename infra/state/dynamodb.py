@@ -40,7 +40,6 @@ from core.accounts import (
     Outcome,
     Quota,
     TierSource,
-    account_id_for,
     matches,
 )
 from core.catalog import Tier
@@ -377,7 +376,7 @@ class DynamoDBAccountStore:
     async def add(self, accounts: Sequence[NewAccount], now: float) -> ImportReport:
         fresh: dict[str, NewAccount] = {}
         for new in accounts:
-            fresh.setdefault(account_id_for(new.token), new)
+            fresh.setdefault(new.id, new)
         gate = asyncio.Semaphore(ADD_CONCURRENCY)
 
         async def put(new: NewAccount) -> bool:

@@ -52,7 +52,18 @@ def open_account_store(settings: Settings, environ: Mapping[str, str] | None = N
 
 
 def records_for(store: AccountStore) -> RecordStore:
-    """The `RecordStore` kept beside `store`: the same file, Redis prefix or DynamoDB table."""
+    """The `RecordStore` kept beside `store`: the same file, Redis prefix or DynamoDB table.
+    Beside a sealed store, the secrets in its records (clearance cookies) are sealed too."""
+    sealer = getattr(store, "sealer", None)
+    records = _records_for(getattr(store, "inner", store))
+    if sealer is None:
+        return records
+    from infra.state.sealed import SealedRecordStore
+
+    return SealedRecordStore(records, sealer)
+
+
+def _records_for(store: AccountStore) -> RecordStore:
     from infra.state.sqlite import SQLiteAccountStore
 
     if isinstance(store, SQLiteAccountStore):
@@ -76,6 +87,7 @@ def records_for(store: AccountStore) -> RecordStore:
 
 def responses_for(store: AccountStore) -> ResponseStore:
     """The `ResponseStore` kept beside `store`: the same file, Redis prefix or DynamoDB table."""
+    store = getattr(store, "inner", store)
     from infra.state.sqlite import SQLiteAccountStore
 
     if isinstance(store, SQLiteAccountStore):

@@ -32,7 +32,6 @@ from core.accounts import (
     Outcome,
     Quota,
     TierSource,
-    account_id_for,
     ascii_lower,
     default_quotas,
 )
@@ -219,7 +218,7 @@ class RedisAccountStore:
         batch: list[dict[str, object]] = []
         seen: set[str] = set()
         for new in accounts:
-            account_id = account_id_for(new.token)
+            account_id = new.id
             if account_id in seen:
                 skipped += 1
                 continue
@@ -301,6 +300,8 @@ class RedisAccountStore:
             fields["note"] = change.note
         if change.tags is not None:
             fields["tags"] = json.dumps(list(change.tags))
+        if change.token is not None:
+            fields["token"] = change.token
         return bool(await self._run("UPDATE", account_id, json.dumps(fields)))
 
     async def lease(self, *, mode: str, tiers: Sequence[Tier], now: float, ttl: float) -> Lease | None:

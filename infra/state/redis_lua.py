@@ -261,6 +261,7 @@ end
 if c.tier_source then redis.call('HSET', k, 'tier_source', c.tier_source) end
 if c.note then redis.call('HSET', k, 'note', c.note) end
 if c.tags then redis.call('HSET', k, 'tags', c.tags) end
+if c.token then redis.call('HSET', k, 'token', c.token) end
 reindex(id)
 return 1
 """

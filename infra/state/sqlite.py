@@ -37,7 +37,6 @@ from core.accounts import (
     OutcomeKind,
     Quota,
     TierSource,
-    account_id_for,
     ascii_lower,
 )
 from core.catalog import TIER_ORDER, Tier
@@ -61,7 +60,7 @@ ACCOUNT_COLUMNS = (
     "last_used_at, last_failure_at, use_count, fail_count, tier_source"
 )
 SAVED_FIELDS = (
-    "tier", "tier_source", "status", "note", "tags", "in_flight", "cooling_until", "reason",
+    "token", "tier", "tier_source", "status", "note", "tags", "in_flight", "cooling_until", "reason",
     "last_used_at", "last_failure_at", "use_count", "fail_count",
 )  # fmt: skip
 # Quota rows in index order with the account's exact figures beside the row's lower bounds, and
@@ -401,7 +400,7 @@ class SQLiteAccountStore:
         def add(db: sqlite3.Connection) -> ImportReport:
             added = skipped = 0
             for new in accounts:
-                account_id = account_id_for(new.token)
+                account_id = new.id
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO accounts (id, token, tier, status, note, tags, created_at, tier_source) "
                     "VALUES (?,?,?,?,?,?,?,?)",

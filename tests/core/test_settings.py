@@ -1,3 +1,5 @@
+import base64
+
 import pytest
 
 from core.settings import Settings, SettingsError, parse_dotenv
@@ -76,9 +78,20 @@ def test_production_requires_keys():
         Settings.from_env({"GROKGATE_ENV": "production"}).require_production_ready()
     with pytest.raises(SettingsError, match="GROKGATE_ADMIN_KEY"):
         Settings.from_env({"GROKGATE_ENV": "production", "GROKGATE_API_KEYS": "k"}).require_production_ready()
-    Settings.from_env(
-        {"GROKGATE_ENV": "production", "GROKGATE_API_KEYS": "k", "GROKGATE_ADMIN_KEY": "a"}
-    ).require_production_ready()
+    keyed = {"GROKGATE_ENV": "production", "GROKGATE_API_KEYS": "k", "GROKGATE_ADMIN_KEY": "a"}
+    with pytest.raises(SettingsError, match="GROKGATE_SECRET_KEY: required"):
+        Settings.from_env(keyed).require_production_ready()
+    key = base64.b64encode(bytes(range(32))).decode()
+    Settings.from_env({**keyed, "GROKGATE_SECRET_KEY": key}).require_production_ready()
+
+
+def test_the_secret_key_is_32_bytes_of_base64_and_never_echoed():
+    for bad in ("not-base64!", base64.b64encode(b"short").decode()):
+        with pytest.raises(SettingsError, match="GROKGATE_SECRET_KEY") as info:
+            Settings.from_env({"GROKGATE_SECRET_KEY": bad})
+        assert bad not in str(info.value)
+    two = ",".join(base64.b64encode(bytes([n]) * 32).decode() for n in (1, 2))
+    assert Settings.from_env({"GROKGATE_SECRET_KEY": two}).secret_key == two
 
 
 def test_dotenv_parsing():

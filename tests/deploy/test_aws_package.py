@@ -193,7 +193,9 @@ def test_environment_is_wired_to_the_stack_resources_and_holds_no_secret(templat
         assert env["GROKGATE_MEDIA"].startswith(f"s3://{bucket['BucketName']}/")
         assert env["GROKGATE_ENV"] == "production"
         assert env["SSM_PARAMETER_PREFIX"] == "/grokgate/test/"
-        assert {"GROKGATE_API_KEYS", "GROKGATE_ADMIN_KEY"} <= set(env["SSM_PARAMETER_NAMES"].split(","))
+        assert {"GROKGATE_API_KEYS", "GROKGATE_ADMIN_KEY", "GROKGATE_SECRET_KEY"} <= set(
+            env["SSM_PARAMETER_NAMES"].split(",")
+        )
         assert not {"GROKGATE_API_KEYS", "GROKGATE_ADMIN_KEY", "CRON_SECRET"} & set(env)
         assert any("AWS-Parameters-and-Secrets-Lambda-Extension" in layer for layer in props["Layers"])
 

@@ -67,3 +67,51 @@ def test_exposure_rules():
 def test_serve_refuses_a_public_address_without_keys(store_env, capsys):
     assert main(["serve", "--host", "0.0.0.0", "--port", "1"]) == 2
     assert "GROKGATE_API_KEYS" in capsys.readouterr().err
+
+
+def test_secrets_at_rest_from_the_cli(store_env, capsys, monkeypatch):
+    """Tokens imported with GROKGATE_SECRET_KEY are ciphertext in the file; list masks, export
+    decrypts; `secrets rotate` seals older tokens under a new first key."""
+    import json
+    import sqlite3
+
+    assert main(["secrets", "new-key"]) == 0
+    old = capsys.readouterr().out.strip()
+    assert main(["secrets", "new-key"]) == 0
+    new = capsys.readouterr().out.strip()
+    tokens = store_env / "tokens.txt"
+    tokens.write_text("plain-before-encryption-0001\n")
+    assert main(["accounts", "import", str(tokens), "--no-detect"]) == 0  # no key yet: stored plain
+    monkeypatch.setenv("GROKGATE_SECRET_KEY", old)
+    tokens.write_text("sealed-at-import-token-0002\n")
+    assert main(["accounts", "import", str(tokens), "--no-detect"]) == 0
+    capsys.readouterr()
+
+    def stored() -> list[str]:
+        with sqlite3.connect(store_env / "pool.db") as db:
+            return sorted(row[0] for row in db.execute("SELECT token FROM accounts"))
+
+    raw = b"".join(p.read_bytes() for p in store_env.glob("pool.db*"))
+    assert b"sealed-at-import-token-0002" not in raw
+    assert sum(t.startswith("gg1.") for t in stored()) == 1
+    assert main(["accounts", "list"]) == 0
+    assert "sealed-at-import-token-0002" not in capsys.readouterr().out
+    assert main(["accounts", "export"]) == 0
+    exported = {a["token"] for a in json.loads(capsys.readouterr().out)["accounts"]}
+    assert exported == {"plain-before-encryption-0001", "sealed-at-import-token-0002"}
+
+    monkeypatch.setenv("GROKGATE_SECRET_KEY", f"{new},{old}")
+    assert main(["secrets", "rotate"]) == 0
+    assert capsys.readouterr().out.startswith("re-sealed 2 of 2")
+    monkeypatch.setenv("GROKGATE_SECRET_KEY", new)
+    assert all(t.startswith("gg1.") for t in stored())
+    assert main(["accounts", "export"]) == 0
+    assert {a["token"] for a in json.loads(capsys.readouterr().out)["accounts"]} == exported
+
+
+def test_production_refuses_to_serve_without_a_secret_key(store_env, capsys, monkeypatch):
+    monkeypatch.setenv("GROKGATE_ENV", "production")
+    monkeypatch.setenv("GROKGATE_API_KEYS", "k")
+    monkeypatch.setenv("GROKGATE_ADMIN_KEY", "a")
+    assert main(["serve", "--host", "127.0.0.1", "--port", "1"]) == 2
+    assert "GROKGATE_SECRET_KEY: required" in capsys.readouterr().err
