@@ -248,11 +248,13 @@ class QuotaRefreshStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class MediaBlob:
-    """A stored file opened for reading: its chunks arrive in order; `size` in bytes."""
+    """A stored file opened for reading: its chunks arrive in order; `size` in bytes;
+    `created_at` when it was stored (0 if the store cannot tell)."""
 
     chunks: AsyncIterator[bytes]
     mime: str
     size: int
+    created_at: float = 0.0
 
 
 class MediaStore(Protocol):

@@ -100,6 +100,30 @@ def _check_secret(request: Request, deps: Deps) -> None:
         )
 
 
+async def run_media_upkeep(deps: Deps) -> dict[str, object]:
+    """Expire stored media after `media_retention` and hold the folder under `media_max_bytes`;
+    a bucket whose lifecycle rule expires the files already is left to S3."""
+    from core.services.media_lifecycle import SweepReport, sweep
+    from functions.images import media_store
+
+    store: Any = media_store(deps)
+    settings = deps.settings
+    if not settings.media_retention and not settings.media_max_bytes:
+        return SweepReport(skipped="no retention or cap").as_dict()
+    if not settings.media_max_bytes and await store.expires_by_itself(settings.media_retention):
+        return SweepReport(skipped="the bucket's lifecycle rule expires the media").as_dict()
+    report = await sweep(
+        store, now=deps.clock(), retention=settings.media_retention, max_bytes=settings.media_max_bytes
+    )
+    return report.as_dict()
+
+
+async def cron_media(request: Request) -> Response:
+    deps = deps_of(request)
+    _check_secret(request, deps)
+    return json_response(await run_media_upkeep(deps))
+
+
 async def cron_quota(request: Request) -> Response:
     deps = deps_of(request)
     _check_secret(request, deps)
@@ -115,6 +139,7 @@ async def cron_clearance(request: Request) -> Response:
 routes = [
     Route("/api/cron/quota", cron_quota, methods=["GET", "POST"]),
     Route("/api/cron/clearance", cron_clearance, methods=["GET", "POST"]),
+    Route("/api/cron/media", cron_media, methods=["GET", "POST"]),
 ]
 app = build_app(routes)
 
@@ -127,6 +152,8 @@ def handler(event: dict[str, Any] | None = None, context: Any = None) -> dict[st
         try:
             if isinstance(event, dict) and event.get("job") == "clearance":
                 return await run_clearance_upkeep(deps)
+            if isinstance(event, dict) and event.get("job") == "media":
+                return await run_media_upkeep(deps)
             return await run_quota_upkeep(deps)
         finally:
             await deps.aclose()

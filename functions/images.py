@@ -19,6 +19,7 @@ from core.catalog import Capability, require_capability
 from core.errors import InvalidRequest, NotFound, PermissionDenied
 from core.ports import ImagineUpstream, MediaStore
 from core.services.images import ImageService, check_images, check_request
+from core.services.media_lifecycle import MediaGone, expired
 from core.transcode.normalize import Attachment
 from functions._app import build_app, signed_link
 from functions._http import deps_of, json_response, read_body, read_json
@@ -150,8 +151,14 @@ async def file_content(request: Request) -> Response:
         if redirect is not None:
             return RedirectResponse(redirect, status_code=307)
     blob = await store.open(media_id)
+    settings = deps.settings
     if blob is None:
+        if signed_link(request.scope):  # we signed it, so it existed: the sweep removed it
+            raise MediaGone(f"The media '{media_id}' expired.", param="media_id")
         raise NotFound(f"No stored media '{media_id}'.", code="media_not_found")
+    if expired(blob.created_at, now=deps.clock(), retention=settings.media_retention):
+        await blob.chunks.aclose()  # type: ignore[attr-defined]
+        raise MediaGone(f"The media '{media_id}' expired.", param="media_id")
     return StreamingResponse(
         blob.chunks,
         media_type=blob.mime,

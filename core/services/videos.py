@@ -27,6 +27,7 @@ from core.errors import InvalidRequest, NotFound
 from core.ports import AccountStore, Job, JobStatus, JobStore, MediaBlob, MediaStore, Upstream
 from core.protocol.media import MAX_VIDEO_SECONDS
 from core.services.leased import Leaser
+from core.services.media_lifecycle import MediaGone, expired
 from core.services.video_steps import StepResult, VideoSteps
 from core.settings import Settings
 
@@ -43,13 +44,6 @@ class VideoNotReady(InvalidRequest):
 
     status = 409
     default_code = "video_not_ready"
-
-
-class MediaGone(NotFound):
-    """The job's media expired (410)."""
-
-    status = 410
-    default_code = "media_expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,8 +297,7 @@ class VideoService:
         media_id = job.result.get(variant)
         if not isinstance(media_id, str):
             raise NotFound(f"Video '{job_id}' has no {variant}.", param="variant")
-        retention = self.settings.media_retention
-        if retention and job.completed_at and self.clock() > job.completed_at + retention:
+        if expired(job.completed_at or 0.0, now=self.clock(), retention=self.settings.media_retention):
             raise MediaGone(f"The {variant} of video '{job_id}' expired.", param="video_id")
         redirect = await self.media.redirect(media_id)
         if redirect is not None:

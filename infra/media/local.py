@@ -137,7 +137,8 @@ class LocalMediaStore:
         path = self.file(media_id)
         if path is None:
             return None
-        return MediaBlob(_chunks(path), mime_of(media_id), path.stat().st_size)
+        info = path.stat()
+        return MediaBlob(_chunks(path), mime_of(media_id), info.st_size, info.st_mtime)
 
     async def inventory(self, *, limit: int = 500) -> tuple[list[MediaItem], int, int]:
         def scan() -> tuple[list[MediaItem], int, int]:
@@ -151,6 +152,10 @@ class LocalMediaStore:
             return items[:limit], len(items), sum(m.size for m in items)
 
         return await asyncio.to_thread(scan)
+
+    async def expires_by_itself(self, retention: float) -> bool:
+        """A folder has no lifecycle of its own: the scheduled sweep expires its files."""
+        return False
 
     async def delete(self, media_id: str) -> bool:
         path = self.file(media_id)

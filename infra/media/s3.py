@@ -72,7 +72,7 @@ class S3MediaStore:
             return await asyncio.to_thread(fn, **kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "404", "NotFound"):
+            if code in ("NoSuchKey", "404", "NotFound", "NoSuchLifecycleConfiguration"):
                 raise KeyError(code) from None
             raise StoreUnavailable(f"The media bucket refused the request ({code or 'error'}).") from None
         except BotoCoreError as exc:
@@ -106,9 +106,28 @@ class S3MediaStore:
         except KeyError:
             return None
         body = answer["Body"]
+        modified = answer.get("LastModified")
         return MediaBlob(
-            _chunks(body), answer.get("ContentType") or mime_of(media_id), answer["ContentLength"]
+            _chunks(body),
+            answer.get("ContentType") or mime_of(media_id),
+            answer["ContentLength"],
+            modified.timestamp() if modified is not None else 0.0,
         )
+
+    async def expires_by_itself(self, retention: float) -> bool:
+        """Whether the bucket's lifecycle rules expire this prefix's objects within `retention`
+        (then S3 deletes them and the scheduled sweep leaves the bucket alone)."""
+        try:
+            config = await self._call(self.client.get_bucket_lifecycle_configuration, Bucket=self.bucket)
+        except (KeyError, StoreUnavailable):
+            return False  # no configuration (or no right to read it): the sweep does the work
+        for rule in config.get("Rules", []):
+            prefix = rule.get("Filter", {}).get("Prefix", rule.get("Prefix", ""))
+            days = rule.get("Expiration", {}).get("Days")
+            covers = rule.get("Status") == "Enabled" and days and self.prefix.startswith(prefix or "")
+            if covers and (not retention or int(days) * 86400 <= retention + 86400):
+                return True
+        return False
 
     async def inventory(self, *, limit: int = 500) -> tuple[list[MediaItem], int, int]:
         items: list[MediaItem] = []

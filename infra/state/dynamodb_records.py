@@ -24,14 +24,14 @@ class DynamoDBRecordStore:
         item = reply.get("Item")
         if not item or float(item["exp"]["N"]) <= now:
             return None, 0
-        return json.loads(item["d"]["S"]), int(item["ver"]["N"])
+        return json.loads(item["doc"]["S"]), int(item["ver"]["N"])
 
     async def write(
         self, key: str, value: dict[str, Any], *, version: int, now: float, ttl: float | None = None
     ) -> bool:
         item = {
             "pk": {"S": "rec#" + key},
-            "d": {"S": json.dumps(value, separators=(",", ":"))},
+            "doc": {"S": json.dumps(value, separators=(",", ":"))},
             "ver": _num(version + 1),
             "exp": _num(NEVER if ttl is None else now + ttl),
         }
@@ -67,7 +67,7 @@ class DynamoDBRecordStore:
             try:  # absent or expired: start the window
                 await self._store._call(
                     "put_item",
-                    Item={**pk, "ver": _num(1), "exp": _num(now + window), "d": {"S": "{}"}},
+                    Item={**pk, "ver": _num(1), "exp": _num(now + window), "doc": {"S": "{}"}},
                     ConditionExpression="attribute_not_exists(pk) OR exp <= :now",
                     ExpressionAttributeValues={":now": _num(now)},
                 )

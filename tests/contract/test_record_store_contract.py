@@ -58,3 +58,10 @@ async def test_counters_count_within_their_window(records):
     assert await records.count("short", now=now - 10, window=0.001) == 1
     await asyncio.sleep(0.01)
     assert await records.count("short", now=time.time(), window=60) == 1
+
+
+async def test_a_large_record_round_trips(records):
+    # Scraped statsig inputs run to several KiB; an attribute that is also an index key may not.
+    value = {"curves": [[i, "x" * 40] for i in range(200)]}
+    assert await records.write("big", value, version=0, now=NOW)
+    assert await records.read("big", now=NOW) == (value, 1)

@@ -204,7 +204,7 @@ def test_the_tasks_in_the_machines_order_make_the_video_and_store_it_in_s3(deplo
 
     job_id = asyncio.run(_create("a heron at dawn", f"sim-super-sfn-{uuid.uuid4().hex[:6]}"))
     end, visited = walk(job_id)
-    assert visited == ["Submit", "Route", "Store", "Route", "Done"]
+    assert visited == ["Submit", "Route", "Store", "Route", "Done"], asyncio.run(_job(job_id))
     job = asyncio.run(_job(job_id))
     assert job.status.value == "completed" and job.progress == 100
     keys = [o["Key"] for o in _client("s3").list_objects_v2(Bucket=deployment["bucket"])["Contents"]]

@@ -165,10 +165,33 @@ def test_a_repeated_step_after_submission_never_submits_again(gateway, oai, sim)
     assert again.status is JobStatus.COMPLETED
     assert gw.call(service.step(video.id)).status is JobStatus.COMPLETED
     assert generations(sim, "delivered twice") == 1
-    # Even with the stage reset to submit, a submitted job goes to poll and finds its video.
+
+
+def test_a_submit_repeated_after_the_stream_was_lost_polls_the_upstream_instead(gateway, oai, sim):
+    """A Submit task retried after it had sent E1 and named the video (its stream cut off): the job
+    goes to poll, finds the video among the account's assets (E7) and stores it."""
+    gw = gateway(SUPER, video_runner="cron", video_poll_seconds="0.05")
+    client = oai(gw)
+    video = client.videos.create(prompt="stream lost")
+    service = video_service(gw.deps)
+    assert gw.call(service.step(video.id)).stage == "store"
     store = job_store(gw.deps)
     job = gw.call(store.get(video.id))
-    assert job.state["submitted"] is True
+    assert job.state["video_id"] and job.state["submitted"]
+    # Rewind the job to the submit step, as if that task's result had been lost.
+    claim = gw.call(store.claim(video.id, now=time.time(), ttl=60, max_attempts=3))
+    rewound = {k: v for k, v in job.state.items() if k not in ("video_url", "thumbnail_url")}
+    gw.call(
+        store.advance(claim, {**rewound, "stage": "submit"}, progress=50, now=time.time(), due_at=time.time())
+    )
+    polled = gw.call(service.step(video.id))
+    assert polled.stage == "poll" and polled.wait == 0
+    found = gw.call(service.step(video.id))
+    assert found.stage == "store"
+    assert any(r.path == "/rest/assets" for r in sim.log)
+    assert gw.call(service.step(video.id)).status is JobStatus.COMPLETED
+    assert client.videos.download_content(video.id).content[4:8] == b"ftyp"
+    assert generations(sim, "stream lost") == 1
 
 
 def test_an_account_failing_mid_job_fails_over_within_the_budget(gateway, oai, sim):
