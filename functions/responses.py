@@ -22,7 +22,7 @@ from core.errors import InvalidRequest, StoreUnavailable
 from core.services.stored_responses import input_items, owner_of
 from core.services.tool_turns import Turn, open_turn
 from core.transcode.openai_tools import SEARCH_TOOLS
-from core.transcode.responses import ResponsesState
+from core.transcode.responses import ResponsesState, new_id
 from core.transcode.responses_input import ResponsesRequest, normalize_responses
 from functions._answer import Final, chat_service, serve_answer
 from functions._app import build_app, presented_key
@@ -88,6 +88,10 @@ def responses_sse(state: ResponsesState, stream: Turn) -> AsyncGenerator[bytes, 
     return dialect_sse(state, stream, _frame, lambda: state.status != "in_progress", log)
 
 
+def _is_reference(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") == "item_reference"
+
+
 def _owner(request: Request) -> str:
     return owner_of(presented_key(dict(request.scope["headers"])))
 
@@ -101,12 +105,16 @@ async def create_response(request: Request) -> Response:
     history: list[dict[str, Any]] = []
     if body.previous_response_id is not None:
         history = await stored.conversation(body.previous_response_id, owner)
+    if isinstance(body.input, list) and any(_is_reference(item) for item in body.input):
+        body.input = await stored.resolve(body.input, owner)  # the stored items they name
     chat = normalize_responses(body, deps.sealer, body.ignored, history)
-    items = input_items(body.input) if keep else []
+    response_id = new_id("resp")
+    items = input_items(body.input, response_id) if keep else []
     sealed = "reasoning.encrypted_content" in (body.include or ())
     echo = {**_echo(body), "store": keep, "previous_response_id": body.previous_response_id}
     state = ResponsesState(
         body.model,
+        id=response_id,
         echo=echo,
         reasoning=chat.reasoning and deps.settings.show_reasoning,
         image_format=deps.settings.image_format,

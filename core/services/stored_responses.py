@@ -9,12 +9,12 @@ context, its input items, its output items) ahead of the new input. A response b
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Callable
 from typing import Any
 
 from core.errors import InvalidRequest, NotFound
 from core.ports import ResponseStore, StoredResponse
+from core.transcode.responses import INPUT_ITEMS, item_id, response_of
 
 _ID_PREFIX = {
     "message": "msg",
@@ -36,13 +36,14 @@ def _part(role: str, content: Any) -> list[Any]:
     return [{"type": "input_text", "text": content}]
 
 
-def input_items(value: str | list[Any]) -> list[dict[str, Any]]:
+def input_items(value: str | list[Any], response_id: str = "") -> list[dict[str, Any]]:
     """`input` as the list of items `GET /v1/responses/{id}/input_items` returns: each one an
-    object with a `type` and an `id` (given, or made here), message text as content parts."""
+    object with a `type` and an `id` (given, or made here from `response_id`, so an
+    `item_reference` finds it), message text as content parts."""
     if isinstance(value, str):
         value = [{"role": "user", "content": value}]
     items: list[dict[str, Any]] = []
-    for raw in value:
+    for n, raw in enumerate(value):
         if not isinstance(raw, dict):
             continue  # refused with a 400 by the input normaliser before anything is stored
         item = dict(raw)
@@ -51,7 +52,8 @@ def input_items(value: str | list[Any]) -> list[dict[str, Any]]:
             item["content"] = _part(str(item.get("role") or "user"), item.get("content"))
             item.setdefault("status", "completed")
         if not isinstance(item.get("id"), str) or not item["id"]:
-            item["id"] = f"{_ID_PREFIX.get(str(kind), 'item')}_{secrets.token_hex(24)}"
+            prefix = _ID_PREFIX.get(str(kind), "item")
+            item["id"] = item_id(response_id, prefix, INPUT_ITEMS + n)
         items.append(item)
     return items
 
@@ -93,6 +95,30 @@ class StoredResponses:
         previous = await self.load(previous_id, owner, param="previous_response_id")
         output = previous.response.get("output") or []
         return [*previous.context, *previous.input_items, *output]
+
+    async def resolve(self, items: list[Any], owner: str) -> list[Any]:
+        """`input` with each `item_reference` replaced by the stored item it names (an output or
+        input item of one of `owner`'s stored responses); an unknown one is a 404."""
+        found: dict[str, StoredResponse | None] = {}
+        out: list[Any] = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or item.get("type") != "item_reference":
+                out.append(item)
+                continue
+            ref = item.get("id")
+            param = f"input[{i}].id"
+            if not isinstance(ref, str) or not ref:
+                raise InvalidRequest(f"'{param}' is required.", param=param)
+            rid = response_of(ref)
+            if rid is not None and rid not in found:
+                found[rid] = await self.store.get(rid, owner=owner, now=self.clock())
+            stored = found.get(rid) if rid is not None else None
+            items_of = [*(stored.response.get("output") or []), *stored.input_items] if stored else []
+            match = next((x for x in items_of if isinstance(x, dict) and x.get("id") == ref), None)
+            if match is None:
+                raise NotFound(f"Item with id '{ref}' not found.", param=param)
+            out.append(match)
+        return out
 
     async def save(
         self,

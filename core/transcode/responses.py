@@ -52,6 +52,28 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(24)}"
 
 
+_TOKEN = 48  # hex digits of a response id after "resp_"
+INPUT_ITEMS = 0x8000  # item numbers from here on name input items
+
+
+def item_id(response_id: str, prefix: str, n: int) -> str:
+    """The id of item `n` of a response: it names the response, so an `item_reference` to it can
+    be found in the store (`response_of`). Random when the response id has another form."""
+    token = response_id.removeprefix("resp_")
+    if len(token) != _TOKEN:
+        return new_id(prefix)
+    return f"{prefix}_{token}{n:04x}"
+
+
+def response_of(item: str) -> str | None:
+    """The response an item id made by `item_id` belongs to, or None."""
+    _, _, rest = item.partition("_")
+    token = rest[:_TOKEN]
+    if len(rest) != _TOKEN + 4 or not all(c in "0123456789abcdef" for c in rest):
+        return None
+    return "resp_" + token
+
+
 def usage_body(usage: Usage | None) -> dict[str, Any] | None:
     if usage is None:
         return None
@@ -87,6 +109,7 @@ class ResponsesState:
         self.web_search = web_search  # the client offered web search: searches are web_search_call items
         self.sources = sources  # include web_search_call.action.sources
         self.id = id or new_id("resp")
+        self._items = 0
         self.seal = seal  # include reasoning.encrypted_content: (item id, text) -> token
         self.created_at = created_at or int(time.time())
         self.model = model
@@ -101,6 +124,10 @@ class ResponsesState:
         self.incomplete: str | None = None
         self.error: GatewayError | None = None
         self.ends_newline = True
+
+    def _new_id(self, prefix: str) -> str:
+        self._items += 1
+        return item_id(self.id, prefix, self._items)
 
     # -- the response object
 
@@ -278,7 +305,7 @@ class ResponsesState:
             return
         if self.open is None or self.open["type"] != "reasoning":
             self._close(out)
-            self._open({"id": new_id("rs"), "type": "reasoning", "summary": []}, out)
+            self._open({"id": self._new_id("rs"), "type": "reasoning", "summary": []}, out)
             assert self.open is not None
             self.open["_text"] = ""
             out.append(
@@ -309,7 +336,7 @@ class ResponsesState:
         if self.open is None or self.open["type"] != "message":
             self._close(out)
             item: dict[str, Any] = {
-                "id": new_id("msg"),
+                "id": self._new_id("msg"),
                 "type": "message",
                 "status": "in_progress",
                 "role": "assistant",
@@ -350,7 +377,7 @@ class ResponsesState:
             self._custom_call(call, out)
             return
         item: dict[str, Any] = {
-            "id": new_id("fc"),
+            "id": self._new_id("fc"),
             "type": "function_call",
             "status": "in_progress",
             "arguments": "",
@@ -384,7 +411,7 @@ class ResponsesState:
 
     def _custom_call(self, call: ToolCall, out: list[dict[str, Any]]) -> None:
         """A free-form tool call: `custom_tool_call` with its `custom_tool_call_input` events."""
-        item: dict[str, Any] = {"id": new_id("ctc"), "type": "custom_tool_call", "call_id": call.id}
+        item: dict[str, Any] = {"id": self._new_id("ctc"), "type": "custom_tool_call", "call_id": call.id}
         if call.namespace:
             item["namespace"] = call.namespace
         item.update(name=call.name, input="")
@@ -416,7 +443,7 @@ class ResponsesState:
         self._close(out)
         query = next((v for k in ("query", "q") if isinstance(v := tool.args.get(k), str)), "")
         item: dict[str, Any] = {
-            "id": new_id("ws"),
+            "id": self._new_id("ws"),
             "type": "web_search_call",
             "status": "in_progress",
             "action": {"type": "search", "query": query},

@@ -4,7 +4,8 @@ Input is a string or a list of items: messages (`input_text`, `output_text`, `re
 `input_image`, `input_file` parts), `function_call` and `function_call_output` (rendered into the
 history in the markup the tool prompt asks for), and `reasoning` items (skipped: the upstream's
 thinking is never replayed). `previous_response_id` is resolved before (the stored conversation
-comes in as `history`); `item_reference` items and uploaded `file_id`s are refused with a 400.
+comes in as `history`) and `item_reference` items are replaced by the stored items they name
+(`core.services.stored_responses`); uploaded `file_id`s are refused with a 400.
 """
 
 from __future__ import annotations
@@ -249,9 +250,7 @@ def input_blocks(
         elif kind == "reasoning":
             _reasoning_item(item, param, sealer)  # not replayed: the answer that followed it is
         elif kind == "item_reference":
-            raise _unsupported(
-                f"{param}.type", "item references need stored responses; send the item itself."
-            )
+            raise _unsupported(f"{param}.type", "this item reference was not resolved; send the item itself.")
         else:
             raise InvalidRequest(
                 f"'{param}.type' {kind!r} is not supported (message, function_call, function_call_output, "

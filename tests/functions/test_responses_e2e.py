@@ -189,7 +189,6 @@ def test_midstream_failure_ends_with_response_failed(client: openai.OpenAI) -> N
         ({"store": "yes"}, "store"),
         ({"previous_response_id": 7}, "previous_response_id"),
         ({"background": True}, "background"),
-        ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
         ({"tool_choice": {"type": "function", "name": "nope"}, "tools": TOOLS}, "tool_choice"),
         ({"text": {"a": 1}}, "text.a"),
         ({"text": {"verbosity": "loud"}}, "text.verbosity"),

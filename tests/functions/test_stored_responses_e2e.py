@@ -205,3 +205,28 @@ def test_expired_responses_are_404(gw: tuple[Gateway, SimServer], client: openai
     finally:
         deps.responses.clock = clock
     assert client.responses.retrieve(created.id).id == created.id
+
+
+def test_item_references_name_stored_items(
+    gw: tuple[Gateway, SimServer], client: openai.OpenAI, other: openai.OpenAI
+) -> None:
+    """The AI SDK (store on) sends earlier assistant items back as `item_reference`s."""
+    first = client.responses.create(model=MODEL, input="Pick a colour. #sim say=Teal-it-is")
+    given = client.responses.input_items.list(first.id).data[0]
+    message = next(item for item in first.output if item.type == "message")
+    second = client.responses.create(
+        model=MODEL,
+        input=[
+            {"type": "item_reference", "id": given.id},
+            {"type": "item_reference", "id": message.id},
+            {"role": "user", "content": "Which one? #sim say=Teal"},
+        ],
+    )
+    assert second.output_text == "Teal"
+    last = _last_upstream_message(gw[1])
+    assert last.index("Pick a colour.") < last.index("Teal-it-is") < last.index("Which one?")
+    for sdk, ref in ((other, message.id), (client, "msg_unknown"), (client, message.id[:-4] + "7fff")):
+        with pytest.raises(openai.NotFoundError) as info:
+            sdk.responses.create(model=MODEL, input=[{"type": "item_reference", "id": ref}])
+        body = info.value.body
+        assert isinstance(body, dict) and body["param"] == "input[0].id"
