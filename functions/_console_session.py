@@ -76,13 +76,16 @@ def cookie_header(value: str, request: Request, max_age: int) -> str:
     return f"{COOKIE}={value}; Path=/admin; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
 
 
-def check_origin(request: Request) -> None:
-    """A browser's `Origin` on a state-changing call must be this host (a cross-site post is refused)."""
+def check_origin(request: Request, public_url: str | None = None) -> None:
+    """A browser's `Origin` on a state-changing call must be this site: the Host it asked for
+    (or `X-Forwarded-Host`), or `GROKGATE_PUBLIC_URL` (behind CloudFront, which rewrites Host)."""
     origin = request.headers.get("origin")
     if origin is None:
         return
-    host = request.headers.get("x-forwarded-host") or request.headers.get("host", "")
-    if origin.split("://", 1)[-1] != host:
+    allowed = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
+    if public_url:
+        allowed.add(public_url.split("://", 1)[-1].split("/", 1)[0])
+    if origin.split("://", 1)[-1] not in allowed - {""}:
         raise PermissionDenied("Cross-origin request refused.", code="csrf_origin_mismatch")
 
 
@@ -100,10 +103,10 @@ async def session_of(request: Request, deps: Deps) -> Session | None:
     return None if revoked is not None else session
 
 
-def require_csrf(request: Request, session: Session) -> None:
+def require_csrf(request: Request, session: Session, public_url: str | None = None) -> None:
     if request.method in SAFE_METHODS:
         return
-    check_origin(request)
+    check_origin(request, public_url)
     presented = request.headers.get("x-csrf-token", "")
     if not hmac.compare_digest(presented.encode(), session.csrf.encode()):
         raise PermissionDenied(
@@ -119,7 +122,7 @@ def client_address(request: Request) -> str:
 
 async def check_login(request: Request, deps: Deps, presented: str) -> str:
     """A new session cookie for the right key; a counted refusal otherwise."""
-    check_origin(request)
+    check_origin(request, deps.settings.public_url)
     now = deps.clock()
     per_client = await deps.records.count("login:" + client_address(request), now=now, window=WINDOW)
     total = await deps.records.count("login:*", now=now, window=WINDOW)
@@ -159,7 +162,7 @@ async def admin_deps(request: Request) -> Deps:
     if not presented and COOKIE in request.cookies:
         session = await session_of(request, deps)
         if session is not None:
-            require_csrf(request, session)
+            require_csrf(request, session, deps.settings.public_url)
             request.state.console = True
             return deps
     # Compared even when no key is set, so timing says nothing about the configuration.

@@ -84,7 +84,7 @@ async def test_wrong_keys_are_refused_then_rate_limited(console):
 
 
 async def test_state_changes_need_the_csrf_token_and_this_origin(console):
-    client, _ = console
+    client, deps = console
     csrf = await _login(client)
     body = "\n".join(TOKENS[:2])
     assert (await client.post("/admin/api/accounts/import", content=body)).status_code == 403
@@ -96,6 +96,10 @@ async def test_state_changes_need_the_csrf_token_and_this_origin(console):
     good = {"x-csrf-token": csrf, "origin": "http://gw"}
     assert (await client.post("/admin/api/accounts/import", content=body, headers=good)).json()["added"] == 2
     assert (await client.get("/admin/api/accounts")).status_code == 200  # reads need no token
+    # Behind a proxy that rewrites Host (CloudFront), the public URL is this site too.
+    deps.settings = deps.settings.model_copy(update={"public_url": "https://console.example"})
+    proxied = {"x-csrf-token": csrf, "origin": "https://console.example"}
+    assert (await client.post("/admin/api/accounts/import", content=TOKENS[3], headers=proxied)).status_code == 200
     # Scripts keep the Bearer key and need no CSRF token.
     bearer = {"authorization": f"Bearer {KEY}"}
     assert (
