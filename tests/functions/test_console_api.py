@@ -99,7 +99,9 @@ async def test_state_changes_need_the_csrf_token_and_this_origin(console):
     # Behind a proxy that rewrites Host (CloudFront), the public URL is this site too.
     deps.settings = deps.settings.model_copy(update={"public_url": "https://console.example"})
     proxied = {"x-csrf-token": csrf, "origin": "https://console.example"}
-    assert (await client.post("/admin/api/accounts/import", content=TOKENS[3], headers=proxied)).status_code == 200
+    assert (
+        await client.post("/admin/api/accounts/import", content=TOKENS[3], headers=proxied)
+    ).status_code == 200
     # Scripts keep the Bearer key and need no CSRF token.
     bearer = {"authorization": f"Bearer {KEY}"}
     assert (
