@@ -29,13 +29,15 @@ from core.transcode.structured import StructuredOutputFailed
 from core.transcode.tools import RETRY
 
 
-class ToolTurn:
-    """Iterates like a `ChatStream` (batches of events); always `aclose()`."""
+class _Retrying:
+    """A turn over an inner stream that it may replace once: iterates like a `ChatStream`
+    (batches of events); always `aclose()`."""
 
-    def __init__(self, service: ChatService, request: ChatRequest, stream: ChatStream) -> None:
+    stream: ChatStream | ToolTurn
+
+    def __init__(self, service: ChatService, request: ChatRequest) -> None:
         self.service = service
         self.request = request
-        self.stream = stream
         self.retried = False
         self._gen = self._run()
 
@@ -54,6 +56,17 @@ class ToolTurn:
         finally:
             await self.aclose()
         return events
+
+    def _run(self) -> AsyncGenerator[list[Event], None]:
+        raise NotImplementedError
+
+
+class ToolTurn(_Retrying):
+    """The turn with one corrective retry when a required tool call is missing."""
+
+    def __init__(self, service: ChatService, request: ChatRequest, stream: ChatStream) -> None:
+        self.stream = stream
+        super().__init__(service, request)
 
     async def _run(self) -> AsyncGenerator[list[Event], None]:
         while True:
@@ -82,33 +95,14 @@ class ToolTurn:
                 return
 
 
-class StructuredTurn:
-    """Iterates like a `ChatStream`; the text is released only once it is the JSON asked for."""
+class StructuredTurn(_Retrying):
+    """The turn whose text is released only once it is the JSON asked for."""
 
     def __init__(self, service: ChatService, request: ChatRequest, stream: ChatStream | ToolTurn) -> None:
         assert request.output is not None
-        self.service = service
-        self.request = request
         self.output = request.output
         self.stream = stream
-        self.retried = False
-        self._gen = self._run()
-
-    def __aiter__(self) -> AsyncIterator[list[Event]]:
-        return self._gen
-
-    async def aclose(self) -> None:
-        await self._gen.aclose()
-        await self.stream.aclose()
-
-    async def collect(self) -> list[Event]:
-        events: list[Event] = []
-        try:
-            async for batch in self:
-                events.extend(batch)
-        finally:
-            await self.aclose()
-        return events
+        super().__init__(service, request)
 
     async def _run(self) -> AsyncGenerator[list[Event], None]:
         while True:

@@ -372,69 +372,32 @@ class ResponsesState:
         )
 
     def _call(self, call: ToolCall, out: list[dict[str, Any]]) -> None:
+        """A `function_call` item, or for a free-form tool a `custom_tool_call` item, with the
+        text streamed in pieces (`function_call_arguments.*` / `custom_tool_call_input.*`)."""
         self._close(out)
         if call.custom:
-            self._custom_call(call, out)
-            return
-        item: dict[str, Any] = {
-            "id": self._new_id("fc"),
-            "type": "function_call",
-            "status": "in_progress",
-            "arguments": "",
-            "call_id": call.id,
-            "name": call.name,
-        }
+            item: dict[str, Any] = {"id": self._new_id("ctc"), "type": "custom_tool_call", "call_id": call.id}
+            field, events = "input", "response.custom_tool_call_input"
+        else:
+            item = {
+                "id": self._new_id("fc"),
+                "type": "function_call",
+                "status": "in_progress",
+                "call_id": call.id,
+            }
+            field, events = "arguments", "response.function_call_arguments"
         if call.namespace:
             item["namespace"] = call.namespace
+        item.update({"name": call.name, field: ""})
         self._open(item, out)
         index = self._index()
-        for at in range(0, len(call.arguments), ARGUMENT_PIECE):
-            out.append(
-                self._event(
-                    "response.function_call_arguments.delta",
-                    item_id=item["id"],
-                    output_index=index,
-                    delta=call.arguments[at : at + ARGUMENT_PIECE],
-                )
-            )
-        out.append(
-            self._event(
-                "response.function_call_arguments.done",
-                item_id=item["id"],
-                output_index=index,
-                name=call.name,
-                arguments=call.arguments,
-            )
-        )
-        item["arguments"] = call.arguments
-        self._close(out)
-
-    def _custom_call(self, call: ToolCall, out: list[dict[str, Any]]) -> None:
-        """A free-form tool call: `custom_tool_call` with its `custom_tool_call_input` events."""
-        item: dict[str, Any] = {"id": self._new_id("ctc"), "type": "custom_tool_call", "call_id": call.id}
-        if call.namespace:
-            item["namespace"] = call.namespace
-        item.update(name=call.name, input="")
-        self._open(item, out)
-        index = self._index()
-        for at in range(0, len(call.arguments), ARGUMENT_PIECE):
-            out.append(
-                self._event(
-                    "response.custom_tool_call_input.delta",
-                    item_id=item["id"],
-                    output_index=index,
-                    delta=call.arguments[at : at + ARGUMENT_PIECE],
-                )
-            )
-        out.append(
-            self._event(
-                "response.custom_tool_call_input.done",
-                item_id=item["id"],
-                output_index=index,
-                input=call.arguments,
-            )
-        )
-        item["input"] = call.arguments
+        text = call.arguments
+        for at in range(0, len(text), ARGUMENT_PIECE):
+            piece = text[at : at + ARGUMENT_PIECE]
+            out.append(self._event(events + ".delta", item_id=item["id"], output_index=index, delta=piece))
+        done = {field: text} if call.custom else {"name": call.name, field: text}
+        out.append(self._event(events + ".done", item_id=item["id"], output_index=index, **done))
+        item[field] = text
         self._close(out)
 
     def _search(self, tool: ServerToolUse, out: list[dict[str, Any]]) -> None:

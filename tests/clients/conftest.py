@@ -16,7 +16,7 @@ import pytest
 
 from core.catalog import Tier
 from infra.sim.server import SimServer
-from tests.fixtures.gateway import Gateway, start_gateway
+from tests.fixtures.gateway import Gateway, sim_gateway
 
 HERE = Path(__file__).resolve().parent
 KEY = "sk-clients-test"
@@ -38,28 +38,27 @@ def node() -> str:
 
 
 @pytest.fixture(scope="session")
-def client_sim() -> Iterator[SimServer]:
-    server = SimServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def client_gw(client_sim: SimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def _clients_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimServer, Gateway]]:
     env = {
-        "GROKGATE_UPSTREAM_URL": client_sim.url,
-        "GROKGATE_ASSETS_URL": client_sim.url,
-        "GROKGATE_RETRY_BUDGET": "0",
         "GROKGATE_API_KEYS": KEY,
-        # the names clients hard-code (Codex's default gpt-5 model), as docs/clients.md suggests
+        # the names clients hard-code (Codex's default models), as docs/clients.md suggests
         "GROKGATE_MODEL_ALIASES": "gpt-*=grok-4.20-0309-reasoning,claude-*=grok-4.20-0309-reasoning",
     }
     tokens = [
         (f"sim-{tier.value}-unlimited-client{i}", tier) for i in range(4) for tier in (Tier.SUPER, Tier.HEAVY)
     ]
-    gateway = start_gateway(env, tmp_path_factory.mktemp("clients"), tokens)
-    yield gateway
-    gateway.stop()
+    with sim_gateway(tmp_path_factory.mktemp("clients"), tokens, env) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="session")
+def client_sim(_clients_pair: tuple[SimServer, Gateway]) -> SimServer:
+    return _clients_pair[0]
+
+
+@pytest.fixture(scope="session")
+def client_gw(_clients_pair: tuple[SimServer, Gateway]) -> Gateway:
+    return _clients_pair[1]
 
 
 def prompts(sim: SimServer, since: int = 0) -> list[str]:

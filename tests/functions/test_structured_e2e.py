@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -13,7 +12,7 @@ import pytest
 
 from core.catalog import Tier
 from infra.sim.server import SimServer
-from tests.fixtures.gateway import Gateway, start_gateway
+from tests.fixtures.gateway import Gateway, sim_gateway
 
 MODEL = "grok-4.20-0309-non-reasoning"
 SCHEMA = {
@@ -27,19 +26,19 @@ TEXT_SCHEMA = {"format": {"type": "json_schema", "name": "trip", "schema": SCHEM
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    server = SimServer().start()
-    yield server
-    server.stop()
+def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimServer, Gateway]]:
+    with sim_gateway(tmp_path_factory.mktemp("structured"), [("sim-super-unlimited-s1", Tier.SUPER)]) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")
-def gw(sim: SimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    env = {"GROKGATE_UPSTREAM_URL": sim.url, "GROKGATE_ASSETS_URL": sim.url, "GROKGATE_RETRY_BUDGET": "0"}
-    tmp: Path = tmp_path_factory.mktemp("structured")
-    gateway = start_gateway(env, tmp, [("sim-super-unlimited-s1", Tier.SUPER)])
-    yield gateway
-    gateway.stop()
+def sim(both: tuple[SimServer, Gateway]) -> SimServer:
+    return both[0]
+
+
+@pytest.fixture(scope="module")
+def gw(both: tuple[SimServer, Gateway]) -> Gateway:
+    return both[1]
 
 
 @pytest.fixture(scope="module")
