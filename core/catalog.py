@@ -117,6 +117,15 @@ MODELS: tuple[Model, ...] = (
 _BY_ID = {model.id: model for model in MODELS}
 
 
+def with_mode(model: Model, mode: str) -> Model:
+    """The chat model of `model`'s tier served in upstream `mode` (`fast`, `auto`, `expert`), or
+    `model` itself when the catalog has none."""
+    for other in MODELS:
+        if other.capability is model.capability and other.tier is model.tier and other.mode == mode:
+            return other
+    return model
+
+
 def known_model(model_id: str) -> bool:
     """Whether `model_id` is a public id of the catalog."""
     return model_id in _BY_ID

@@ -49,10 +49,12 @@ async def create_message(request: Request) -> Response:
     body = await read_json(request, MessagesRequest)
     chat = normalize_messages(body, max_tokens=body.max_tokens)
     prompt = estimate_usage(chat.message, "", attachments=len(chat.attachments)).prompt_tokens
+    omit = body.thinking is not None and body.thinking.display == "omitted"
     state = MessagesState(
         body.model,
         input_tokens=prompt,
         thinking=chat.reasoning and deps.settings.show_reasoning,
+        omit_thinking=omit,
         image_format=deps.settings.image_format,
         web_search=chat.web_search,
     )

@@ -69,6 +69,7 @@ class MessagesState:
         *,
         input_tokens: int = 0,
         thinking: bool = False,
+        omit_thinking: bool = False,
         image_format: str = "url",
         id: str | None = None,
         web_search: bool = False,
@@ -82,6 +83,7 @@ class MessagesState:
         self.model = model
         self.input_tokens = input_tokens
         self.show_thinking = thinking
+        self.omit_thinking = omit_thinking  # `thinking.display: "omitted"`: blocks without their text
         self.image_format = image_format
         self.content: list[dict[str, Any]] = []  # completed blocks
         self.open: dict[str, Any] | None = None
@@ -202,6 +204,8 @@ class MessagesState:
             self._close(out)
             self._begin({"type": "thinking", "thinking": "", "signature": ""}, out)
         assert self.open is not None
+        if self.omit_thinking:
+            return
         self.open["thinking"] += text
         self._delta({"type": "thinking_delta", "thinking": text}, out)
 

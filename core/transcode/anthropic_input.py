@@ -4,9 +4,12 @@ Content blocks: `text`; `image` (base64 or url); `document` (base64 PDF, plain t
 inline content); `tool_use` in assistant turns, rendered into the history in the markup the
 tool prompt asks for; `tool_result` (with `is_error`, string or block content, and mixed with
 other blocks in one user turn: each keeps its place); `thinking` and `redacted_thinking` are
-skipped (the upstream's thinking is never replayed). `max_tokens` is required, as Anthropic
+skipped (the upstream's thinking is never replayed). `role: "system"` messages (Claude Code sends
+its environment that way) join the system part, in order. `max_tokens` is required, as Anthropic
 requires it, and enforced on the visible answer; `thinking.budget_tokens` is checked the way
-Anthropic checks it but cannot be passed upstream.
+Anthropic checks it but cannot be passed upstream; `thinking` and `output_config.effort` choose
+the mode of an `auto` model (`upstream_model`); `context_management` edits are applied to the
+replayed history where they can be. Tools: `core.transcode.anthropic_tools`.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from core.catalog import Capability, require_capability
+from core.catalog import Capability, Model, require_capability, with_mode
 from core.errors import InvalidRequest
-from core.transcode.depth import check_depth
+from core.transcode.anthropic_tools import anthropic_tool_spec, is_web_search
 from core.transcode.fields import RequestModel
 from core.transcode.normalize import (
     Attachment,
@@ -29,13 +32,42 @@ from core.transcode.normalize import (
     check_attachments,
     flatten,
 )
-from core.transcode.tools import Tool, ToolChoice, ToolSpec, render_calls, result_role
+from core.transcode.tools import render_calls, result_role
+from core.transcode.usage import estimate_tokens
 
 
 class ThinkingParam(RequestModel):
     type: Literal["enabled", "disabled", "adaptive"]
     budget_tokens: int | None = Field(default=None, ge=1024)
-    display: str | None = None
+    display: Literal["summarized", "omitted", "updates"] | None = None
+
+
+class OutputConfig(RequestModel):
+    """`output_config`: `effort` picks the upstream mode of an `auto` model (see `upstream_model`);
+    `format` and `task_budget` are accepted (no upstream knob)."""
+
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: dict[str, Any] | None = None
+    task_budget: dict[str, Any] | None = None
+
+
+class ContextEdit(RequestModel):
+    """One `context_management.edits` entry (`clear_tool_uses_*`, `clear_thinking_*`)."""
+
+    type: str
+    trigger: dict[str, Any] | None = None
+    keep: dict[str, Any] | Literal["all"] | None = None
+    clear_at_least: dict[str, Any] | None = None
+    exclude_tools: list[str] | None = None
+    clear_tool_inputs: bool | list[str] | None = None
+
+
+class ContextManagement(RequestModel):
+    edits: list[ContextEdit] = Field(default_factory=list)
+
+
+class Metadata(RequestModel):
+    user_id: str | None = None
 
 
 class MessagesBase(RequestModel):
@@ -45,11 +77,16 @@ class MessagesBase(RequestModel):
     thinking: ThinkingParam | None = None
     tools: list[Any] | None = None
     tool_choice: dict[str, Any] | None = None
+    output_config: OutputConfig | None = None
+    context_management: ContextManagement | None = None
+    mcp_servers: list[Any] | None = None
+    cache_control: dict[str, Any] | None = None
 
 
 class MessagesRequest(MessagesBase):
     """The body of `POST /v1/messages`. Known fields are type-checked strictly (`max_tokens: true`
-    and `stream: 1` are 400s); unknown ones follow the field policy (`core.transcode.fields`)."""
+    and `stream: 1` are 400s); unknown ones follow the field policy (`core.transcode.fields`);
+    `docs/compatibility.md` says what each one does."""
 
     max_tokens: int = Field(ge=1)
     stream: bool | None = None
@@ -57,8 +94,11 @@ class MessagesRequest(MessagesBase):
     temperature: float | None = Field(default=None, ge=0, le=1)
     top_p: float | None = Field(default=None, ge=0, le=1)
     top_k: int | None = Field(default=None, ge=0)
-    metadata: dict[str, Any] | None = None
-    service_tier: str | None = None
+    metadata: Metadata | None = None
+    service_tier: Literal["auto", "standard_only"] | None = None
+    container: str | dict[str, Any] | None = None
+    inference_geo: str | None = None
+    speed: str | None = None
 
 
 class CountTokensRequest(MessagesBase):
@@ -67,55 +107,6 @@ class CountTokensRequest(MessagesBase):
 
 def _bad(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(f"{param}: {message}", param=param)
-
-
-def is_web_search(tool: Any) -> bool:
-    """Anthropic's web search server tool (`web_search_20250305` and its later versions)."""
-    return isinstance(tool, dict) and str(tool.get("type") or "").startswith("web_search_")
-
-
-def tool_spec(tools: list[Any] | None, choice: dict[str, Any] | None) -> ToolSpec | None:
-    offered: list[Tool] = []
-    for i, raw in enumerate(tools or ()):
-        param = f"tools.{i}"
-        if not isinstance(raw, dict):
-            raise _bad(param, "must be an object")
-        kind = raw.get("type", "custom")
-        if is_web_search(raw):
-            continue  # the upstream's own search (`ChatRequest.web_search`)
-        if kind not in ("custom", None):
-            raise _bad(
-                f"{param}.type",
-                f"{kind!r} tools are not available here (server tools and Anthropic-defined tools need "
-                "Anthropic's servers); define a custom tool with name, description and input_schema",
-            )
-        name = raw.get("name")
-        if not isinstance(name, str) or not name:
-            raise _bad(f"{param}.name", "Field required")
-        schema = raw.get("input_schema")
-        if not isinstance(schema, dict):
-            raise _bad(f"{param}.input_schema", "Field required (a JSON schema object)")
-        check_depth(schema, f"{param}.input_schema")
-        offered.append(Tool(name, str(raw.get("description") or ""), schema, bool(raw.get("strict"))))
-    choice = {"type": "auto"} if choice is None else choice
-    kind = choice.get("type")
-    parallel = not choice.get("disable_parallel_tool_use", False)
-    names = {t.name for t in offered}
-    if kind == "tool":
-        name = choice.get("name")
-        if name not in names:
-            raise _bad("tool_choice.name", f"{name!r} is not one of the tools given")
-        mode: Literal["none", "auto", "required", "forced"] = "forced"
-    elif kind in ("auto", "any", "none"):
-        mode = {"auto": "auto", "any": "required", "none": "none"}[kind]  # type: ignore[assignment]
-        name = None
-    else:
-        raise _bad("tool_choice.type", "must be one of auto, any, tool, none")
-    if not offered:
-        if mode in ("required", "forced"):
-            raise _bad("tool_choice", f"{kind!r} needs tools")
-        return None
-    return ToolSpec(tuple(offered), ToolChoice(mode, name), "toolu_", parallel)
 
 
 def _text(value: Any, param: str) -> str:
@@ -131,6 +122,8 @@ class _History:
         self.atts: list[Attachment] = []
         self.blocks: list[Block] = []
         self.names: dict[str, str] = {}  # tool_use id -> tool name, for the results that follow
+        self.system: list[str] = []  # `role: "system"` messages, in order
+        self.results: list[tuple[int, str]] = []  # (index in blocks, tool name) of each tool result
 
     def source(self, block: dict[str, Any], param: str, *, document: bool) -> str:
         source = block.get("source")
@@ -173,6 +166,13 @@ class _History:
                 texts.append(_text(block.get("text"), f"{where}.text"))
             elif kind in ("image", "document"):
                 texts.append(self.source(block, where, document=kind == "document"))
+            elif kind == "tool_reference":  # a tool search result: the tool it found
+                texts.append(f"[tool available: {_text(block.get('tool_name'), f'{where}.tool_name')}]")
+            elif kind == "search_result":
+                title = block.get("title") or block.get("source") or ""
+                texts.append(
+                    f"[search result: {title}]\n" + self.text(block.get("content") or "", f"{where}.content")
+                )
             else:
                 raise _bad(f"{where}.type", f"{kind!r} blocks are not supported here")
         return "\n".join(t for t in texts if t)
@@ -214,6 +214,7 @@ class _History:
                 body = self.text(block.get("content") or "", f"{where}.content")
                 name = self.names.get(call_id, "")
                 role_name = result_role(call_id, name, is_error=bool(block.get("is_error")))
+                self.results.append((len(self.blocks), name))
                 self.blocks.append(Block(role_name, body or "(empty)"))
             else:
                 raise _bad(f"{where}.type", f"{kind!r} blocks are not supported in {role} turns")
@@ -227,28 +228,91 @@ class _History:
             if not isinstance(message, dict):
                 raise _bad(param, "must be an object")
             role = message.get("role")
+            if role == "system":  # Claude Code's mid-conversation context: joins the system part
+                self.system.append(self.text(message.get("content") or "", f"{param}.content"))
+                continue
             if role not in ("user", "assistant"):
-                raise _bad(f"{param}.role", f"must be 'user' or 'assistant' (got {role!r})")
+                raise _bad(f"{param}.role", f"must be 'user', 'assistant' or 'system' (got {role!r})")
             self.turn(role, message.get("content"), f"{param}.content")
+
+    def clear_tool_uses(self, edit: ContextEdit, param: str, ignored: list[str]) -> None:
+        """`clear_tool_uses_*`: past the trigger (input tokens, estimated), the results of all but the
+        last `keep` tool uses (default 3; `exclude_tools` kept) are replaced by a placeholder."""
+        trigger = _edit_value(edit.trigger, "input_tokens", f"{param}.trigger", CLEAR_TRIGGER)
+        keep = _edit_value(edit.keep, "tool_uses", f"{param}.keep", CLEAR_KEEP)
+        if edit.clear_tool_inputs:
+            ignored.append(f"{param}.clear_tool_inputs")  # calls are replayed whole
+        if estimate_tokens(flatten(self.blocks)) < trigger:
+            return
+        excluded = set(edit.exclude_tools or ())
+        clearable = [i for i, name in self.results if name not in excluded]
+        for i in clearable[: max(len(clearable) - keep, 0)]:
+            self.blocks[i] = Block(self.blocks[i].role, CLEARED)
+
+
+CLEAR_TRIGGER = 100_000  # Anthropic's defaults for clear_tool_uses: input tokens, tool uses kept
+CLEAR_KEEP = 3
+CLEARED = "[tool result cleared to save context]"
+
+
+def _edit_value(value: Any, kind: str, param: str, default: int) -> int:
+    if value is None:
+        return default
+    if not isinstance(value, dict) or value.get("type") != kind or type(value.get("value")) is not int:
+        raise _bad(param, f"must be {{'type': '{kind}', 'value': <integer>}}")
+    return int(value["value"])
+
+
+def _manage_context(history: _History, body: MessagesBase, ignored: list[str]) -> None:
+    """`context_management.edits`: tool results cleared; thinking is never replayed upstream, so
+    `clear_thinking_*` holds whatever it keeps; other edits are reported as ignored."""
+    for i, edit in enumerate(body.context_management.edits if body.context_management else ()):
+        param = f"context_management.edits.{i}"
+        if edit.type.startswith("clear_tool_uses_"):
+            history.clear_tool_uses(edit, param, ignored)
+        elif not edit.type.startswith("clear_thinking_"):
+            ignored.append(f"{param}.type={edit.type}")
+
+
+def upstream_model(body: MessagesBase) -> Model:
+    """The model that serves the request. An `auto` model (the upstream decides how hard to think)
+    follows the client's reasoning settings: `thinking.type: disabled` or `output_config.effort: low`
+    runs it in `fast` mode, effort `high`, `xhigh` or `max` in `expert`; models named for a mode keep it."""
+    model = require_capability(body.model, Capability.CHAT)
+    if model.mode != "auto":
+        return model
+    effort = body.output_config.effort if body.output_config else None
+    if (body.thinking is not None and body.thinking.type == "disabled") or effort == "low":
+        return with_mode(model, "fast")
+    if effort in ("high", "xhigh", "max"):
+        return with_mode(model, "expert")
+    return model
 
 
 def normalize_messages(body: MessagesBase, *, max_tokens: int | None = None) -> ChatRequest:
-    """Check, then flatten system, tools and messages into one upstream message."""
-    model = require_capability(body.model, Capability.CHAT)
+    """Check, then flatten system (the `system` field, then `role: "system"` messages in order),
+    tools and messages into one upstream message. What is accepted but not acted on goes into
+    `body.ignored`."""
+    model = upstream_model(body)
     thinking = body.thinking
     if thinking is not None and thinking.type == "enabled":
         if thinking.budget_tokens is None:
             raise _bad("thinking.enabled.budget_tokens", "Field required")
         if max_tokens is not None and thinking.budget_tokens >= max_tokens:
             raise _bad("max_tokens", "must be greater than thinking.budget_tokens")
-    spec = tool_spec(body.tools, body.tool_choice)
+    if body.mcp_servers:
+        body.ignored.append("mcp_servers")  # remote MCP servers are called by Anthropic's servers
+    spec = anthropic_tool_spec(body.tools, body.tool_choice, body.ignored)
     history = _History()
-    system = history.text(body.system or "", "system")
-    if system:
-        history.blocks.append(Block("system", system))
-    if spec is not None and spec.active:
-        history.blocks.append(Block("system", spec.prompt()))
+    system = [history.text(body.system or "", "system")]
     history.messages(body.messages)
+    if not history.blocks:
+        raise _bad("messages", "need at least one user or assistant message")
+    _manage_context(history, body, body.ignored)
+    head = [Block("system", text) for text in (*system, *history.system) if text]
+    if spec is not None and spec.active:
+        head.append(Block("system", spec.prompt()))
+    history.blocks[:0] = head
     atts = history.atts
     message = flatten(history.blocks)
     if not message.strip() and not atts:

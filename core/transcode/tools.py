@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.errors import InvalidRequest
 from core.events import Event, Fault, Finish, TextDelta, ToolCall
 from core.transcode.tool_args import check, parse_arguments
 from core.transcode.tool_markup import OPEN_TAG, TAGS, RawCall, fenced_calls, parse_element
@@ -65,6 +66,27 @@ class Tool:
         return f"{self.namespace}.{self.name}" if self.namespace else self.name
 
 
+# What a tool name may hold: the names go verbatim into the tool prompt's markup and come back in
+# calls, so anything that could open or close a tag (`</tool_name><evil>`), quote or break a line
+# is refused. Dots and colons stay legal: namespaced (`ns.fn`) and MCP-style names use them.
+TOOL_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def check_tool_names(tools: Sequence[Tool]) -> None:
+    """A 400 for a tool name the prompt markup cannot carry, or one offered twice (every dialect)."""
+    seen: set[str] = set()
+    for tool in tools:
+        name = tool.qualified
+        if not TOOL_NAME.fullmatch(name):
+            raise InvalidRequest(
+                f"Invalid tool name {name[:140]!r} in 'tools': use 1 to 128 letters, digits, '_', '-', '.' or ':'.",
+                param="tools",
+            )
+        if name in seen:
+            raise InvalidRequest(f"Tool name {name!r} is given twice in 'tools'.", param="tools")
+        seen.add(name)
+
+
 @dataclass(frozen=True, slots=True)
 class ToolChoice:
     mode: ChoiceMode = "auto"
@@ -82,6 +104,9 @@ class ToolSpec:
     new_id: Callable[[str], str] = new_call_id
     max_calls: int | None = None
     retry: bool = False  # this attempt may end in `Finish(RETRY)` when a required call is missing
+
+    def __post_init__(self) -> None:
+        check_tool_names(self.tools)
 
     @property
     def active(self) -> bool:

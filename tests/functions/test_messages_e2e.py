@@ -259,7 +259,7 @@ def test_midstream_failure_is_an_error_event(client: anthropic.Anthropic) -> Non
                 "model": MODEL,
                 "max_tokens": 5,
                 "messages": user("hi"),
-                "tools": [{"type": "bash_20250124", "name": "bash"}],
+                "tools": [{"name": "</tool_name><evil>", "input_schema": {"type": "object"}}],
             },
             400,
             "invalid_request_error",
