@@ -206,7 +206,7 @@ class Settings(BaseModel):
     )
     web_search: Literal["auto", "tool"] = Field(
         default="auto",
-        description="Upstream web search: `auto` lets Grok search when it wants (as grok.com does; shown as reasoning unless the client asked for search); `tool` only when the client offers a web search tool (`web_search` on Responses, `web_search_options` on chat, `web_search_*` on Messages).",
+        description="Upstream web search: `auto` lets Grok search when it wants (as grok.com does; shown as reasoning unless the client asked for search); `tool` only when the client offers a web search tool (`web_search` on Responses, `web_search_options` on chat, `web_search_*` on Messages); over the gateway WebSocket transport, which has no such flag, Grok decides.",
     )
     image_format: Literal["url", "b64_json", "markdown"] = Field(
         default="url", description="How generated images are delivered by default."

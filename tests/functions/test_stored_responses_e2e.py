@@ -131,7 +131,7 @@ def test_input_items_pages(client: openai.OpenAI) -> None:
 
 
 def _last_upstream_message(sim: SimServer) -> str:
-    return str(sim.log.last(path="/rest/app-chat/conversations/new").json["message"])
+    return sim.log.last_chat().message  # over REST or the gateway WebSocket
 
 
 def test_previous_response_id_chains_three_turns(

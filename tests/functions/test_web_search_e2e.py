@@ -24,11 +24,17 @@ from openai.types.responses import ResponseFunctionWebSearch, ResponseOutputMess
 from core.catalog import Tier
 from infra.sim.script import build
 from infra.sim.server import SimServer
-from tests.fixtures.gateway import Gateway, start_gateway
+from tests.fixtures.gateway import Gateway, chat_transport, start_gateway
 
 MODEL = "grok-4.20-0309-reasoning"
 PROMPT = "What makes tides? #sim cite=2 tokens=5 think=4"
-CHAT_PATH = "/rest/app-chat/conversations/new"
+
+
+def _search_disabled(sim: SimServer) -> bool | None:
+    """`disableSearch` of the last chat turn (a REST body field: None over the gateway WebSocket,
+    whose messages have no such flag)."""
+    turn = sim.log.last_chat()
+    return turn.record.json["disableSearch"] if turn.transport == "rest" else None
 
 
 def _results(prompt: str = PROMPT) -> list[dict[str, str]]:
@@ -99,7 +105,7 @@ def test_responses_web_search_tool(sim: SimServer, oa: openai.OpenAI, kind: str)
     )
     assert "web_search" not in raw.headers.get("x-grokgate-ignored-params", "")
     _check_response(raw.parse())
-    assert sim.log.last(path=CHAT_PATH).json["disableSearch"] is False
+    assert _search_disabled(sim) is (False if chat_transport() == "rest" else None)
 
 
 def test_responses_web_search_streamed(oa: openai.OpenAI) -> None:
@@ -172,7 +178,7 @@ def test_chat_web_search_options_annotations(sim: SimServer, oa: openai.OpenAI) 
     assert message.annotations
     _check_url_citations(message.content or "", [a.url_citation for a in message.annotations], _results())
     assert all(a.type == "url_citation" for a in message.annotations)
-    assert sim.log.last(path=CHAT_PATH).json["disableSearch"] is False
+    assert _search_disabled(sim) is (False if chat_transport() == "rest" else None)
     text, annotations = "", []
     for chunk in oa.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": PROMPT}], web_search_options={}, stream=True
@@ -214,7 +220,7 @@ def test_messages_web_search_tool(sim: SimServer, an: anthropic.Anthropic) -> No
         model=MODEL, max_tokens=2048, tools=[SEARCH_TOOL], messages=[{"role": "user", "content": PROMPT}]
     )
     _check_message(m)
-    assert sim.log.last(path=CHAT_PATH).json["disableSearch"] is False
+    assert _search_disabled(sim) is (False if chat_transport() == "rest" else None)
 
 
 def test_messages_web_search_streamed(an: anthropic.Anthropic) -> None:
@@ -253,16 +259,17 @@ def test_messages_history_with_search_blocks_is_accepted(an: anthropic.Anthropic
 
 
 def test_tool_mode_searches_only_when_asked(sim: SimServer, tmp_path: Path) -> None:
-    gateway = _gateway(sim, tmp_path, GROKGATE_WEB_SEARCH="tool")
+    # the REST transport: `disableSearch` is a field of its body (the socket has no such flag)
+    gateway = _gateway(sim, tmp_path, GROKGATE_WEB_SEARCH="tool", GROKGATE_CHAT_TRANSPORT="rest")
     try:
         body = {"model": MODEL, "input": PROMPT}
         plain = httpx.post(gateway.url + "/v1/responses", json=body, timeout=30).json()
-        assert sim.log.last(path=CHAT_PATH).json["disableSearch"] is True
+        assert _search_disabled(sim) is True
         assert "[[1]]" not in str(plain["output"])  # no search ran, nothing to cite
         asked = httpx.post(
             gateway.url + "/v1/responses", json={**body, "tools": [{"type": "web_search"}]}, timeout=30
         ).json()
-        assert sim.log.last(path=CHAT_PATH).json["disableSearch"] is False
+        assert _search_disabled(sim) is False
         assert "web_search_call" in [item["type"] for item in asked["output"]]
     finally:
         gateway.stop()
