@@ -16,6 +16,7 @@ from agents import (
     set_tracing_disabled,
 )
 from openai import AsyncOpenAI
+from pydantic import BaseModel
 
 from infra.sim.server import SimServer
 from tests.clients.conftest import KEY, prompts, turns
@@ -64,3 +65,35 @@ def test_agent_with_a_function_tool(client_gw: Gateway, client_sim: SimServer, a
         "<tool_name>get_weather</tool_name>" in second
         and f"sunny in {city}" in second.rsplit("[tool result", 1)[1]
     )
+
+
+class Trip(BaseModel):
+    city: str
+    days: int
+
+
+@pytest.mark.parametrize("api", ["responses", "chat"])
+def test_agent_with_an_output_type(client_gw: Gateway, client_sim: SimServer, api: str) -> None:
+    """`output_type` asks for a JSON schema (`text.format` / `response_format`); the gateway's
+    checked JSON is what the SDK parses."""
+    set_tracing_disabled(True)
+    client = AsyncOpenAI(base_url=client_gw.url + "/v1", api_key=KEY, max_retries=0)
+    model = (
+        OpenAIResponsesModel(model=MODEL, openai_client=client)
+        if api == "responses"
+        else OpenAIChatCompletionsModel(model=MODEL, openai_client=client)
+    )
+    agent = Agent(name="planner", instructions="Plan the trip.", model=model, output_type=Trip)
+
+    async def run() -> object:
+        try:
+            # the model wraps the JSON in a fence and a sentence; the gateway hands over the JSON alone
+            prompt = 'Two days in Porto. #sim think=2 say="Here:\\n```json\\n{\\"city\\": \\"Porto\\", \\"days\\": 2}\\n```"'
+            return (await Runner.run(agent, prompt)).final_output
+        finally:
+            await client.close()
+
+    since = turns(client_sim)
+    assert asyncio.run(run()) == Trip(city="Porto", days=2)
+    [sent] = prompts(client_sim, since)
+    assert "# Output format" in sent and '"days"' in sent
