@@ -19,7 +19,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.errors import InvalidRequest, StoreUnavailable
-from core.services.stored_responses import input_items, owner_of
 from core.services.tool_turns import Turn, open_turn
 from core.transcode.openai_tools import SEARCH_TOOLS
 from core.transcode.responses import ResponsesState, new_id
@@ -93,6 +92,8 @@ def _is_reference(item: Any) -> bool:
 
 
 def _owner(request: Request) -> str:
+    from core.services.stored_responses import owner_of  # with the first call: cold start stays as it was
+
     return owner_of(presented_key(dict(request.scope["headers"])))
 
 
@@ -109,7 +110,11 @@ async def create_response(request: Request) -> Response:
         body.input = await stored.resolve(body.input, owner)  # the stored items they name
     chat = normalize_responses(body, deps.sealer, body.ignored, history)
     response_id = new_id("resp")
-    items = input_items(body.input, response_id) if keep else []
+    items: list[dict[str, Any]] = []
+    if keep:
+        from core.services.stored_responses import input_items
+
+        items = input_items(body.input, response_id)
     sealed = "reasoning.encrypted_content" in (body.include or ())
     echo = {**_echo(body), "store": keep, "previous_response_id": body.previous_response_id}
     state = ResponsesState(
