@@ -205,6 +205,14 @@ class Upstream(Protocol):
         """The account's latest assets (E7, first page) as the upstream's JSON."""
         ...
 
+    async def upload_file(self, token: str, name: str, mime: str, data: bytes) -> tuple[str, str]:
+        """Upload one file (E5) and return (its id, its asset path `users/…/content`)."""
+        ...
+
+    async def media_post(self, token: str, body: dict[str, Any]) -> Any:
+        """Create a media post (E13) and return the upstream's JSON answer."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -50,6 +50,24 @@ def prompt_of(messages: list[Any]) -> str:
     return ""
 
 
+def image_of(messages: list[Any]) -> str:
+    """The last `image_url` of the latest message that has one (a video's reference image)."""
+    for message in reversed(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            urls = [
+                (p.get("image_url") or {}).get("url")
+                if isinstance(p.get("image_url"), dict)
+                else p.get("image_url")
+                for p in content
+                if isinstance(p, dict) and p.get("type") == "image_url"
+            ]
+            urls = [u for u in urls if isinstance(u, str) and u]
+            if urls:
+                return urls[-1]
+    return ""
+
+
 class _Answer:
     """The chunks of one chat completion of media: progress as reasoning, the result as content."""
 
@@ -183,17 +201,25 @@ async def _video(
     answer: _Answer,
 ) -> Any:
     from functions.images import media_store
-    from functions.videos import start, video_service
+    from functions.videos import reference_image, start, video_service
 
     config = body.video_config
-    video_request = check_video(
-        model=model.id,
-        prompt=prompt,
-        seconds=config.seconds if config else None,
-        size=config.size if config else None,
-        resolution=config.resolution_name if config else None,
-        preset=config.preset if config else None,
-    )
+    image = image_of(body.messages)
+
+    def checked(reference: str) -> Any:
+        return check_video(
+            model=model.id,
+            prompt=prompt,
+            seconds=config.seconds if config else None,
+            size=config.size if config else None,
+            resolution=config.resolution_name if config else None,
+            preset=config.preset if config else None,
+            reference=reference,
+        )
+
+    video_request = checked("pending" if image else "")
+    if image:  # image-to-video from the picture in the conversation
+        video_request = checked(await reference_image(deps, {"image_url": image}))
     service = video_service(deps)
     owner = owner_of(presented_key(dict(request.scope["headers"])) if deps.settings.api_keys else None)
     job = await service.create(video_request, owner=owner)

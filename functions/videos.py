@@ -22,6 +22,7 @@ from starlette.routing import Route
 from core.errors import InvalidRequest
 from core.ports import Job, JobStatus, JobStore
 from core.services.videos import VideoService, check_request, owner_of
+from core.transcode.normalize import Attachment, attachment_from_url, check_attachment
 from functions._app import build_app, presented_key
 from functions._http import deps_of, json_response, read_body
 from functions._lambda import lambda_handler
@@ -69,8 +70,18 @@ async def _fields(request: Request) -> dict[str, Any]:
     if content_type.lower().startswith("multipart/form-data"):
         form = parse_form(raw, content_type)
         fields: dict[str, Any] = {name: values[-1] for name, values in form.fields.items()}
-        if form.files_named("input_reference"):
-            fields["input_reference"] = "file"
+        files = form.files_named("input_reference")
+        if files:
+            upload = files[-1]
+            fields["input_reference"] = Attachment(
+                upload.filename or "reference", upload.content_type, data=upload.data, param="input_reference"
+            )
+        else:  # the SDK's form of {"image_url": …} / {"file_id": …}
+            nested = {
+                k[16:-1]: v for k, v in fields.items() if k.startswith("input_reference[") and k.endswith("]")
+            }
+            if nested:
+                fields["input_reference"] = nested
         return fields
     if content_type.lower().startswith("application/x-www-form-urlencoded"):
         return {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
@@ -90,18 +101,54 @@ def owner(request: Request) -> str:
     )
 
 
+async def reference_image(deps: Deps, value: Any) -> str:
+    """`input_reference` (an uploaded file, `{"image_url": URL or data URL}`, `{"file_id": a stored
+    media id}`, or a bare URL) -> the image stored in the media store, for any runner to read."""
+    param = "input_reference"
+    if isinstance(value, Attachment):
+        attachment = value
+    elif isinstance(value, str) and value:
+        attachment = attachment_from_url(value, param)
+    elif isinstance(value, dict) and isinstance(value.get("file_id"), str) and value["file_id"]:
+        blob = await media_store(deps).open(value["file_id"])
+        if blob is None:
+            raise InvalidRequest(f"No stored file '{value['file_id']}'.", param=param)
+        data = b"".join([chunk async for chunk in blob.chunks])
+        attachment = Attachment("reference", blob.mime, data=data, param=param)
+    elif isinstance(value, dict) and isinstance(value.get("image_url"), str) and value["image_url"]:
+        attachment = attachment_from_url(value["image_url"], param)
+    else:
+        raise InvalidRequest(
+            '\'input_reference\' must be an image file, {"image_url": …} or {"file_id": …}.', param=param
+        )
+    if attachment.url:
+        fetched = await deps.fetcher.fetch(attachment.url, param=param)
+        attachment = Attachment(attachment.name, fetched.mime, data=fetched.data, param=param)
+    attachment = check_attachment(attachment)
+    if not attachment.mime.startswith("image/"):
+        raise InvalidRequest("'input_reference' must be an image (jpeg, png, webp or gif).", param=param)
+    return await media_store(deps).put(attachment.data or b"", attachment.mime)
+
+
 async def create(request: Request) -> Response:
     deps = deps_of(request)
     fields = await _fields(request)
-    video_request = check_request(
-        model=fields.get("model"),
-        prompt=fields.get("prompt"),
-        seconds=fields.get("seconds"),
-        size=fields.get("size"),
-        resolution=fields.get("resolution_name"),
-        preset=fields.get("preset"),
-        input_reference=fields.get("input_reference"),
-    )
+    given = fields.get("input_reference") not in (None, "")
+
+    def checked(reference: str) -> Any:
+        return check_request(
+            model=fields.get("model"),
+            prompt=fields.get("prompt"),
+            seconds=fields.get("seconds"),
+            size=fields.get("size"),
+            resolution=fields.get("resolution_name"),
+            preset=fields.get("preset"),
+            reference=reference,
+        )
+
+    video_request = checked("pending" if given else "")  # every other field first
+    if given:
+        video_request = checked(await reference_image(deps, fields["input_reference"]))
     service = video_service(deps)
     job = await service.create(
         video_request, owner=owner(request), idempotency_key=request.headers.get("idempotency-key")

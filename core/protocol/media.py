@@ -265,6 +265,48 @@ def video_body(prompt: str, *, aspect: str, seconds: int, resolution: str, prese
     }
 
 
+MEDIA_POST_PATH = "/rest/media/post/create"  # E13
+IMAGE_TO_VIDEO_SECONDS = (6, 10)  # one [v2] segment
+
+
+def image_post_body(media_url: str) -> dict[str, Any]:
+    """E13: the image media post an image-to-video generation hangs from (§5.1 step 1)."""
+    return {"mediaType": "MEDIA_POST_TYPE_IMAGE", "mediaUrl": media_url}
+
+
+def post_id_of(answer: Any) -> str | None:
+    post = answer.get("post") if isinstance(answer, dict) else None
+    value = post.get("id") if isinstance(post, dict) else None
+    return str(value) if value else None
+
+
+def image_video_body(
+    prompt: str, *, media_url: str, post_id: str, aspect: str, seconds: int, resolution: str, preset: str
+) -> dict[str, Any]:
+    """The [v2] image-to-video body (§5.1 step 3): the image's post is the parent and the attachment."""
+    return {
+        "temporary": True,
+        "modelName": "grok-3",
+        "message": f"{media_url}  {prompt} {VIDEO_PRESETS[preset]}",
+        "fileAttachments": [post_id],
+        "toolOverrides": {"videoGen": True},
+        "enableSideBySide": True,
+        "responseMetadata": {
+            "experiments": [],
+            "modelConfigOverride": {
+                "modelMap": {
+                    "videoGenModelConfig": {
+                        "parentPostId": post_id,
+                        "aspectRatio": aspect,
+                        "videoLength": seconds,
+                        "resolutionName": resolution,
+                    }
+                }
+            },
+        },
+    }
+
+
 def is_video_url(url: str) -> bool:
     """[v3]: a video URL ends in .mp4 or names a /content asset."""
     path = url.split("?", 1)[0]

@@ -32,7 +32,16 @@ from core.events import Fault, VideoOut
 from core.ports import AccountStore, Job, JobClaim, JobStatus, JobStore, MediaStore, Upstream
 from core.protocol.classify import UpstreamFailure, empty_stream, truncated_stream
 from core.protocol.frames import FrameDecoder
-from core.protocol.media import VIDEO_ASPECTS, find_video_asset, is_video_url, video_body
+from core.protocol.media import (
+    VIDEO_ASPECTS,
+    absolute,
+    find_video_asset,
+    image_post_body,
+    image_video_body,
+    is_video_url,
+    post_id_of,
+    video_body,
+)
 from core.services.leased import Leaser, Started
 from core.settings import Settings
 
@@ -191,13 +200,16 @@ class VideoSteps:
     async def _generate(
         self, request: Any, lease: Lease, work: _Work, deadline: float | None
     ) -> dict[str, str] | None:
-        body = video_body(
-            request.prompt,
-            aspect=VIDEO_ASPECTS[request.size],
-            seconds=request.seconds,
-            resolution=request.resolution,
-            preset=request.preset,
-        )
+        if request.reference:
+            body = await self._image_video_body(request, lease)
+        else:
+            body = video_body(
+                request.prompt,
+                aspect=VIDEO_ASPECTS[request.size],
+                seconds=request.seconds,
+                resolution=request.resolution,
+                preset=request.preset,
+            )
         # Recorded before the request leaves: from here on no runner sends this job's E1 again.
         await self._save(
             work,
@@ -263,6 +275,30 @@ class VideoSteps:
             )
         await self._progress(work, 99)
         return {"video_url": final.url, "thumbnail_url": final.thumbnail_url}
+
+    async def _image_video_body(self, request: Any, lease: Lease) -> dict[str, Any]:
+        """Image-to-video (§5.1): the image uploaded to this account (E5), an image post made of
+        it (E13), then the body that animates it. Nothing is generated yet, so a failure here fails
+        over like a refused E1."""
+        blob = await self.media.open(request.reference)
+        if blob is None:
+            raise InvalidRequest("The video's reference image is no longer stored.", param="input_reference")
+        data = b"".join([chunk async for chunk in blob.chunks])
+        name = "reference." + (blob.mime.rsplit("/", 1)[-1] or "png")
+        _file_id, uri = await self.upstream.upload_file(lease.token, name, blob.mime, data)
+        media_url = absolute(uri, self.settings.assets_url)
+        post_id = post_id_of(await self.upstream.media_post(lease.token, image_post_body(media_url)))
+        if not post_id:
+            raise JobFailed("The upstream made no media post for the reference image.", code="upstream_error")
+        return image_video_body(
+            request.prompt,
+            media_url=media_url,
+            post_id=post_id,
+            aspect=VIDEO_ASPECTS[request.size],
+            seconds=request.seconds,
+            resolution=request.resolution,
+            preset=request.preset,
+        )
 
     async def _account_token(self, work: _Work) -> str:
         account = await self.store.get(str(work.state.get("account_id", "")))

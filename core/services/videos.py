@@ -25,7 +25,7 @@ from typing import Any
 from core.catalog import Capability, Model, require_capability
 from core.errors import InvalidRequest, NotFound
 from core.ports import AccountStore, Job, JobStatus, JobStore, MediaBlob, MediaStore, Upstream
-from core.protocol.media import MAX_VIDEO_SECONDS
+from core.protocol.media import IMAGE_TO_VIDEO_SECONDS, MAX_VIDEO_SECONDS
 from core.services.leased import Leaser
 from core.services.media_lifecycle import MediaGone, expired
 from core.services.video_steps import StepResult, VideoSteps
@@ -54,9 +54,10 @@ class VideoRequest:
     size: str
     resolution: str
     preset: str
+    reference: str = ""  # a stored image (MediaStore id) to animate: image-to-video
 
     def params(self) -> dict[str, Any]:
-        return {
+        params: dict[str, Any] = {
             "model": self.model.id,
             "prompt": self.prompt,
             "seconds": self.seconds,
@@ -64,6 +65,9 @@ class VideoRequest:
             "resolution": self.resolution,
             "preset": self.preset,
         }
+        if self.reference:
+            params["reference"] = self.reference
+        return params
 
 
 def check_request(
@@ -74,7 +78,7 @@ def check_request(
     size: Any,
     resolution: Any = None,
     preset: Any = None,
-    input_reference: Any = None,
+    reference: str = "",
 ) -> VideoRequest:
     """The request, or an `InvalidRequest` naming the parameter (limits from the catalog)."""
     chosen = require_capability(
@@ -83,12 +87,9 @@ def check_request(
     limits = chosen.limits
     if not isinstance(prompt, str) or not prompt.strip():
         raise InvalidRequest("'prompt' is required and must be a non-empty string.", param="prompt")
-    if input_reference is not None:
-        raise InvalidRequest(
-            "'input_reference' is not supported: the upstream's current video protocol is text-to-video only.",
-            param="input_reference",
-        )
     allowed = tuple(int(s) for s in _choices(limits, "seconds") if int(s) <= MAX_VIDEO_SECONDS)
+    if reference:  # image-to-video is one segment of the older protocol (§5.1)
+        allowed = tuple(s for s in allowed if s in IMAGE_TO_VIDEO_SECONDS)
     if seconds is None or seconds == "":
         seconds = DEFAULT_SECONDS
     if isinstance(seconds, str) and seconds.strip().isdigit():
@@ -115,7 +116,7 @@ def check_request(
         raise InvalidRequest(
             f"'preset' must be one of {', '.join(presets)} (got {preset!r}).", param="preset"
         )
-    return VideoRequest(chosen, prompt.strip(), seconds, str(size), str(resolution), str(preset))
+    return VideoRequest(chosen, prompt.strip(), seconds, str(size), str(resolution), str(preset), reference)
 
 
 def to_openai(job: Job, retention: float | None = None) -> dict[str, Any]:
@@ -152,6 +153,7 @@ def request_of(job: Job) -> VideoRequest:
         size=p.get("size"),
         resolution=p.get("resolution"),
         preset=p.get("preset"),
+        reference=str(p.get("reference") or ""),
     )
 
 

@@ -129,6 +129,12 @@ class ChatTransports:
     async def list_assets(self, token: str) -> Any:
         return await self.rest.list_assets(token)
 
+    async def upload_file(self, token: str, name: str, mime: str, data: bytes) -> tuple[str, str]:
+        return await self.rest.upload_file(token, name, mime, data)
+
+    async def media_post(self, token: str, body: dict[str, Any]) -> Any:
+        return await self.rest.media_post(token, body)
+
     def session(self) -> Any:
         return self.rest.session()
 

@@ -35,7 +35,7 @@ from curl_cffi.requests import AsyncSession
 
 from core.ports import RecordStore
 from core.protocol.classify import Kind, UpstreamFailure, classify_http, transport_failure
-from core.protocol.media import ASSETS_PATH, ASSETS_QUERY
+from core.protocol.media import ASSETS_PATH, ASSETS_QUERY, MEDIA_POST_PATH
 from core.protocol.payload import CHAT_PATH, UPLOAD_PATH, upload_body, upload_reference
 from core.settings import Settings
 from infra.clearance import Clearance, ClearanceManager, ClearanceSolveFailed, FlareSolverr
@@ -359,6 +359,9 @@ class CurlUpstream:
         return response.json()
 
     async def upload(self, token: str, name: str, mime: str, data: bytes) -> str:
+        return (await self.upload_file(token, name, mime, data))[0]
+
+    async def upload_file(self, token: str, name: str, mime: str, data: bytes) -> tuple[str, str]:
         # E5 is not among the calls that carry x-statsig-id (protocol §2.5).
         response = await self.send(
             token,
@@ -373,12 +376,37 @@ class CurlUpstream:
                 response.status_code, response.content[:ERROR_BODY_BYTES], _retry_after(response.headers)
             )
         try:
-            reference = upload_reference(orjson.loads(response.content))
+            answer = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            reference = None
+            answer = None
+        reference = upload_reference(answer)
         if reference is None:
             raise classify_http(422, b"upload answered without a file id: " + response.content[:200])
-        return reference
+        uri = answer.get("fileUri") if isinstance(answer, dict) else None
+        meta = answer.get("fileMetadata") if isinstance(answer, dict) else None
+        if not uri and isinstance(meta, dict):
+            uri = meta.get("fileUri")
+        return reference, str(uri or "")
+
+    async def media_post(self, token: str, body: dict[str, Any]) -> Any:
+        def imagine(headers: dict[str, str]) -> dict[str, str]:
+            headers["referer"] = self.settings.upstream_url + "/imagine"
+            return headers
+
+        response = await self.send(
+            token,
+            "POST",
+            self.settings.upstream_url + MEDIA_POST_PATH,
+            data=orjson.dumps(body),
+            headers=imagine,
+            what="media post",
+        )
+        if response.status_code != 200:
+            raise classify_http(response.status_code, response.content[:ERROR_BODY_BYTES])
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise classify_http(502, b"media post answer was not JSON") from None
 
     async def download(self, token: str, url: str, max_bytes: int) -> tuple[bytes, str]:
         if not url.startswith(self.settings.assets_url + "/"):

@@ -100,3 +100,26 @@ def test_a_video_that_outlasts_the_wait_ends_with_its_status_link(gateway, oai):
     assert f"/v1/videos/{job_id}" in content
     done, _ = videos.poll(client, job_id)
     assert done.status == "completed"
+
+
+def test_a_video_through_chat_animates_the_image_in_the_conversation(gateway, oai, sim):
+    import base64 as b64
+
+    from infra.sim.pixels import sample_png
+
+    gw = gateway(SUPER)
+    url = "data:image/png;base64," + b64.b64encode(sample_png()).decode()
+    reply = oai(gw).chat.completions.create(
+        model="grok-imagine-video",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "make it move"},
+                    {"type": "image_url", "image_url": {"url": url}},
+                ],
+            }
+        ],
+    )
+    assert (reply.choices[0].message.content or "").startswith("[video](")
+    assert any(r.path == "/rest/media/post/create" for r in sim.log)

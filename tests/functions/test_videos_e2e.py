@@ -132,11 +132,55 @@ def test_bad_parameters_are_400_naming_the_param(gateway, fields, param):
     assert response.json()["error"]["param"] == param
 
 
-def test_image_reference_is_refused(gateway, oai):
+def test_image_to_video_from_an_uploaded_reference(gateway, oai, sim):
+    from infra.sim.pixels import sample_png
+
     gw = gateway(SUPER)
-    with pytest.raises(openai.BadRequestError) as caught:
-        oai(gw).videos.create(prompt="x", input_reference=("a.png", b"\x89PNG\r\n\x1a\n", "image/png"))
-    assert caught.value.body["param"] == "input_reference"
+    client = oai(gw)
+    video = client.videos.create(
+        prompt="the cat wakes up", input_reference=("cat.png", sample_png(), "image/png"), seconds="6"
+    )
+    done, _ = poll(client, video.id)
+    assert done.status == "completed", done
+    assert client.videos.download_content(video.id).content[4:8] == b"ftyp"
+    upload = next(r for r in sim.log if r.path == "/rest/app-chat/upload-file").json
+    assert upload["fileMimeType"] == "image/png"
+    post = next(r for r in sim.log if r.path == "/rest/media/post/create").json
+    assert post["mediaType"] == "MEDIA_POST_TYPE_IMAGE" and post["mediaUrl"].startswith(sim.url + "/users/")
+    e1 = [r.json for r in sim.log if r.path == "/rest/app-chat/conversations/new"][-1]
+    config = e1["responseMetadata"]["modelConfigOverride"]["modelMap"]["videoGenModelConfig"]
+    assert e1["modelName"] == "grok-3" and e1["fileAttachments"] == [config["parentPostId"]]
+    assert e1["message"].startswith(post["mediaUrl"] + "  the cat wakes up")
+    assert (config["videoLength"], config["aspectRatio"]) == (6, "9:16")
+
+
+def test_image_to_video_from_a_json_data_url_and_bad_references(gateway, oai):
+    import base64
+
+    from infra.sim.pixels import sample_png
+
+    gw = gateway(SUPER)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    data_url = "data:image/png;base64," + base64.b64encode(sample_png()).decode()
+    made = httpx.post(
+        gw.url + "/v1/videos",
+        headers=headers,
+        json={"prompt": "waves", "input_reference": {"image_url": data_url}, "seconds": 10},
+    )
+    assert made.status_code == 200, made.text
+    assert poll(oai(gw), made.json()["id"])[0].status == "completed"
+    for body, param in (
+        (
+            {"prompt": "x", "input_reference": {"image_url": "data:text/plain;base64,aGVsbG8="}},
+            "input_reference",
+        ),
+        ({"prompt": "x", "input_reference": {"file_id": "0" * 32 + ".png"}}, "input_reference"),
+        ({"prompt": "x", "input_reference": {"nothing": 1}}, "input_reference"),
+        ({"prompt": "x", "input_reference": {"image_url": data_url}, "seconds": 12}, "seconds"),
+    ):
+        refused = httpx.post(gw.url + "/v1/videos", headers=headers, json=body)
+        assert refused.status_code == 400, (body, refused.text)
+        assert refused.json()["error"]["param"] == param
 
 
 def test_unknown_id_is_404_and_content_before_completion_is_409(gateway, oai):
