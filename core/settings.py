@@ -199,6 +199,11 @@ class Settings(BaseModel):
     heartbeat_seconds: float = Field(
         default=15.0, gt=0, description="SSE comment sent after this much silence in a stream."
     )
+    shutdown_grace: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds requests in flight get to finish after SIGTERM; then streams end with their terminal error.",
+    )
     first_byte_seconds: float = Field(
         default=1.0,
         ge=0,

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from core.errors import GatewayError, InternalError
+from core.errors import GatewayError, InternalError, Overloaded
 from core.events import Event, Fault
 from core.services.chat import ChatService
 from functions._http import SSE_HEADERS
@@ -280,3 +280,13 @@ async def _cancel(task: asyncio.Future[Any]) -> None:
     except BaseException:  # cancelled, or failed: either way nothing is held
         return
     await opened.aclose()
+
+
+def interrupt_streams(deps: Deps) -> int:
+    """Graceful shutdown: end every answer still streaming with the dialect's terminal error."""
+    service: ChatService | None = deps.extras.get("chat_service")
+    if service is None:
+        return 0
+    return service.interrupt_all(
+        Overloaded("The gateway is shutting down; retry the request.", code="shutting_down")
+    )

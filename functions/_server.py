@@ -19,16 +19,21 @@ import asyncio
 import logging
 import os
 import re
+import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httptools
 import orjson
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from core.errors import GatewayError, HeadersTooLarge, InvalidRequest, RequestTimeout
 from core.settings import Settings
+
+log = logging.getLogger("grokgate.server")
 
 
 class CoalescingTransport:
@@ -225,6 +230,41 @@ def redact_query(path: str) -> str:
     return RedactSignatures._SIGNED.sub(r"\1…", path)
 
 
+DRAIN_SECONDS = 3.0  # after the interrupt: time for the terminal events and lease releases
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server with a two-step shutdown (SIGTERM, SIGINT; Lambda sends SIGTERM too).
+
+    1. Stop accepting, close idle connections, and let requests in flight finish for up to
+       `grace` seconds.
+    2. Past that, `drain()` ends the answers still streaming with the dialect's terminal error
+       (and releases their leases); `DRAIN_SECONDS` later whatever remains is cancelled, as
+       uvicorn does (a cancelled request still releases its lease on the way out).
+    """
+
+    def __init__(self, config: uvicorn.Config, *, grace: float, drain: Callable[[], int] | None) -> None:
+        super().__init__(config)
+        self.grace = grace
+        self.drain = drain
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        try:
+            async with asyncio.timeout(self.grace):
+                await self._wait_tasks_to_complete()
+        except TimeoutError:
+            ended = self.drain() if self.drain is not None else 0
+            log.warning("shutdown: %d stream(s) still running after %g s were ended", ended, self.grace)
+        self.config.timeout_graceful_shutdown = int(DRAIN_SECONDS)
+        await super().shutdown(sockets)
+
+
 def serve(
     app: Any,
     *,
@@ -232,13 +272,14 @@ def serve(
     port: int,
     log_level: str = "warning",
     limits: ReadLimits | None = None,
+    grace: float = 10.0,
+    drain: Callable[[], int] | None = None,
     **options: Any,
 ) -> None:
-    """Run `app` (an ASGI app or an import string) until interrupted."""
-    import uvicorn
-
+    """Run `app` (an ASGI app or an import string) until SIGTERM or SIGINT, then shut down
+    gracefully (see `GracefulServer`)."""
     logging.getLogger("uvicorn.access").addFilter(RedactSignatures())
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -248,15 +289,27 @@ def serve(
         ws="none",  # no route takes a WebSocket: do not load a WebSocket library
         **options,
     )
+    GracefulServer(config, grace=grace, drain=drain).run()
 
 
 def main() -> None:
     """run.sh: the app named by ASGI_APP on 127.0.0.1:AWS_LWA_PORT, for the Lambda Web Adapter."""
     # Only the limits' own variables: the rest (and SSM's secrets) is read by the app on first use.
-    names = {Settings.variable(f) for f in ("max_header_bytes", "header_timeout", "body_timeout")}
+    fields = ("max_header_bytes", "header_timeout", "body_timeout", "shutdown_grace")
+    names = {Settings.variable(f) for f in fields}
+    settings = Settings.from_env({k: v for k, v in os.environ.items() if k in names})
+
+    def drain() -> int:
+        from functions import _wiring
+        from functions._answer import interrupt_streams
+
+        return interrupt_streams(_wiring._deps) if _wiring._deps is not None else 0
+
     serve(
         os.environ["ASGI_APP"],
-        limits=ReadLimits.of(Settings.from_env({k: v for k, v in os.environ.items() if k in names})),
+        limits=ReadLimits.of(settings),
+        grace=settings.shutdown_grace,
+        drain=drain,
         host="127.0.0.1",
         port=int(os.environ.get("AWS_LWA_PORT", "8080")),
         log_level=os.environ.get("GROKGATE_LOG_LEVEL", "info").lower(),

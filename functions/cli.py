@@ -41,6 +41,7 @@ def check_exposure(settings: Settings, host: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from functions._answer import interrupt_streams
     from functions._server import ReadLimits, serve
     from functions.local import create_app
 
@@ -61,6 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=port,
         log_level=settings.log_level.lower(),
         limits=ReadLimits.of(settings),
+        grace=settings.shutdown_grace,
+        drain=lambda: interrupt_streams(deps),
     )
     return 0
 

@@ -24,6 +24,7 @@ an account already tried is handed straight back and the retries end.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -70,6 +71,7 @@ class ChatService:
         self.store = store
         self.upstream = upstream
         self.fetcher = fetcher
+        self.active: set[ChatStream] = set()  # the answers streaming now (graceful shutdown)
         self.clock = clock
 
     async def open(self, request: ChatRequest) -> ChatStream:
@@ -162,6 +164,13 @@ class ChatService:
         check_attachments(files)
         return files
 
+    def interrupt_all(self, error: GatewayError) -> int:
+        """End every answer streaming now with `error` as its terminal event; how many."""
+        streams = list(self.active)
+        for stream in streams:
+            stream.interrupt(error)
+        return len(streams)
+
     async def _no_account(self, model: Model) -> GatewayError:
         return await no_account_error(self.store, model)
 
@@ -205,7 +214,19 @@ class ChatStream:
         self._reasoning: list[str] = []
         self._released = False
         self._outcome: Outcome | None = None  # set when the answer ended, applied after the last yield
+        self._interrupted: GatewayError | None = None
+        self._reading: asyncio.Task[Any] | None = None  # the task awaiting the upstream, while it does
         self._gen = self._run()
+        service.active.add(self)
+
+    def interrupt(self, error: GatewayError) -> None:
+        """End the answer early with `error` as its terminal event (the gateway is shutting
+        down): a pending upstream read is cut; the lease is released as CANCELLED."""
+        if self._interrupted is not None or self._released:
+            return
+        self._interrupted = error
+        if self._reading is not None:
+            self._reading.cancel()
 
     @property
     def account_id(self) -> str:
@@ -234,18 +255,31 @@ class ChatStream:
             self._first = []
             while True:
                 out = await self._process(batch)
+                if self._interrupted is not None and self._outcome is not None:
+                    self._outcome = Outcome(OutcomeKind.CANCELLED)  # not the account's fault
                 if out:
                     yield out
                 if self._outcome is not None:
                     await self._finish(self._outcome)
                     return
+                if self._interrupted is not None:
+                    batch = [Fault(self._interrupted)]
+                    continue
                 try:
+                    self._reading = asyncio.current_task()
                     chunk = await self._chunks.__anext__()
                     batch = self.decoder.feed(chunk)
                 except StopAsyncIteration:
                     batch = self.decoder.flush()
                 except UpstreamFailure as failure:
                     batch = [Fault(failure.to_error(), failure)]
+                except asyncio.CancelledError:
+                    if self._interrupted is None or self._reading is None:
+                        raise
+                    self._reading.uncancel()
+                    batch = [Fault(self._interrupted)]
+                finally:
+                    self._reading = None
         finally:
             await self._upstream.aclose()
             await self._finish(self._outcome or Outcome(OutcomeKind.CANCELLED))
@@ -301,4 +335,5 @@ class ChatStream:
         if self._released:
             return
         self._released = True
+        self.service.active.discard(self)
         await self.service._release(self.lease, outcome)
