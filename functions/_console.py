@@ -161,7 +161,7 @@ async def voice_token(request: Request) -> Response:
     account = await deps.store.get(account_id)
     if account is None:
         raise NotFound(f"No account `{account_id}`.", param="account_id", code="account_not_found")
-    client = deps.lazy("livekit", lambda d: LiveKitClient(d.settings))
+    client = deps.lazy("livekit", lambda d: LiveKitClient(d.settings, upstream=d.upstream))
     try:
         found = await client.token(account.token, voice=voice, personality=personality, speed=float(speed))
     except UpstreamFailure as failure:

@@ -3,18 +3,12 @@ IMMEDIATE transaction, so a compare-and-set or a count is atomic across processe
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from core.errors import StoreUnavailable
-from infra.sqlite_db import open_db, transaction
+from infra.sqlite_db import SQLiteTable
 
-T = TypeVar("T")
 NEVER = float("inf")
 
 SCHEMA = """
@@ -27,24 +21,12 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 
-class SQLiteRecordStore:
+class SQLiteRecordStore(SQLiteTable):
     """Records in the SQLite file at `path` (usually the account store's)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-records")
-        self._db: sqlite3.Connection | None = None
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._db is None:
-                self._db = open_db(self.path, SCHEMA)
-            return transaction(self._db, fn)
-
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(f"The record store is unavailable ({type(exc).__name__}).") from exc
+    SCHEMA = SCHEMA
+    NAME = "record store"
+    THREAD = "sqlite-records"
 
     @staticmethod
     def _current(db: sqlite3.Connection, key: str, now: float) -> tuple[str | None, int]:
@@ -93,13 +75,5 @@ class SQLiteRecordStore:
 
         return await self._run(go)
 
-    async def close(self) -> None:
-        def close() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=False)
-
-    aclose = close  # Deps closes its per-process singletons by `aclose`
+    async def aclose(self) -> None:  # Deps closes its per-process singletons by `aclose`
+        await self.close()

@@ -3,19 +3,12 @@ invisible at once and pruned a few at a time by later writes."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import TypeVar
 
-from core.errors import StoreUnavailable
 from core.ports import StoredResponse
-from infra.sqlite_db import open_db, transaction
+from infra.sqlite_db import SQLiteTable
 from infra.state.response_codec import pack, unpack
 
-T = TypeVar("T")
 PRUNE = 64  # expired rows removed per write
 
 SCHEMA = """
@@ -29,24 +22,12 @@ CREATE INDEX IF NOT EXISTS responses_expiry ON responses (expires_at);
 """
 
 
-class SQLiteResponseStore:
+class SQLiteResponseStore(SQLiteTable):
     """Stored responses in the SQLite file at `path` (usually the account store's)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-responses")
-        self._db: sqlite3.Connection | None = None
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._db is None:
-                self._db = open_db(self.path, SCHEMA)
-            return transaction(self._db, fn)
-
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(f"The response store is unavailable ({type(exc).__name__}).") from exc
+    SCHEMA = SCHEMA
+    NAME = "response store"
+    THREAD = "sqlite-responses"
 
     async def put(self, stored: StoredResponse) -> None:
         blob = pack(stored)
@@ -84,12 +65,3 @@ class SQLiteResponseStore:
             return cursor.rowcount > 0
 
         return await self._run(go)
-
-    async def close(self) -> None:
-        def close() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=False)

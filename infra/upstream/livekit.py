@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from core.protocol.classify import classify_http, transport_failure
-from core.settings import Settings
+from core.protocol.classify import transport_failure
+from infra.upstream.account_call import AccountCall
 
 DEFAULT_URL = "wss://livekit.grok.com"
 
@@ -44,20 +44,8 @@ def parse_token(body: Any) -> dict[str, str]:
     }
 
 
-class LiveKitClient:
-    """`token(account_token, voice, personality, speed) -> dict`, raising a classified `UpstreamFailure`."""
-
-    def __init__(self, settings: Settings, *, upstream: Any = None) -> None:
-        self.settings = settings
-        self._own = upstream is None
-        self._upstream = upstream
-
-    def _client(self) -> Any:
-        if self._upstream is None:
-            from infra.upstream.client import CurlUpstream
-
-            self._upstream = CurlUpstream(self.settings)
-        return self._upstream
+class LiveKitClient(AccountCall):
+    """`token(account_token, voice=, personality=, speed=) -> dict`, raising a classified `UpstreamFailure`."""
 
     async def token(
         self, account_token: str, *, voice: str, personality: str, speed: float
@@ -68,22 +56,8 @@ class LiveKitClient:
             "livekitUrl": DEFAULT_URL,
             "params": {"enable_markdown_transcript": "true"},
         }
-        response = await self._client().send(
-            account_token,
-            "POST",
-            f"{self.settings.upstream_url}/rest/livekit/tokens",
-            data=orjson.dumps(body),
-            what="livekit token",
-            time_limit=min(self.settings.total_timeout, 60.0),
-        )
-        if response.status_code != 200:
-            raise classify_http(response.status_code, response.content)
+        answer = await self.post_json(account_token, "/rest/livekit/tokens", body, what="livekit token")
         try:
-            return parse_token(orjson.loads(response.content))
-        except (ValueError, orjson.JSONDecodeError):
+            return parse_token(answer)
+        except ValueError:
             raise transport_failure("livekit token: unreadable answer") from None
-
-    async def aclose(self) -> None:
-        if self._own and self._upstream is not None:
-            upstream, self._upstream = self._upstream, None
-            await upstream.close()

@@ -41,6 +41,22 @@ async def _login(client) -> str:
     return (await client.get("/admin/api/session")).json()["csrf"]
 
 
+async def _with_pool(client, tier: str = "basic") -> dict[str, str]:
+    """Log in, import TOKENS; the headers of a state-changing call."""
+    headers = {"x-csrf-token": await _login(client)}
+    r = await client.post(
+        f"/admin/api/accounts/import?tier={tier}", content="\n".join(TOKENS), headers=headers
+    )
+    assert r.json()["added"] == len(TOKENS)
+    return headers
+
+
+async def _start(client, action: str, ids: list[str], headers: dict[str, str]) -> dict:
+    r = await client.post("/admin/api/batches", json={"action": action, "ids": ids}, headers=headers)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
 async def test_the_page_and_its_assets_are_served(console):
     client, _ = console
     page = await client.get("/admin")
@@ -123,13 +139,9 @@ async def test_logout_ends_the_session_everywhere(console):
 
 async def test_a_batch_is_kept_in_the_store_and_finished_by_whoever_polls(console):
     client, deps = console
-    csrf = await _login(client)
-    headers = {"x-csrf-token": csrf}
-    await client.post("/admin/api/accounts/import", content="\n".join(TOKENS), headers=headers)
+    headers = await _with_pool(client)
     ids = [account_id_for(t) for t in TOKENS] + ["acc_missing"]
-    r = await client.post("/admin/api/batches", json={"action": "disable", "ids": ids}, headers=headers)
-    assert r.status_code == 201
-    batch = r.json()
+    batch = await _start(client, "disable", ids, headers)
     assert batch["total"] == 13 and batch["done"] == 0 and batch["state"] == "running"
     # Another client (another instance, or the page reopened) sees it and moves it on.
     other = httpx.AsyncClient(transport=client._transport, base_url="http://gw")
@@ -151,13 +163,9 @@ async def test_a_batch_is_kept_in_the_store_and_finished_by_whoever_polls(consol
 
 async def test_no_full_token_reaches_the_console(console):
     client, _ = console
-    csrf = await _login(client)
-    headers = {"x-csrf-token": csrf}
-    await client.post("/admin/api/accounts/import", content="\n".join(TOKENS), headers=headers)
+    headers = await _with_pool(client)
     ids = [account_id_for(t) for t in TOKENS]
-    batch = (
-        await client.post("/admin/api/batches", json={"action": "refresh", "ids": ids}, headers=headers)
-    ).json()
+    batch = await _start(client, "refresh", ids, headers)
     seen = [batch]
     while seen[-1]["state"] == "running":
         seen.append((await client.get(f"/admin/api/batches/{batch['id']}")).json())
@@ -320,13 +328,8 @@ async def test_the_quota_cron_moves_a_batch_on_when_nobody_watches(console):
     from functions.cron import run_quota_upkeep
 
     client, deps = console
-    csrf = await _login(client)
-    headers = {"x-csrf-token": csrf}
-    await client.post("/admin/api/accounts/import?tier=basic", content="\n".join(TOKENS), headers=headers)
-    ids = [account_id_for(t) for t in TOKENS]
-    batch = (
-        await client.post("/admin/api/batches", json={"action": "disable", "ids": ids}, headers=headers)
-    ).json()
+    headers = await _with_pool(client)
+    batch = await _start(client, "disable", [account_id_for(t) for t in TOKENS], headers)
     report = await run_quota_upkeep(deps)  # the page was closed: the schedule does a step
     assert report["batches_advanced"] == 1
     listed = (await client.get("/admin/api/batches")).json()["data"][0]
