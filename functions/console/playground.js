@@ -91,13 +91,15 @@ async function renderChat(root) {
     const meta = h("div", { class: "muted" });
     log.append(h("div", { class: "msg assistant" }, h("div", { class: "who" }, model.value), thinking, toolBox, answer, meta));
     const calls = [];
+    const facts = { finish: "", usage: "" };
+    const note = () => { meta.textContent = [facts.finish && `finish: ${facts.finish}`, facts.usage].filter(Boolean).join(" · "); };
     try {
       const body = { model: model.value, stream: true, messages, stream_options: { include_usage: true } };
       if (tools.checked) body.tools = [WEATHER_TOOL];
       const response = await v1("/v1/chat/completions", { method: "POST", body: JSON.stringify(body) });
       for await (const chunk of events(response)) {
         if (chunk.error) throw new Error(chunk.error.message);
-        if (chunk.usage) meta.textContent = `${chunk.usage.prompt_tokens} prompt + ${chunk.usage.completion_tokens} completion tokens`;
+        if (chunk.usage) { facts.usage = `${chunk.usage.prompt_tokens} prompt + ${chunk.usage.completion_tokens} completion tokens`; note(); }
         const choice = chunk.choices && chunk.choices[0];
         if (!choice) continue;
         const d = choice.delta || {};
@@ -110,7 +112,7 @@ async function renderChat(root) {
           toolBox.hidden = false;
           toolBox.replaceChildren(h("div", { class: "who" }, "tool calls"), ...calls.map((x) => h("pre", {}, `${x.name}(${x.args})`)));
         }
-        if (choice.finish_reason) meta.textContent = `finish: ${choice.finish_reason}`;
+        if (choice.finish_reason) { facts.finish = choice.finish_reason; note(); }
       }
       messages.push({ role: "assistant", content: answer.textContent });
     } catch (e) {

@@ -260,3 +260,16 @@ def test_keyboard_only_login_and_navigation(browser, console_gateway):
     assert d.switch_to.active_element == link
     link.send_keys(Keys.ENTER)
     wait(d).until(EC.visibility_of_element_located((By.ID, "behaviour-table")))
+
+
+def test_the_playground_shows_tool_calls(logged_in, console_gateway):
+    d = logged_in
+    d.get(console_gateway.url + "/admin#chat")
+    wait(d).until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#model option")) > 1)
+    d.find_element(By.ID, "tools").click()
+    d.find_element(By.ID, "prompt").send_keys('Weather in Oslo? #sim tool=get_weather args={"city": "Oslo"}')
+    d.find_element(By.ID, "send").click()
+    calls = wait(d, 30).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".msg.assistant .tools pre")))
+    wait(d).until(lambda _: d.find_element(By.ID, "send").is_enabled())
+    assert calls.text.replace(" ", "") == 'get_weather({"city":"Oslo"})'
+    assert "finish: tool_calls" in d.find_element(By.CSS_SELECTOR, ".msg.assistant .muted").text
