@@ -269,7 +269,9 @@ def test_the_playground_shows_tool_calls(logged_in, console_gateway):
     d.find_element(By.ID, "tools").click()
     d.find_element(By.ID, "prompt").send_keys('Weather in Oslo? #sim tool=get_weather args={"city": "Oslo"}')
     d.find_element(By.ID, "send").click()
-    calls = wait(d, 30).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".msg.assistant .tools pre")))
+    calls = wait(d, 30).until(
+        EC.visibility_of_element_located((By.CSS_SELECTOR, ".msg.assistant .tools pre"))
+    )
     wait(d).until(lambda _: d.find_element(By.ID, "send").is_enabled())
     assert calls.text.replace(" ", "") == 'get_weather({"city":"Oslo"})'
     assert "finish: tool_calls" in d.find_element(By.CSS_SELECTOR, ".msg.assistant .muted").text
