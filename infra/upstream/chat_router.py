@@ -65,7 +65,7 @@ class ChatTransports:
     ) -> None:
         self.settings = settings
         self.rest = rest
-        self.gateway = gateway or GatewayChat(settings, rest.session, records=records)
+        self.gateway = gateway or GatewayChat(settings, rest.session, records=records, access=rest)
         self.records = records
         self.clock = clock
         self._on_socket: dict[str, tuple[float, float]] = {}  # account key -> (socket until, read at)

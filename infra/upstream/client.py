@@ -282,6 +282,7 @@ class CurlUpstream:
         headers: Callable[[dict[str, str]], dict[str, str]] | None = None,
         what: str = "upstream call",
         time_limit: float | None = None,
+        **extra: Any,
     ) -> Any:
         """One rare call (not streamed) through the account's egress and identity, with the same
         recoveries as chat: a challenge -> one solve and retry; a statsig refusal -> one re-scrape
@@ -307,6 +308,7 @@ class CurlUpstream:
                     timeout=time_limit or self.settings.total_timeout,
                     http_version="v1" if url.startswith("http://") else None,  # type: ignore[arg-type]
                     default_headers=False,
+                    **extra,
                 )
             except CurlError as exc:
                 await self.pool.mark_failed(ident.egress, str(exc)[:200])

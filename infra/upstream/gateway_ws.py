@@ -142,13 +142,28 @@ class GatewayChat:
         settings: upstream URL, impersonation target, user agent, Cloudflare cookies, proxy, timeouts.
         session: the warm `AsyncSession` of the REST client (`CurlUpstream.session`), shared so
             identity calls and sockets reuse its connections and impersonation.
+        access: the REST client (`CurlUpstream`), whose egress pool and clearances the identity
+            call and the socket use too (its `identity`, `recover`); None: the settings' UA,
+            cookies and proxy as they are.
     """
 
-    def __init__(self, settings: Settings, session: Any, *, records: RecordStore | None = None) -> None:
+    def __init__(
+        self, settings: Settings, session: Any, *, records: RecordStore | None = None, access: Any = None
+    ) -> None:
         self.settings = settings
         self._session = session  # a callable returning the loop's AsyncSession
         self.records = records
+        self.access = access
         self._user_ids: dict[str, str] = {}
+
+    async def _face(self, token: str) -> tuple[Any, str, str, dict[str, Any]]:
+        """(identity or None, user agent, cookie, per-request egress options)."""
+        s = self.settings
+        if self.access is None:
+            return None, s.user_agent, cookie(token, s.cf_cookies), {}
+        ident = await self.access.identity(token)
+        options = {"proxy": ident.egress.proxy or "", "impersonate": ident.target}
+        return ident, ident.user_agent, f"sso={token}; sso-rw={token}{ident.cf}", options
 
     async def user_id(self, token: str) -> str:
         """The account's user UUID: from this process's cache, the records, or the identity call."""
@@ -170,26 +185,33 @@ class GatewayChat:
     async def _identity(self, token: str) -> str:
         """E22: who the token belongs to; a dead or blocked session fails like the REST call would."""
         s = self.settings
-        headers = {
-            "accept": "*/*",
-            "user-agent": latin1(s.user_agent),
-            "referer": s.upstream_url + "/",
-            "cookie": latin1(cookie(token, s.cf_cookies)),
-        }
-        session: AsyncSession[Any] = self._session()
-        try:
-            response = await session.request(
-                "GET",
-                s.upstream_url + IDENTITY_PATH,
-                headers=headers,
-                timeout=s.connect_timeout + s.read_timeout,
-                http_version="v1" if s.upstream_url.startswith("http://") else None,  # type: ignore[arg-type]
-                default_headers=False,
-            )
-        except CurlError as exc:
-            raise transport_failure(f"identity call failed: {type(exc).__name__}") from None
-        if response.status_code != 200:
-            raise classify_http(response.status_code, response.content[:ERROR_BODY_BYTES])
+        tried: set[str] = set()
+        while True:
+            ident, user_agent, cookies, options = await self._face(token)
+            headers = {
+                "accept": "*/*",
+                "user-agent": latin1(user_agent),
+                "referer": s.upstream_url + "/",
+                "cookie": latin1(cookies),
+            }
+            session: AsyncSession[Any] = self._session()
+            try:
+                response = await session.request(
+                    "GET",
+                    s.upstream_url + IDENTITY_PATH,
+                    headers=headers,
+                    timeout=s.connect_timeout + s.read_timeout,
+                    http_version="v1" if s.upstream_url.startswith("http://") else None,  # type: ignore[arg-type]
+                    default_headers=False,
+                    **options,
+                )
+            except CurlError as exc:
+                raise transport_failure(f"identity call failed: {type(exc).__name__}") from None
+            if response.status_code == 200:
+                break
+            failure = classify_http(response.status_code, response.content[:ERROR_BODY_BYTES])
+            if ident is None or not await self.access.recover(failure, ident, "", tried):
+                raise failure
         try:
             answer = orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -209,25 +231,33 @@ class GatewayChat:
     async def chat(self, token: str, body: dict[str, Any]) -> GatewayStream:
         s = self.settings
         uid = await self.user_id(token)
-        headers = {
-            "Origin": s.upstream_url,
-            "User-Agent": latin1(s.user_agent),
-            "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8",
-            "Cache-Control": "no-cache",
-            "Pragma": "no-cache",
-            "Cookie": latin1(f"{cookie(token, s.cf_cookies)}; x-userid={uid}"),
-        }
-        session: AsyncSession[Any] = self._session()
-        try:
-            ws = await session.ws_connect(
-                gateway_url(s.upstream_url, uid),
-                headers=headers,
-                timeout=min(HANDSHAKE_SECONDS, s.connect_timeout + s.read_timeout),
-                default_headers=False,
-                max_message_size=MAX_MESSAGE,
-            )
-        except CurlError as exc:
-            raise _refused(exc) from None
+        tried: set[str] = set()
+        while True:
+            ident, user_agent, cookies, options = await self._face(token)
+            headers = {
+                "Origin": s.upstream_url,
+                "User-Agent": latin1(user_agent),
+                "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8",
+                "Cache-Control": "no-cache",
+                "Pragma": "no-cache",
+                "Cookie": latin1(f"{cookies}; x-userid={uid}"),
+            }
+            session: AsyncSession[Any] = self._session()
+            try:
+                ws = await session.ws_connect(
+                    gateway_url(s.upstream_url, uid),
+                    headers=headers,
+                    timeout=min(HANDSHAKE_SECONDS, s.connect_timeout + s.read_timeout),
+                    default_headers=False,
+                    max_message_size=MAX_MESSAGE,
+                    **options,
+                )
+                break
+            except CurlError as exc:
+                failure = _refused(exc)
+                # A challenged handshake: one clearance refresh and one retry, as on REST.
+                if ident is None or not await self.access.recover(failure, ident, "", tried):
+                    raise failure from None
         try:
             first = await self._open_turn(ws, body)
         except BaseException:

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from curl_cffi import CurlError, CurlMime
+from curl_cffi import CurlMime
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus, WebSocketException
 
@@ -27,7 +27,7 @@ from core.protocol.classify import classify_http, transport_failure
 from core.protocol.payload import upload_reference
 from core.settings import Settings
 from infra.upstream.client import ERROR_BODY_BYTES, CurlUpstream
-from infra.upstream.headers import cookie, latin1, rest_headers
+from infra.upstream.headers import latin1
 
 IMAGINE_PATH = "/ws/imagine/listen"
 UPLOAD_V2_PATH = "/http/upload-file-v2/direct"
@@ -93,65 +93,72 @@ class WsImagine:
         return ("wss://" + base[8:] if base.startswith("https://") else "ws://" + base[7:]) + IMAGINE_PATH
 
     async def connect(self, token: str) -> ImagineSocket:
+        """The handshake goes through the account's egress with its clearance's UA and cookies; a
+        challenged handshake gets one clearance refresh and one retry, like the REST calls."""
         s = self.settings
-        headers = {
-            "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8",
-            "Cache-Control": "no-cache",
-            "Pragma": "no-cache",
-            "Cookie": latin1(cookie(token, s.cf_cookies)),
-        }
-        try:
-            ws = await connect(
-                self.url,
-                origin=s.upstream_url,  # type: ignore[arg-type]
-                additional_headers=headers,
-                user_agent_header=latin1(s.user_agent),
-                open_timeout=s.connect_timeout,
-                max_size=MAX_FRAME,
-                compression=None,
-                ping_interval=20,
-                proxy=s.proxy_url,
-            )
-        except InvalidStatus as exc:
-            response = exc.response
-            body = bytes(response.body or b"")[:ERROR_BODY_BYTES]
-            retry_after = response.headers.get("retry-after")
-            raise classify_http(
-                response.status_code,
-                body,
-                float(retry_after) if retry_after and retry_after.isdigit() else None,
-            ) from None
-        except TimeoutError:
-            raise transport_failure("imagine handshake timed out", timeout=True) from None
-        except (WebSocketException, OSError) as exc:
-            raise transport_failure(f"imagine handshake failed: {type(exc).__name__}") from None
-        return ImagineSocket(ws, s.read_timeout, time.monotonic() + s.total_timeout)
+        tried: set[str] = set()
+        while True:
+            ident = await self.upstream.identity(token)
+            headers = {
+                "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8",
+                "Cache-Control": "no-cache",
+                "Pragma": "no-cache",
+                "Cookie": latin1(f"sso={token}; sso-rw={token}{ident.cf}"),
+            }
+            try:
+                ws = await connect(
+                    self.url,
+                    origin=s.upstream_url,  # type: ignore[arg-type]
+                    additional_headers=headers,
+                    user_agent_header=latin1(ident.user_agent),
+                    open_timeout=s.connect_timeout,
+                    max_size=MAX_FRAME,
+                    compression=None,
+                    ping_interval=20,
+                    proxy=ident.egress.proxy,
+                )
+            except InvalidStatus as exc:
+                response = exc.response
+                body = bytes(response.body or b"")[:ERROR_BODY_BYTES]
+                retry_after = response.headers.get("retry-after")
+                failure = classify_http(
+                    response.status_code,
+                    body,
+                    float(retry_after) if retry_after and retry_after.isdigit() else None,
+                )
+                if await self.upstream.recover(failure, ident, "", tried):
+                    continue
+                raise failure from None
+            except TimeoutError:
+                raise transport_failure("imagine handshake timed out", timeout=True) from None
+            except (WebSocketException, OSError) as exc:
+                await self.upstream.pool.mark_failed(ident.egress, type(exc).__name__)
+                raise transport_failure(f"imagine handshake failed: {type(exc).__name__}") from None
+            return ImagineSocket(ws, s.read_timeout, time.monotonic() + s.total_timeout)
 
     async def upload(self, token: str, name: str, mime: str, data: bytes) -> str:
         s = self.settings
-        headers = rest_headers(
-            token=token,
-            user_agent=s.user_agent,
-            cf_cookies=s.cf_cookies,
-            referer=s.upstream_url + "/imagine",
-            request_id=False,
-        )
-        headers.pop("content-type", None)
+
+        def e6(headers: dict[str, str]) -> dict[str, str]:
+            # E6: multipart (curl sets the type), no x-xai-request-id, no statsig (protocol §2.4, §2.5).
+            for name in ("content-type", "x-xai-request-id"):
+                headers.pop(name, None)
+            headers["referer"] = s.upstream_url + "/imagine"
+            return headers
+
         form = CurlMime()
         form.addpart(name="file", content_type=mime, filename=name, data=data)
         form.addpart(name="file_source", data=IMAGINE_SOURCE.encode())
         try:
-            response = await self.upstream.session().request(
+            response = await self.upstream.send(
+                token,
                 "POST",
                 s.upstream_url + UPLOAD_V2_PATH,
+                statsig=False,
+                headers=e6,
+                what="imagine upload",
                 multipart=form,
-                headers=headers,
-                timeout=s.total_timeout,
-                http_version="v1" if s.upstream_url.startswith("http://") else None,  # type: ignore[arg-type]
-                default_headers=False,
             )
-        except CurlError as exc:
-            raise transport_failure(f"imagine upload failed: {type(exc).__name__}") from None
         finally:
             form.close()
         if response.status_code != 200:
