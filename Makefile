@@ -74,7 +74,7 @@ $(NODE_STAMP): package.json package-lock.json
 node-deps: $(NODE_STAMP)
 
 # The released npm clients the client tests drive, each pinned in its own folder (package-lock.json).
-CLIENT_DIRS := tests/clients/codex tests/clients/ai_sdk
+CLIENT_DIRS := tests/clients/codex tests/clients/ai_sdk tests/clients/claude_code
 CLIENT_STAMPS := $(addsuffix /node_modules/.installed,$(CLIENT_DIRS))
 tests/clients/%/node_modules/.installed: tests/clients/%/package.json tests/clients/%/package-lock.json
 	cd tests/clients/$* && npm ci --no-audit --no-fund --loglevel=error

@@ -41,8 +41,12 @@ def node() -> str:
 def _clients_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimServer, Gateway]]:
     env = {
         "GROKGATE_API_KEYS": KEY,
-        # the names clients hard-code (Codex's default models), as docs/clients.md suggests
-        "GROKGATE_MODEL_ALIASES": "gpt-*=grok-4.20-0309-reasoning,claude-*=grok-4.20-0309-reasoning",
+        # the names clients hard-code (Codex's and Claude Code's default models, Claude Code's small
+        # haiku model), as docs/clients.md suggests
+        "GROKGATE_MODEL_ALIASES": (
+            "gpt-*=grok-4.20-0309-reasoning,claude-*=grok-4.20-0309-reasoning,"
+            "claude-haiku-*=grok-4.20-0309-non-reasoning"
+        ),
     }
     tokens = [
         (f"sim-{tier.value}-unlimited-client{i}", tier) for i in range(4) for tier in (Tier.SUPER, Tier.HEAVY)
