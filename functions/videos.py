@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from core.errors import InvalidRequest
 from core.ports import Job, JobStatus, JobStore
-from core.services.videos import VideoService, check_request, owner_of
+from core.services.videos import VideoRequest, VideoService, check_request, owner_of
 from core.transcode.normalize import Attachment, attachment_from_url, check_attachment
 from functions._app import build_app, presented_key
 from functions._http import deps_of, json_response, read_body
@@ -130,12 +130,11 @@ async def reference_image(deps: Deps, value: Any) -> str:
     return await media_store(deps).put(attachment.data or b"", attachment.mime)
 
 
-async def create(request: Request) -> Response:
-    deps = deps_of(request)
-    fields = await _fields(request)
-    given = fields.get("input_reference") not in (None, "")
+async def checked_request(deps: Deps, fields: dict[str, Any]) -> VideoRequest:
+    """The request, every field checked before the reference image (if any) is stored, so a bad
+    field stores nothing."""
 
-    def checked(reference: str) -> Any:
+    def check(reference: str) -> VideoRequest:
         return check_request(
             model=fields.get("model"),
             prompt=fields.get("prompt"),
@@ -146,9 +145,14 @@ async def create(request: Request) -> Response:
             reference=reference,
         )
 
-    video_request = checked("pending" if given else "")  # every other field first
-    if given:
-        video_request = checked(await reference_image(deps, fields["input_reference"]))
+    given = fields.get("input_reference") not in (None, "")
+    request = check("pending" if given else "")
+    return check(await reference_image(deps, fields["input_reference"])) if given else request
+
+
+async def create(request: Request) -> Response:
+    deps = deps_of(request)
+    video_request = await checked_request(deps, await _fields(request))
     service = video_service(deps)
     job = await service.create(
         video_request, owner=owner(request), idempotency_key=request.headers.get("idempotency-key")

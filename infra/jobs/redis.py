@@ -11,9 +11,10 @@ from typing import Any
 
 from core.ports import Job, JobClaim
 from infra.jobs import redis_lua
-from infra.jobs.rules import ABANDONED, check_order, from_fields, to_fields
+from infra.jobs.rules import ABANDONED, abandoned_message, check_order, from_fields, to_fields
 from infra.state.redis import DEFAULT_PREFIX, TcpTransport, Transport, UpstashTransport, _Script
 
+ABANDONED_TEMPLATE = abandoned_message(0).replace("0", "%d", 1)  # the Lua side formats the count
 SCRIPTS = {
     name: _Script(getattr(redis_lua, name)) for name in ("CREATE", "CLAIM", "UPDATE", "LIST", "DELETE")
 }
@@ -81,7 +82,9 @@ class RedisJobStore:
 
     async def claim(self, job_id: str, *, now: float, ttl: float, max_attempts: int) -> JobClaim | None:
         claim_id = uuid.uuid4().hex
-        reply = await self._run("CLAIM", job_id, _num(now), _num(ttl), str(max_attempts), claim_id, ABANDONED)
+        reply = await self._run(
+            "CLAIM", job_id, _num(now), _num(ttl), str(max_attempts), claim_id, ABANDONED, ABANDONED_TEMPLATE
+        )
         if not reply:
             return None
         return JobClaim(job_id, claim_id, int(reply[0]), float(reply[1]))

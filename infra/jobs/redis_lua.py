@@ -43,7 +43,7 @@ return dump(k)
 CLAIM = (
     COMMON
     + r"""
--- ARGV: P, id, now, ttl, max_attempts, claim_id, abandoned code, abandoned message prefix
+-- ARGV: P, id, now, ttl, max_attempts, claim_id, abandoned code, abandoned message (%d: attempts)
 local id, now, ttl, max_attempts, claim_id = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local k = jkey(id)
 local a = redis.call('HMGET', k, 'status', 'attempts', 'claim_id', 'claim_expires_at')
@@ -59,7 +59,7 @@ elseif held == '' then
   attempt = math.max(attempts, 1)
 elseif attempts >= max_attempts then
   redis.call('HSET', k, 'status', 'failed', 'error_code', ARGV[7],
-    'error_message', 'The video job stopped responding after ' .. attempts .. ' attempt(s) and was given up.',
+    'error_message', string.format(ARGV[8], attempts),
     'completed_at', f(now), 'updated_at', f(now), 'claim_id', '')
   redis.call('ZREM', P .. 'jobs:due', id)
   return {}

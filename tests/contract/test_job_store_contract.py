@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from core.ports import Job, JobStatus
-from infra.jobs.rules import ABANDONED
+from infra.jobs.rules import ABANDONED, abandoned_message
 from tests.fixtures.stores import open_job_store
 
 NOW = 1_800_000_000.0
@@ -107,6 +107,7 @@ async def test_exhausted_attempts_fail_the_job_instead_of_leaving_it_in_progress
     assert await job_store.claim("video_1", now=NOW + 11, ttl=10, max_attempts=1) is None
     got = await job_store.get("video_1")
     assert got.status is JobStatus.FAILED and got.error_code == ABANDONED and got.completed_at == NOW + 11
+    assert got.error_message == abandoned_message(1)
     assert await job_store.due(now=NOW + 20, limit=10) == []
 
 

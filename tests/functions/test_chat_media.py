@@ -123,3 +123,12 @@ def test_a_video_through_chat_animates_the_image_in_the_conversation(gateway, oa
     )
     assert (reply.choices[0].message.content or "").startswith("[video](")
     assert any(r.path == "/rest/media/post/create" for r in sim.log)
+
+
+def test_a_video_that_fails_ends_the_stream_with_an_error_event(gateway, oai):
+    gw = gateway(SUPER)
+    with pytest.raises(openai.APIError) as caught:
+        _stream(
+            oai(gw), model="grok-imagine-video", messages=[{"role": "user", "content": "x #sim moderated"}]
+        )
+    assert "moderation" in str(caught.value)
