@@ -9,8 +9,10 @@ dynamodb://TABLE        DynamoDB; region from AWS_REGION / AWS_DEFAULT_REGION, e
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from core.ports import AccountStore, RecordStore, ResponseStore
 from core.settings import Settings, SettingsError
@@ -63,47 +65,45 @@ def records_for(store: AccountStore) -> RecordStore:
     return SealedRecordStore(records, sealer)
 
 
-def _records_for(store: AccountStore) -> RecordStore:
+def _beside(store: AccountStore, sqlite: str, redis: str, dynamodb: str) -> Any:
+    """The adapter named for `store`'s backend ("module:Class"), built on the same file, Redis
+    transport and prefix, or DynamoDB store; only that adapter's module is imported."""
     from infra.state.sqlite import SQLiteAccountStore
 
     if isinstance(store, SQLiteAccountStore):
-        from infra.state.sqlite_records import SQLiteRecordStore
-
-        return SQLiteRecordStore(store.path)
+        return _adapter(sqlite)(store.path)
     from infra.state.redis import RedisAccountStore
 
     if isinstance(store, RedisAccountStore):
-        from infra.state.redis_records import RedisRecordStore
-
-        return RedisRecordStore(store._t, store.prefix)
+        return _adapter(redis)(store._t, store.prefix)
     from infra.state.dynamodb import DynamoDBAccountStore
 
     if isinstance(store, DynamoDBAccountStore):
-        from infra.state.dynamodb_records import DynamoDBRecordStore
+        return _adapter(dynamodb)(store)
+    raise TypeError(f"no {sqlite.rsplit(':', 1)[1]} beside {type(store).__name__}")
 
-        return DynamoDBRecordStore(store)
-    raise TypeError(f"no record store for {type(store).__name__}")
+
+def _adapter(name: str) -> Any:
+    module, _, cls = name.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _records_for(store: AccountStore) -> RecordStore:
+    records: RecordStore = _beside(
+        store,
+        "infra.state.sqlite_records:SQLiteRecordStore",
+        "infra.state.redis_records:RedisRecordStore",
+        "infra.state.dynamodb_records:DynamoDBRecordStore",
+    )
+    return records
 
 
 def responses_for(store: AccountStore) -> ResponseStore:
     """The `ResponseStore` kept beside `store`: the same file, Redis prefix or DynamoDB table."""
-    store = getattr(store, "inner", store)
-    from infra.state.sqlite import SQLiteAccountStore
-
-    if isinstance(store, SQLiteAccountStore):
-        from infra.state.sqlite_responses import SQLiteResponseStore
-
-        return SQLiteResponseStore(store.path)
-    from infra.state.redis import RedisAccountStore
-
-    if isinstance(store, RedisAccountStore):
-        from infra.state.redis_responses import RedisResponseStore
-
-        return RedisResponseStore(store._t, store.prefix)
-    from infra.state.dynamodb import DynamoDBAccountStore
-
-    if isinstance(store, DynamoDBAccountStore):
-        from infra.state.dynamodb_responses import DynamoDBResponseStore
-
-        return DynamoDBResponseStore(store)
-    raise TypeError(f"no response store for {type(store).__name__}")
+    responses: ResponseStore = _beside(
+        getattr(store, "inner", store),
+        "infra.state.sqlite_responses:SQLiteResponseStore",
+        "infra.state.redis_responses:RedisResponseStore",
+        "infra.state.dynamodb_responses:DynamoDBResponseStore",
+    )
+    return responses
