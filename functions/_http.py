@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -63,8 +64,21 @@ def report_ignored(response: Response, names: list[str]) -> Response:
     if names:
         names = list(dict.fromkeys(names))
         log.debug("ignored request parts: %s", ", ".join(names))
-        response.headers[IGNORED_HEADER] = ", ".join(names)
+        response.headers[IGNORED_HEADER] = header_list(names)
     return response
+
+
+_HEADER_SAFE = "[]._=-:/*@$!~'()+;"
+MAX_IGNORED_HEADER = 2048
+
+
+def header_list(names: list[str]) -> str:
+    """Client-chosen names as one legal header value: anything but plain ASCII percent-encoded
+    (a key may be empty, hold a newline or be non-Latin), bounded in length."""
+    value = ", ".join(quote(name, safe=_HEADER_SAFE) or '""' for name in names)
+    if len(value) > MAX_IGNORED_HEADER:
+        value = value[: MAX_IGNORED_HEADER - 5].rsplit(", ", 1)[0] + ", ..."
+    return value
 
 
 def error_response(error: GatewayError, path: str, request_id: str | None = None) -> Response:

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import httpx
+import pytest
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
@@ -26,31 +30,35 @@ class Trip(BaseModel):
     days: int
 
 
-def chat(gw: Gateway) -> ChatOpenAI:
-    return ChatOpenAI(model=MODEL, base_url=gw.url + "/v1", api_key=KEY, max_retries=0, timeout=30)  # type: ignore[arg-type]
+@pytest.fixture
+def llm(client_gw: Gateway) -> Iterator[ChatOpenAI]:
+    with httpx.Client(timeout=30) as http:  # closed here, not left to the garbage collector
+        yield ChatOpenAI(
+            model=MODEL, base_url=client_gw.url + "/v1", api_key=KEY, max_retries=0, http_client=http
+        )  # type: ignore[arg-type]
 
 
-def test_bind_tools_round_trip(client_gw: Gateway, client_sim: SimServer) -> None:
+def test_bind_tools_round_trip(llm: ChatOpenAI, client_sim: SimServer) -> None:
     since = turns(client_sim)
-    llm = chat(client_gw).bind_tools([get_weather])
+    tooled = llm.bind_tools([get_weather])
     messages: list = [HumanMessage('Weather in Lyon? #sim think=2 tool=get_weather args={"city": "Lyon"}')]
-    first = llm.invoke(messages)
+    first = tooled.invoke(messages)
     assert [(c["name"], c["args"]) for c in first.tool_calls] == [("get_weather", {"city": "Lyon"})]
     call = first.tool_calls[0]
     messages += [first, ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])]
-    final = llm.invoke(messages)
+    final = tooled.invoke(messages)
     assert final.content == "Sunny-in-Lyon" and not final.tool_calls
     sent = prompts(client_sim, since)
     assert len(sent) == 2 and "## get_weather" in sent[0]
     assert f"tool result for {call['id']}" in sent[1] and "sunny in Lyon" in sent[1]
 
 
-def test_structured_output(client_gw: Gateway, client_sim: SimServer) -> None:
+def test_structured_output(llm: ChatOpenAI, client_sim: SimServer) -> None:
     prompt = 'Plan a trip. #sim think=0 say={"city": "Kyoto", "days": 4}'
-    schema = chat(client_gw).with_structured_output(Trip, method="json_schema")
+    schema = llm.with_structured_output(Trip, method="json_schema")
     assert schema.invoke(prompt) == Trip(city="Kyoto", days=4)
     since = turns(client_sim)
-    mode = chat(client_gw).with_structured_output(method="json_mode")
+    mode = llm.with_structured_output(method="json_mode")
     assert mode.invoke(prompt + " Reply in JSON.") == {"city": "Kyoto", "days": 4}
     [sent] = prompts(client_sim, since)
     assert "The value must be a JSON object." in sent

@@ -188,3 +188,22 @@ def test_chat_custom_tool_round_trip(client: openai.OpenAI, sim: SimServer) -> N
     )
     assert second.choices[0].message.content == "ok"
     assert f"<tool_name>apply_patch</tool_name><parameters>{PATCH_TEXT}</parameters>" in last_prompt(sim)
+
+
+def test_odd_ignored_names_make_a_legal_header(gw: Gateway) -> None:
+    """Names the client chose (empty, non-ASCII, with a newline) are percent-encoded in the header."""
+    body = {
+        "model": MODEL,
+        "input": "Hi #sim tokens=2 think=0",
+        "": 1,
+        "naïve": 2,
+        "a\r\nx-evil: 1": 3,
+        "tools": [{"type": "bogus\ntool"}],
+    }
+    response = httpx.post(
+        gw.url + "/v1/responses", json=body, headers={"authorization": "Bearer test"}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    header = response.headers["x-grokgate-ignored-params"]
+    assert header == '"", na%C3%AFve, a%0D%0Ax-evil:%201, tools[0].type=bogus%0Atool'
+    assert "x-evil" not in response.headers
