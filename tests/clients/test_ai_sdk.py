@@ -65,3 +65,33 @@ def test_stream_text_with_a_tool(runs: dict[str, tuple[dict[str, Any], list[str]
     if route == "responses":  # the reasoning item went back with the gateway's signed content
         replayed = [item for item in result["requests"][1]["input"] if item.get("type") == "reasoning"]
         assert replayed and replayed[0]["encrypted_content"].startswith("gg1.")
+
+
+def test_responses_with_the_sdks_default_store(client_gw: Gateway, client_sim: SimServer) -> None:
+    """Store on (the SDK's default): the second step sends the first step's output back as
+    `item_reference`s, which the gateway resolves from its stored responses."""
+    since = turns(client_sim)
+    done = subprocess.run(
+        [
+            node(),
+            "stream.mjs",
+            "responses",
+            client_gw.url,
+            KEY,
+            MODEL,
+            'Weather in Storeville? #sim think=2 tool=weather args={"city": "Storeville"}',
+            "stored",
+        ],
+        cwd=HERE / "ai_sdk",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["text"] == "It-is-sunny-in-Storeville" and result["steps"] == 2
+    references = [i for i in result["requests"][1]["input"] if i.get("type") == "item_reference"]
+    assert references, result["requests"][1]["input"]
+    first, second = [p for p in prompts(client_sim, since) if "Storeville?" in p]
+    assert "## weather" in first
+    assert "<tool_name>weather</tool_name>" in second  # the referenced call reached the upstream

@@ -1,10 +1,10 @@
-// streamText with one tool, on one route of the gateway: node stream.mjs <chat|responses|messages> <base> <key> <model> <prompt>
+// streamText with one tool, on one route of the gateway: node stream.mjs <chat|responses|messages> <base> <key> <model> <prompt> [stored]
 // Prints one JSON line: the text of every step, the tool calls and results, and the finish reason.
 import { streamText, tool, jsonSchema, stepCountIs } from "ai";
 import { createOpenAI } from "@ai-sdk/openai";
 import { createAnthropic } from "@ai-sdk/anthropic";
 
-const [route, base, key, modelId, prompt] = process.argv.slice(2);
+const [route, base, key, modelId, prompt, mode] = process.argv.slice(2);
 // The SDK's own fetch, watched: the request bodies it sent are reported with the result.
 const bodies = [];
 const fetch = (url, init) => {
@@ -30,8 +30,11 @@ const weather = tool({
 // Responses: store false with encrypted reasoning, as stateless apps run it, so the reasoning item
 // goes back inline with the gateway's signed encrypted_content (with store on, the SDK sends item
 // references to stored responses instead; it asks for encrypted_content by itself only for models it knows).
+// `stored`: the SDK's defaults (store on), so earlier output goes back as item references.
 const providerOptions =
-  route === "responses" ? { openai: { store: false, include: ["reasoning.encrypted_content"] } } : undefined;
+  route === "responses" && mode !== "stored"
+    ? { openai: { store: false, include: ["reasoning.encrypted_content"] } }
+    : undefined;
 const result = streamText({ model, prompt, tools: { weather }, stopWhen: stepCountIs(3), providerOptions });
 const deltas = [];
 for await (const part of result.fullStream) {
