@@ -205,9 +205,11 @@ class ToolSpec:
 
     def _tool(self, name: str) -> Tool | None:
         name = name.strip().strip("`\"'")
-        if name.startswith("functions."):
+        found = _named(self.tools, name, lambda t: t.qualified)  # a namespace may be called `functions`
+        if found is None and name.startswith("functions."):
             name = name[len("functions.") :]
-        found = _named(self.tools, name, lambda t: t.qualified) or _named(self.tools, name, lambda t: t.name)
+            found = _named(self.tools, name, lambda t: t.qualified)
+        found = found or _named(self.tools, name, lambda t: t.name)
         if found is None or (
             self.choice.mode == "forced" and self.choice.name not in (found.name, found.qualified)
         ):

@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.events import Finish, ReasoningDelta, TextDelta, ToolCall
+from core.transcode.openai_tools import openai_tool_spec
 from core.transcode.tool_args import check, loads_lenient, parse_arguments, repair_json
+from core.transcode.tool_markup import RawCall
 from core.transcode.tools import (
     RETRY,
     Tool,
@@ -371,3 +373,41 @@ def test_a_fault_keeps_the_answer_held_for_a_required_call() -> None:
     out = f.apply([TextDelta("Let me check. <tool_calls><tool_call><tool_na")])
     out += f.handle(Fault(UpstreamError("dropped")))
     assert [e.text for e in out if isinstance(e, TextDelta)] == ["Let me check."]
+
+
+def test_namespaced_and_free_form_tools_resolve() -> None:
+    ignored: list[str] = []
+    spec = openai_tool_spec(
+        [
+            {"type": "function", "name": "exec", "parameters": {"type": "object", "properties": {}}},
+            {
+                "type": "namespace",
+                "name": "functions",
+                "description": "",
+                "tools": [{"type": "custom", "name": "exec", "format": {"type": "text"}}],
+            },
+            {
+                "type": "namespace",
+                "name": "agents",
+                "description": "",
+                "tools": [{"type": "function", "name": "close"}],
+            },
+            {"type": "web_search"},
+            {"type": "tool_search"},
+        ],
+        "auto",
+        True,
+        ignored,
+    )
+    assert spec is not None and ignored == ["tools[4].type=tool_search"]
+    custom = spec.resolve(RawCall("functions.exec", '"await tools.x()"'))
+    assert custom is not None and custom.custom and custom.namespace == "functions"
+    assert custom.name == "exec" and custom.arguments == "await tools.x()"
+    plain = spec.resolve(RawCall("exec", {}))
+    assert plain is not None and not plain.custom and plain.namespace == ""
+    bare = spec.resolve(RawCall("close", {}))  # a unique member name resolves without its namespace
+    assert bare is not None and bare.namespace == "agents"
+    wrapped = spec.resolve(RawCall("functions.exec", {"input": "text()"}))
+    assert wrapped is not None and wrapped.arguments == "text()"
+    prompt = spec.prompt()
+    assert "## functions.exec" in prompt and "## agents.close" in prompt and "FREE-FORM" in prompt
