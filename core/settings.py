@@ -30,6 +30,7 @@ FOREIGN_VARIABLES = {
 SECRET_FIELDS = frozenset(
     {
         "api_keys",
+        "metrics_key",
         "admin_key",
         "secret_key",
         "cf_cookies",
@@ -300,6 +301,20 @@ class Settings(BaseModel):
         default=4, ge=1, le=32, description="Accounts a console batch action works on at once."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines as text, or one JSON object per line (with each request's fields).",
+    )
+    usage_ledger: bool = Field(
+        default=True, description="Book every /v1 request in the usage ledger (per key, model and day)."
+    )
+    usage_retention_days: int = Field(
+        default=90, ge=1, le=3660, description="Days the usage ledger keeps a day's records."
+    )
+    metrics_key: str | None = Field(
+        default=None,
+        description="Bearer key for GET /metrics besides the admin key; unset: the admin key only.",
+    )
     upstash_redis_rest_url: str | None = Field(
         default=None, description="Upstash REST URL (store `upstash`)."
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from core.errors import GatewayError, InternalError, Overloaded
 from core.events import Event, Fault
 from core.services.chat import ChatService
 from functions._http import SSE_HEADERS
+from functions._meter import Meter, meter_of
 from functions._wiring import Deps
 
 T = TypeVar("T")
@@ -200,6 +202,7 @@ async def serve_answer(
     watch = ClientWatch(request.receive)
     streaming = False
     heartbeat = deps.settings.heartbeat_seconds
+    meter = meter_of(request.scope)
     try:
         early = deps.settings.first_byte_seconds
         if stream is not None and early > 0:
@@ -211,14 +214,22 @@ async def serve_answer(
                 raise
             if not done:  # slow to start: headers and a comment now, the answer when it comes
                 streaming = True
+                task.add_done_callback(
+                    lambda t: _note(meter, t.result() if not t.cancelled() and not t.exception() else None)
+                )
                 return EventStream(_late(task, stream), watch, heartbeat=heartbeat, ping=ping)
             opened = task.result()
         else:
             opened = await watch.run(open_answer())
+        _note(meter, opened)
         if stream is not None:
             streaming = True
             return EventStream(stream(opened), watch, heartbeat=heartbeat, ping=ping)
-        return await watch.run(collect(opened))
+        began = time.perf_counter()
+        try:
+            return await watch.run(collect(opened))
+        finally:  # a collected answer is read whole before its first byte: all of it is upstream wait
+            meter.upstream_wait += time.perf_counter() - began
     except Disconnected:
         return Response(status_code=499)
     finally:
@@ -246,6 +257,17 @@ class Failed:
 
     async def aclose(self) -> None:
         return None
+
+
+def _note(meter: Meter, answer: Any) -> None:
+    """Hand the opened answer to the request's meter (the ledger reads its account and usage)."""
+    if answer is None:
+        return
+    meter.answer = answer
+    inner = answer
+    while hasattr(inner, "stream"):  # a tool or structured turn: its current chat stream
+        inner = inner.stream
+    meter.upstream_wait = float(getattr(inner, "upstream_wait", 0.0))
 
 
 async def _late(

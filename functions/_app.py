@@ -32,7 +32,10 @@ from core.errors import (
     NotFound,
     RequestTooLarge,
 )
+from core.services.keys import Admission
+from functions._access import admit, client_secret, finish
 from functions._http import deps_of, deps_of_scope, error_response, json_response, report_ignored
+from functions._meter import Meter
 from functions._wiring import Deps
 
 if TYPE_CHECKING:
@@ -76,16 +79,32 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = "req_" + secrets.token_hex(12)
-        scope.setdefault("state", {})["request_id"] = request_id
+        meter = Meter()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["meter"] = meter
         scope["starlette.exception_handlers"] = _NO_HANDLERS  # route-level errors come up to here
         raw_id = request_id.encode()
         started = False
+        extra: list[tuple[bytes, bytes]] = []  # a client key's rate-limit headers
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", raw_id)]
+                overhead = meter.response_started(message["status"])
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", raw_id),
+                    (b"x-grokgate-overhead-ms", overhead),
+                    *extra,
+                ]
+            await send(message)
+
+        async def send_error(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                overhead = meter.response_started(message["status"])
+                message["headers"] = [*message.get("headers", []), (b"x-grokgate-overhead-ms", overhead)]
             await send(message)
 
         path: str = scope["path"]
@@ -100,16 +119,29 @@ class EdgeMiddleware:
                     await _preflight(scope, send, origin, raw_id)
                     return
                 send = _with_cors(send, origin)
-        error = _refusal(scope, path, settings)
-        if error is None:
-            try:
-                await self.app(scope, receive, send_with_id)
-                return
-            except Exception as exc:
-                if started:  # too late for an error response: the server drops the connection
-                    raise
-                error = _as_gateway_error(exc, scope, request_id)
-        await error_response(error, path, request_id)(scope, receive, send)
+        counted = path.startswith("/v1/") and not signed_link(scope)
+        admission: Admission | None = None
+        try:
+            error = _refusal(scope, path, settings)
+            secret = state.pop("client_secret", None)
+            if error is None and secret is not None:
+                try:
+                    admission = await admit(scope, deps, secret, auth_on=bool(settings.api_keys))
+                except GatewayError as exc:
+                    error = exc
+                if admission is not None:
+                    extra.extend((k.encode(), v.encode()) for k, v in admission.headers.items())
+            if error is None:
+                try:
+                    await self.app(scope, receive, send_with_id)
+                    return
+                except Exception as exc:
+                    if started:  # too late for an error response: the server drops the connection
+                        raise
+                    error = _as_gateway_error(exc, scope, request_id)
+            await error_response(error, path, request_id)(scope, receive, send_error)
+        finally:
+            await finish(scope, deps, meter, admission, counted=counted)
 
 
 _NO_HANDLERS: tuple[dict[Any, Any], dict[Any, Any]] = ({}, {})
@@ -118,14 +150,17 @@ _NO_HANDLERS: tuple[dict[Any, Any], dict[Any, Any]] = ({}, {})
 def _refusal(scope: Scope, path: str, settings: Settings) -> GatewayError | None:
     """Auth and the declared body size, checked before any route runs."""
     headers = dict(scope["headers"])
-    if (path.startswith("/v1/") or path == "/v1") and settings.api_keys and not signed_link(scope):
+    if (path.startswith("/v1/") or path == "/v1") and not signed_link(scope):
+        auth_on = bool(settings.api_keys)
         key = presented_key(headers)
-        if not key:
+        if not key and auth_on:
             return AuthenticationFailed(
                 "Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`."
             )
-        if not key_matches(key, settings.api_keys):
-            return AuthenticationFailed("Incorrect API key provided.")
+        root = auth_on and key is not None and key_matches(key, settings.api_keys)
+        secret = client_secret(key, root_matched=root, auth_on=auth_on)
+        if secret is not None:  # a client key: looked up (and counted) by the caller
+            scope["state"]["client_secret"] = secret
     length = headers.get(b"content-length")
     if length and length.isdigit() and int(length) > settings.max_body_bytes:
         return RequestTooLarge(

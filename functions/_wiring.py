@@ -198,6 +198,15 @@ class Deps:
         return self.extras[name]
 
     async def aclose(self) -> None:
+        for value in list(
+            self.extras.values()
+        ):  # what holds unwritten state writes it while the store is open
+            flush = getattr(value, "flush", None)
+            if flush is not None:
+                try:
+                    await flush()
+                except Exception as exc:
+                    log.warning("could not flush %s at shutdown: %s", type(value).__name__, exc)
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -249,13 +258,27 @@ class _DeferredFetcher:
 _deps: Deps | None = None
 
 
+def configure_logging(settings: Settings) -> None:
+    """The root logger at the settings' level, as text lines or JSON objects (`GROKGATE_LOG_FORMAT`)."""
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        from functions._access import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+
+
 def get_deps() -> Deps:
     """The process-wide dependencies, built from the environment on first use."""
     global _deps
     if _deps is None:
         settings = load_settings()
         settings.require_production_ready()
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        configure_logging(settings)
         _deps = Deps(settings=settings)
     return _deps
 

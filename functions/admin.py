@@ -30,6 +30,7 @@ from core.catalog import Tier
 from core.errors import InvalidRequest, NotFound
 from core.services.accounts import import_accounts, update_account
 from core.services.quota import refresh_account
+from functions import admin_keys
 from functions._app import build_app
 from functions._console import routes as console_routes
 from functions._console_jobs import routes as jobs_routes
@@ -242,6 +243,7 @@ routes = [
     Route(PREFIX + "/{account_id}/reset", reset, methods=["POST"]),
     Route(PREFIX + "/{account_id}/refresh", refresh, methods=["POST"]),
 ]
+routes += admin_keys.routes
 routes += console_routes + settings_routes + jobs_routes
 app = build_app(routes)
 

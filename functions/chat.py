@@ -20,6 +20,7 @@ from core.errors import GatewayError
 from core.services.tool_turns import Turn, open_turn
 from core.transcode.openai_chat import ChatCompletionRequest, ChatCompletionState, normalize_request
 from functions import messages, responses
+from functions._access import allow
 from functions._answer import Final, chat_service, serve_answer
 from functions._app import build_app
 from functions._http import deps_of, json_response, read_json
@@ -63,6 +64,7 @@ def _media_model(model_id: str) -> Model | None:
 async def chat_completions(request: Request) -> Response:
     deps = deps_of(request)
     body = await read_json(request, ChatCompletionRequest)
+    allow(request, body.model)
     media = _media_model(body.model)
     if media is not None:  # images and videos for chat-only clients
         from functions import chat_media

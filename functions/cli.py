@@ -43,12 +43,13 @@ def check_exposure(settings: Settings, host: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from functions._answer import interrupt_streams
     from functions._server import ReadLimits, serve
+    from functions._wiring import configure_logging
     from functions.local import create_app
 
     settings = load_settings()
     host = args.host or settings.host
     port = args.port or settings.port
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings)
     if args.sandbox:
         from functions.sandbox import prepare_sandbox
 

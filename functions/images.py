@@ -21,6 +21,7 @@ from core.ports import ImagineUpstream, MediaStore
 from core.services.images import ImageService, check_images, check_request
 from core.services.media_lifecycle import MediaGone, expired
 from core.transcode.normalize import Attachment
+from functions._access import allow
 from functions._app import build_app, signed_link
 from functions._http import deps_of, json_response, read_body, read_json
 from functions._lambda import lambda_handler
@@ -92,6 +93,7 @@ async def generations(request: Request) -> Response:
     body = await read_json(request, GenerationBody)
     if body.stream:
         raise InvalidRequest("'stream' is not supported for image generation.", param="stream")
+    allow(request, body.model or DEFAULT_MODEL)
     model = require_capability(body.model or DEFAULT_MODEL, Capability.IMAGE)
     image_request = check_request(
         model,
@@ -115,6 +117,7 @@ async def edits(request: Request) -> Response:
         raise InvalidRequest("'mask' is not supported: the upstream edits whole images.", param="mask")
     if form.get("stream") in ("true", "True", "1"):
         raise InvalidRequest("'stream' is not supported for image edits.", param="stream")
+    allow(request, form.get("model") or DEFAULT_EDIT_MODEL)
     model = require_capability(form.get("model") or DEFAULT_EDIT_MODEL, Capability.IMAGE_EDIT)
     uploads = form.files_named("image", "image[]")
     images = check_images(

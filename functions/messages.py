@@ -21,6 +21,7 @@ from core.services.tool_turns import Turn, open_turn
 from core.transcode.anthropic import MessagesState
 from core.transcode.anthropic_input import CountTokensRequest, MessagesRequest, normalize_messages
 from core.transcode.usage import estimate_usage
+from functions._access import allow
 from functions._answer import chat_service, serve_answer
 from functions._app import build_app
 from functions._dialect_sse import dialect_sse
@@ -47,6 +48,7 @@ def messages_sse(state: MessagesState, stream: Turn) -> AsyncGenerator[bytes, No
 async def create_message(request: Request) -> Response:
     deps = deps_of(request)
     body = await read_json(request, MessagesRequest)
+    allow(request, body.model)
     chat = normalize_messages(body, max_tokens=body.max_tokens)
     prompt = estimate_usage(chat.message, "", attachments=len(chat.attachments)).prompt_tokens
     omit = body.thinking is not None and body.thinking.display == "omitted"
@@ -71,6 +73,7 @@ async def create_message(request: Request) -> Response:
 
 async def count_tokens(request: Request) -> Response:
     body = await read_json(request, CountTokensRequest)
+    allow(request, body.model)
     chat = normalize_messages(body)
     usage = estimate_usage(chat.message, "", attachments=len(chat.attachments))
     return json_response({"input_tokens": usage.prompt_tokens})

@@ -23,6 +23,7 @@ from core.services.tool_turns import Turn, open_turn
 from core.transcode.openai_tools import SEARCH_TOOLS
 from core.transcode.responses import ResponsesState, new_id
 from core.transcode.responses_input import ResponsesRequest, normalize_responses
+from functions._access import allow
 from functions._answer import Final, chat_service, serve_answer
 from functions._app import build_app, presented_key
 from functions._dialect_sse import dialect_sse
@@ -100,6 +101,7 @@ def _owner(request: Request) -> str:
 async def create_response(request: Request) -> Response:
     deps = deps_of(request)
     body = await read_json(request, ResponsesRequest)
+    allow(request, body.model)
     owner = _owner(request)
     stored = deps.responses
     keep = body.store is not False and stored.enabled

@@ -21,8 +21,10 @@ from starlette.routing import Route
 
 from core.errors import InvalidRequest
 from core.ports import Job, JobStatus, JobStore
+from core.services.videos import DEFAULT_MODEL as VIDEO_MODEL
 from core.services.videos import VideoRequest, VideoService, check_request, owner_of
 from core.transcode.normalize import Attachment, attachment_from_url, check_attachment
+from functions._access import allow
 from functions._app import build_app, presented_key
 from functions._http import deps_of, json_response, read_body
 from functions._lambda import lambda_handler
@@ -152,7 +154,9 @@ async def checked_request(deps: Deps, fields: dict[str, Any]) -> VideoRequest:
 
 async def create(request: Request) -> Response:
     deps = deps_of(request)
-    video_request = await checked_request(deps, await _fields(request))
+    fields = await _fields(request)
+    allow(request, str(fields.get("model") or VIDEO_MODEL))
+    video_request = await checked_request(deps, fields)
     service = video_service(deps)
     job = await service.create(
         video_request, owner=owner(request), idempotency_key=request.headers.get("idempotency-key")

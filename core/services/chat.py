@@ -27,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from core.accounts import Lease, Outcome, OutcomeKind
 from core.catalog import Model
 from core.errors import GatewayError, InvalidRequest
-from core.events import Event, Fault, Finish, ImageOut, ReasoningDelta, TextDelta
+from core.events import Event, Fault, Finish, ImageOut, ReasoningDelta, TextDelta, Usage
 from core.ports import AccountStore, Upstream, UrlFetcher
 from core.protocol.classify import Kind, UpstreamFailure, transport_failure
 from core.protocol.gateway_frames import ChatDecoder, decoder_for
@@ -85,6 +86,7 @@ class ChatService:
         # account out of rotation, so they are released at once.
         tried: list[tuple[Lease, Outcome]] = []
         seen: set[str] = set()
+        waited = 0.0  # seconds spent on the upstream (uploads, the call, the hold), every attempt
         try:
             for attempt in range(1 + self.settings.retry_budget):
                 lease = await self.store.lease(
@@ -100,9 +102,13 @@ class ChatService:
                 if lease.account_id in seen:
                     await self._release(lease, Outcome(OutcomeKind.CANCELLED, refund=True))
                     break
+                began = time.perf_counter()
                 try:
-                    return await self._attempt(request, files, lease)
+                    stream = await self._attempt(request, files, lease)
+                    stream.upstream_wait = waited + time.perf_counter() - began
+                    return stream
                 except UpstreamFailure as failure:
+                    waited += time.perf_counter() - began
                     last = failure
                     log.info("attempt %d on %s failed: %s", attempt + 1, lease.account_id, failure.reason)
                     if failure.kind is Kind.ANTI_BOT:
@@ -210,6 +216,8 @@ class ChatStream:
         self._tools = (
             ToolFilter(request.tools) if request.tools is not None and request.tools.active else None
         )
+        self.usage: Usage | None = None  # what the client is told, once the answer finished
+        self.upstream_wait = 0.0  # seconds the opening spent on the upstream (set by the service)
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._released = False
@@ -227,6 +235,19 @@ class ChatStream:
         self._interrupted = error
         if self._reading is not None:
             self._reading.cancel()
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """How the answer ended for the account (None while it runs)."""
+        return self._outcome
+
+    @property
+    def failure_kind(self) -> str:
+        """The upstream failure that ended the answer, if one did ("" otherwise)."""
+        outcome = self._outcome
+        if outcome is None or outcome.kind in (OutcomeKind.SUCCESS, OutcomeKind.CANCELLED):
+            return ""
+        return outcome.kind.value
 
     @property
     def account_id(self) -> str:
@@ -305,6 +326,7 @@ class ChatStream:
                     self.request.message, "".join(text), "".join(reasoning), attachments=self._attachments
                 )
                 batch.insert(i, usage)
+                self.usage = usage
                 # Released after the batch went out: the store's write is not on the client's path.
                 self._outcome = Outcome.success()
                 return batch[: i + 2]
