@@ -148,12 +148,15 @@ def test_auto_moves_a_refused_account_to_the_socket_within_one_call(
         model=AUTO, messages=[{"role": "user", "content": "x #sim tokens=3"}]
     )
     assert len((first.choices[0].message.content or "").split()) == 3  # the client saw one good answer
-    assert len(sim.log.find(REST_PATH)) == 1 and len(sockets(sim)) == 1  # REST once, then the socket
+    # REST is refused, then the socket serves. An anti-bot refusal is first taken for a stale
+    # signature: REST is tried once more with a fresh x-statsig-id before the account moves.
+    rest_tries = 2 if refusal == "antibot" else 1
+    assert len(sim.log.find(REST_PATH)) == rest_tries and len(sockets(sim)) == 1
     second = client.chat.completions.create(
         model=AUTO, stream=True, messages=[{"role": "user", "content": "y #sim tokens=4"}]
     )
     assert len("".join(p.choices[0].delta.content or "" for p in second if p.choices).split()) == 4
-    assert len(sim.log.find(REST_PATH)) == 1 and len(sockets(sim)) == 2  # straight to the socket
+    assert len(sim.log.find(REST_PATH)) == rest_tries and len(sockets(sim)) == 2  # straight to the socket
     account = gw.call(gw.deps.store.list(limit=10)).items[0]
     assert account.fail_count == 0 and account.reason == ""  # REST's refusal is no fault of the account
 
