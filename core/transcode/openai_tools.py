@@ -122,7 +122,9 @@ def offered_tools(tools: Sequence[Any] | None, ignored: list[str], where: str = 
     return offered
 
 
-def _choice(choice: Any, offered: list[Tool]) -> tuple[ChoiceMode, str | None, list[Tool]]:
+def _choice(
+    choice: Any, offered: list[Tool], ignored: list[str]
+) -> tuple[ChoiceMode, str | None, list[Tool]]:
     if choice is None or choice in ("auto", "none", "required"):
         return choice or "auto", None, offered
     if isinstance(choice, dict) and choice.get("type") in ("function", "custom"):
@@ -144,6 +146,10 @@ def _choice(choice: Any, offered: list[Tool]) -> tuple[ChoiceMode, str | None, l
         allowed = {t.get("name") for t in choice.get("tools") or () if isinstance(t, dict)}
         kept = [t for t in offered if t.name in allowed or t.qualified in allowed]
         return ("required" if choice.get("mode") == "required" else "auto"), None, kept
+    if isinstance(choice, dict) and isinstance(choice.get("type"), str) and choice["type"]:
+        # a server-run tool (web_search_preview, file_search, mcp, ...): nothing here to force
+        ignored.append(f"tool_choice.type={choice['type']}")
+        return "auto", None, offered
     raise _unsupported(
         "tool_choice",
         "use 'none', 'auto', 'required', {'type': 'function', 'name': ...}, {'type': 'custom', 'name': ...} "
@@ -166,7 +172,7 @@ def openai_tool_spec(
     offered = offered_tools(tools, dropped)
     for where, group in more:
         offered += offered_tools(group, dropped, where)
-    mode, forced, offered = _choice(choice, offered)
+    mode, forced, offered = _choice(choice, offered, dropped)
     if not offered:
         if mode in ("required", "forced"):
             raise InvalidRequest(

@@ -207,3 +207,16 @@ def test_odd_ignored_names_make_a_legal_header(gw: Gateway) -> None:
     header = response.headers["x-grokgate-ignored-params"]
     assert header == '"", na%C3%AFve, a%0D%0Ax-evil:%201, tools[0].type=bogus%0Atool'
     assert "x-evil" not in response.headers
+
+
+def test_a_server_tool_choice_is_reported_not_refused(client: openai.OpenAI) -> None:
+    raw = client.responses.with_raw_response.create(
+        model=MODEL,
+        input="Hi #sim tokens=2 think=0",
+        tools=[NAMESPACE, {"type": "file_search", "vector_store_ids": ["vs_1"]}],  # type: ignore[list-item]
+        tool_choice={"type": "file_search"},
+    )
+    assert (
+        raw.headers["x-grokgate-ignored-params"] == "tools[1].type=file_search, tool_choice.type=file_search"
+    )
+    assert raw.parse().status == "completed"
