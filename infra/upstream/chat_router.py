@@ -138,6 +138,13 @@ class ChatTransports:
     def session(self) -> Any:
         return self.rest.session()
 
+    def __getattr__(self, name: str) -> Any:
+        # Anything else the REST client offers (the chat service's `note_failure` after an in-band
+        # anti-bot refusal, identities, account calls) is the REST client's own.
+        if name == "rest":
+            raise AttributeError(name)
+        return getattr(self.rest, name)
+
     async def close(self) -> None:
         await self.rest.close()
 

@@ -34,6 +34,9 @@ class FakeRest:
     def session(self) -> None:
         return None
 
+    async def note_failure(self, failure: UpstreamFailure) -> None:
+        self.noted = failure
+
     async def close(self) -> None:
         return None
 
@@ -132,3 +135,12 @@ async def test_a_move_is_shared_through_the_records(tmp_path: Any) -> None:
         assert value is not None and value["until"] > clock.now
     finally:
         await records.close()
+
+
+async def test_the_rest_clients_other_calls_pass_through() -> None:
+    r = router("auto")
+    failure = UpstreamFailure(Kind.ANTI_BOT, "in-band")
+    await r.note_failure(failure)  # the chat service's hook after an in-band anti-bot refusal
+    assert r.rest.noted is failure  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        r.no_such_call  # noqa: B018
