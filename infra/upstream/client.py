@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -237,6 +238,11 @@ class CurlUpstream:
                 )
             except UpstreamFailure as failure:
                 await self.pool.mark_failed(ident.egress, failure.reason)
+                # Nothing reached the upstream through a proxy that refused the connection: the
+                # account moves to its next egress and the call is tried once there.
+                if ident.egress.proxy and "egress" not in tried and _NOT_CONNECTED.search(failure.reason):
+                    tried.add("egress")
+                    continue
                 raise
             if response.status == 200:
                 return response
@@ -312,7 +318,11 @@ class CurlUpstream:
                 )
             except CurlError as exc:
                 await self.pool.mark_failed(ident.egress, str(exc)[:200])
-                raise translate_curl_error(exc, f"{what} failed") from None
+                failure = translate_curl_error(exc, f"{what} failed")
+                if ident.egress.proxy and "egress" not in tried and _NOT_CONNECTED.search(failure.reason):
+                    tried.add("egress")  # as in chat: nothing was sent, try the next egress once
+                    continue
+                raise failure from None
             if response.status_code != 403:
                 return response
             failure = classify_answer(
@@ -463,6 +473,9 @@ class CurlUpstream:
             await session.close()
 
     aclose = close
+
+
+_NOT_CONNECTED = re.compile(r"connect|proxy|resolve", re.I)
 
 
 def classify_answer(status: int, body: bytes, headers: Any) -> UpstreamFailure:
