@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from core.errors import StoreUnavailable
 from core.ports import MediaBlob, MediaItem
 from core.settings import Settings
 
@@ -117,7 +118,10 @@ class LocalMediaStore:
             partial.write_bytes(data)
             partial.replace(target)  # readers never see half a file
 
-        await asyncio.to_thread(write)
+        try:
+            await asyncio.to_thread(write)
+        except OSError as exc:  # full, read-only, gone, not a folder: the store's fault, not the client's
+            raise _unavailable(exc) from None
         return media_id
 
     async def link(self, media_id: str, base_url: str, ttl: int | None = None) -> str:
@@ -134,10 +138,13 @@ class LocalMediaStore:
         return path if path is not None and path.is_file() else None
 
     async def open(self, media_id: str) -> MediaBlob | None:
-        path = self.file(media_id)
-        if path is None:
-            return None
-        info = path.stat()
+        try:
+            path = self.file(media_id)
+            if path is None:
+                return None
+            info = path.stat()
+        except OSError as exc:
+            raise _unavailable(exc) from None
         return MediaBlob(_chunks(path), mime_of(media_id), info.st_size, info.st_mtime)
 
     async def inventory(self, *, limit: int = 500) -> tuple[list[MediaItem], int, int]:
@@ -158,10 +165,13 @@ class LocalMediaStore:
         return False
 
     async def delete(self, media_id: str) -> bool:
-        path = self.file(media_id)
-        if path is None:
-            return False
-        await asyncio.to_thread(path.unlink, True)
+        try:
+            path = self.file(media_id)
+            if path is None:
+                return False
+            await asyncio.to_thread(path.unlink, True)
+        except OSError as exc:
+            raise _unavailable(exc) from None
         return True
 
     async def close(self) -> None:
@@ -180,3 +190,10 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         handle.close()
+
+
+def _unavailable(exc: OSError) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"The media folder is unavailable ({type(exc).__name__}: {exc.strerror or exc}).",
+        code="media_unavailable",
+    )
