@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve sandbox sim test lint typecheck imports unit deps system-deps bench package-aws deps-aws deploy-aws node-deps client-deps clean
+.PHONY: serve sandbox sim test audit lint typecheck imports unit deps system-deps bench package-aws deps-aws deploy-aws node-deps client-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +54,11 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest -q
 	TEST_CHAT_TRANSPORT=ws $(VENV)/bin/pytest -q $(WS_SUITES)
 
-test: $(STAMP) system-deps node-deps client-deps lint typecheck imports unit
+# pip-audit of the installed dependencies; skips with a message when no advisory source answers.
+audit: $(STAMP)
+	$(PY) -m ci.audit
+
+test: $(STAMP) system-deps node-deps client-deps lint typecheck imports unit audit
 
 bench: $(STAMP)
 	$(PY) -m bench.run
