@@ -29,6 +29,7 @@ def test_video_through_each_store(kind, sim, store_servers, tmp_path, monkeypatc
     }
     gw = start_gateway(env, tmp_path)
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key="k", max_retries=0, timeout=30)
+    video = None
     try:
         gw.call(
             gw.deps.store.add(
@@ -55,4 +56,9 @@ def test_video_through_each_store(kind, sim, store_servers, tmp_path, monkeypatc
         )
     finally:
         client.close()
+        # The Redis-backed stores share a server with other tests: leave no account or job behind.
+        for account in gw.call(gw.deps.store.list()).items:
+            gw.call(gw.deps.store.remove(account.id))
+        if video is not None:
+            gw.call(job_store(gw.deps).delete(video.id))
         gw.stop()
