@@ -16,9 +16,16 @@ POST   /admin/api/accounts/{id}/disable  {"reason": "..."} optional
 POST   /admin/api/accounts/{id}/enable   back to active (clears cooling and the reason)
 POST   /admin/api/accounts/{id}/reset    reset cooling: the same as enable, for a cooling account
 POST   /admin/api/accounts/{id}/refresh  refresh its quota windows now (at most every 300 s)
+POST   /admin/api/accounts/{id}/upkeep   accept the ToS, set a birth date, enable NSFW (protocol §8):
+                                         {"steps": ["tos", "birth_date", "nsfw"], "birth_date":
+                                         "1990-06-14"}, both optional; the result is kept as the
+                                         account's `upkeep` (shown by GET /admin/api/accounts/{id})
 """
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -30,6 +37,7 @@ from core.catalog import Tier
 from core.errors import InvalidRequest, NotFound
 from core.services.accounts import import_accounts, update_account
 from core.services.quota import refresh_account
+from core.services.upkeep import DEFAULT_BIRTH_DATE, STEPS, run_upkeep, upkeep_state
 from functions import admin_keys
 from functions._app import build_app
 from functions._console import routes as console_routes
@@ -134,7 +142,58 @@ async def _found(deps: Deps, account_id: str) -> Response:
 
 
 async def get_account(request: Request) -> Response:
-    return await _found(await admin_deps(request), request.path_params["account_id"])
+    deps = await admin_deps(request)
+    account_id = request.path_params["account_id"]
+    account = await deps.store.get(account_id)
+    if account is None:
+        raise NotFound(f"No account `{account_id}`.", param="id", code="account_not_found")
+    return json_response(
+        {**account.public(), "upkeep": await upkeep_state(deps.records, account_id, deps.clock())}
+    )
+
+
+def upkeep_request(body: object) -> tuple[list[str], str]:
+    """`{"steps"?, "birth_date"?}` -> (steps, date); a wrong type or value is a 400 naming the field."""
+    if not isinstance(body, dict):
+        raise InvalidRequest('The body must be a JSON object, e.g. {"steps": ["tos", "nsfw"]}.')
+    steps = body.get("steps", list(STEPS))
+    if not isinstance(steps, list) or not steps or any(s not in STEPS for s in steps):
+        raise InvalidRequest(f"`steps` must be a non-empty list of: {', '.join(STEPS)}.", param="steps")
+    date = body.get("birth_date", DEFAULT_BIRTH_DATE)
+    if not isinstance(date, str) or not _DATE.fullmatch(date):
+        raise InvalidRequest("`birth_date` must be a date, YYYY-MM-DD.", param="birth_date")
+    return [str(s) for s in steps], date
+
+
+async def upkeep(request: Request) -> Response:
+    deps = await admin_deps(request)
+    account_id = request.path_params["account_id"]
+    raw = await read_body(request)
+    try:
+        body = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        raise InvalidRequest('The body must be JSON, e.g. {"steps": ["tos"]}.') from None
+    steps, date = upkeep_request(body)
+    account = await deps.store.get(account_id)
+    if account is None:
+        raise NotFound(f"No account `{account_id}`.", param="id", code="account_not_found")
+    state = await run_upkeep(
+        upkeep_calls(deps),
+        deps.records,
+        account_id,
+        account.token,
+        deps.clock(),
+        steps=steps,
+        birth_date=date,
+    )
+    return json_response({"id": account_id, "upkeep": state})
+
+
+def upkeep_calls(deps: Deps) -> Any:
+    """The upkeep calls over the REST upstream client (one per process)."""
+    from infra.upstream.account_calls import UpkeepCalls
+
+    return deps.lazy("upkeep_calls", lambda d: UpkeepCalls(getattr(d.upstream, "rest", d.upstream)))
 
 
 async def patch_account(request: Request) -> Response:
@@ -230,6 +289,7 @@ async def refresh(request: Request) -> Response:
     return json_response({"result": result, "account": fresh.public() if fresh else None})
 
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 PREFIX = "/admin/api/accounts"
 routes = [
     Route(PREFIX, list_accounts, methods=["GET"]),
@@ -242,6 +302,7 @@ routes = [
     Route(PREFIX + "/{account_id}/enable", enable, methods=["POST"]),
     Route(PREFIX + "/{account_id}/reset", reset, methods=["POST"]),
     Route(PREFIX + "/{account_id}/refresh", refresh, methods=["POST"]),
+    Route(PREFIX + "/{account_id}/upkeep", upkeep, methods=["POST"]),
 ]
 routes += admin_keys.routes
 routes += console_routes + settings_routes + jobs_routes

@@ -253,6 +253,34 @@ def cmd_accounts_refresh(args: argparse.Namespace) -> int:
     return 0 if result == "refreshed" else 1
 
 
+def cmd_accounts_upkeep(args: argparse.Namespace) -> int:
+    from core.services.upkeep import run_upkeep
+    from functions.admin import upkeep_calls
+
+    async def upkeep(deps: Deps) -> dict[str, object] | None:
+        account = await deps.store.get(args.id)
+        if account is None:
+            return None
+        steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+        return await run_upkeep(
+            upkeep_calls(deps), deps.records, account.id, account.token, time.time(),
+            steps=steps, birth_date=args.birth_date,
+        )  # fmt: skip
+
+    try:
+        state = _store_call(args, upkeep)
+    except ValueError as exc:
+        print(exc)
+        return 2
+    if state is None:
+        print(f"no account {args.id}")
+        return 1
+    for step in ("tos", "birth_date", "nsfw"):
+        if step in state:
+            print(f"{args.id} {step}: {state[step]}")
+    return 1 if any(str(v).startswith("failed") for v in state.values()) else 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="grokgate", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -320,6 +348,11 @@ def parser() -> argparse.ArgumentParser:
     )
     rf.add_argument("id")
     rf.set_defaults(run=cmd_accounts_refresh)
+    up = command("upkeep", "accept the ToS, set a birth date and enable NSFW for an account (gRPC-web)")
+    up.add_argument("id")
+    up.add_argument("--steps", default="tos,birth_date,nsfw", help="comma-separated: tos, birth_date, nsfw")
+    up.add_argument("--birth-date", default="1990-06-14", help="YYYY-MM-DD (sent at 16:00 UTC)")
+    up.set_defaults(run=cmd_accounts_upkeep)
     st = command("set-tier", "set an account's tier (kept by refreshes); auto: let refreshes detect it")
     st.add_argument("id")
     st.add_argument("tier", choices=tiers)
