@@ -246,11 +246,22 @@ def cmd_accounts_refresh(args: argparse.Namespace) -> int:
         account = await deps.store.get(args.id)
         if account is None:
             return "missing"
-        return await refresh_account(deps.store, rate_limit_fetcher(deps), account, time.time())  # type: ignore[arg-type]
+        result = await refresh_account(deps.store, rate_limit_fetcher(deps), account, time.time())  # type: ignore[arg-type]
+        if result == "refreshed":
+            fresh = await deps.store.get(args.id)
+            if fresh is not None:
+                return f"refreshed, tier {fresh.tier.value} ({fresh.tier_source.value})"
+        return result
 
     result = _store_call(args, refresh)
-    print(f"no account {args.id}" if result == "missing" else f"{args.id}: {result}")
-    return 0 if result == "refreshed" else 1
+    if result == "missing":
+        print(f"no account {args.id}")
+        return 1
+    if result == "skipped":  # not a failure: the windows are at most 300 s old, or it is not refreshable
+        print(f"{args.id}: skipped (refreshed less than 300 s ago, or disabled, expired or blocked)")
+        return 0
+    print(f"{args.id}: {result}")
+    return 0 if result.startswith("refreshed") else 1
 
 
 def cmd_accounts_upkeep(args: argparse.Namespace) -> int:

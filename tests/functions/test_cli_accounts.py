@@ -27,4 +27,6 @@ def test_export_disable_enable_reset_refresh(tmp_path, monkeypatch, capsys, sim)
     capsys.readouterr()
     assert main(["accounts", "refresh", account_id]) == 0
     assert "refreshed" in capsys.readouterr().out
-    assert main(["accounts", "refresh", account_id]) == 1  # at most every 300 s
+    assert main(["accounts", "refresh", account_id]) == 0  # at most every 300 s: skipped, not failed
+    assert "skipped" in capsys.readouterr().out
+    assert main(["accounts", "refresh", "acc_missing"]) == 1

@@ -1,69 +1,14 @@
 """`grokgate serve --sandbox` as a newcomer runs it: a real process, the official SDK, no network."""
 
 import os
-import re
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_sandbox(workdir: Path, extra_env: dict[str, str] | None = None):
-    """`grokgate serve --sandbox` in `workdir`: (process, base URL, secrets from the banner, banner)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GROKGATE_") and k != "CRON_SECRET"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "functions.cli", "serve", "--sandbox", "--port", str(port)],
-        cwd=workdir,
-        env={**env, "PYTHONPATH": str(ROOT), **(extra_env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    banner: list[str] = []
-    found: dict[str, str] = {}
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            banner.append(line)
-            if match := re.match(r"(API key|Admin key|Cron secret):\s+(\S+)", line):
-                found[match.group(1)] = match.group(2)
-            if "Prompt directives" in line:
-                break
-        assert len(found) == 3, "".join(banner)
-        base = f"http://127.0.0.1:{port}"
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-    except BaseException:
-        stop(proc)
-        raise
-    return proc, base, found, "".join(banner)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    proc.wait(10)
-    proc.stdout.close()
+from tests.fixtures.sandbox import ROOT, start_sandbox, stop
 
 
 @pytest.fixture(scope="module")
