@@ -10,6 +10,7 @@ fixed one). What the blocks may use, set up before each block:
     $ID                        an account present in the pool (re-added before every block)
     $RESPONSE_ID               a stored response, made before the block
     $VIDEO_ID                  a completed video job
+    $BATCH_ID                  an admin batch (a refresh of $ID)
     tokens.txt                 two simulator tokens;   photo.png  a small PNG
     GROKGATE_STORE, GROKGATE_UPSTREAM_URL, …  point the CLI at the sandbox's pool and simulator
 
@@ -161,7 +162,14 @@ def prepare(sandbox: Sandbox) -> dict[str, str]:
         timeout=60,
     )
     assert response.status_code == 200, response.text
+    batch = httpx.post(
+        f"{sandbox.base}/admin/api/batches",
+        headers={"authorization": f"Bearer {sandbox.secrets['Admin key']}"},
+        json={"action": "refresh", "ids": [account_id_for(ID_TOKEN)]},
+    )
+    assert batch.status_code == 201, batch.text
     return {
+        "BATCH_ID": batch.json()["id"],
         "ID": account_id_for(ID_TOKEN),
         "RESPONSE_ID": response.json()["id"],
         "VIDEO_ID": sandbox.video_id,

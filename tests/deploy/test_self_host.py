@@ -4,10 +4,12 @@ settings they give the gateway."""
 
 from __future__ import annotations
 
+import base64
 import configparser
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.settings import Settings
+from core.settings import Settings, SettingsError
 from functions.cli import check_exposure
 from tests.fixtures.gateway import start_gateway
 
@@ -141,6 +143,11 @@ def test_the_image_with_compose_settings_starts(monkeypatch):
     )
     gateway = COMPOSE["services"]["gateway"]
     env = {**env_of(STEPS), **example, **gateway["environment"]}
+    with pytest.raises(SettingsError):  # every secret the example leaves empty must be filled in
+        Settings.from_env(env).require_production_ready()
+    blanks = [name for name, value in example.items() if not value and name != "GROKGATE_CORS_ORIGINS"]
+    assert blanks == ["GROKGATE_SECRET_KEY"]
+    env["GROKGATE_SECRET_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
     settings = Settings.from_env(env)
     settings.require_production_ready()
     check_exposure(settings, settings.host)  # 0.0.0.0 with keys: allowed
