@@ -17,6 +17,7 @@ STEPS = [
     ["bench.chat_bench"],
     ["bench.transport_bench"],
     ["bench.store_bench"],
+    ["bench.responses_bench"],
     ["bench.console_bench", "--write"],
     ["bench.upstream_cpu"],
     ["bench.decoder_bench"],

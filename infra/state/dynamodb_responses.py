@@ -12,7 +12,7 @@ import math
 
 from core.ports import StoredResponse
 from infra.state.dynamodb import DynamoDBAccountStore, _Conflict, _num
-from infra.state.response_codec import pack, unpack
+from infra.state.response_codec import pack_async, unpack_async
 
 PART = 350_000
 
@@ -28,7 +28,7 @@ class DynamoDBResponseStore:
         return {"pk": {"S": f"resp#{response_id}" + (f"#{part}" if part else "")}}
 
     async def put(self, stored: StoredResponse) -> None:
-        blob = pack(stored)
+        blob = await pack_async(stored)
         parts = [blob[at : at + PART] for at in range(0, len(blob), PART)] or [b""]
         expiry = {"exp": _num(stored.expires_at), "gc_at": _num(math.ceil(stored.expires_at))}
         for n, part in enumerate(parts[1:], start=1):
@@ -53,7 +53,7 @@ class DynamoDBResponseStore:
             if "Item" not in part:
                 return None  # expired under us
             blob.append(bytes(part["Item"]["b"]["B"]))
-        return unpack(b"".join(blob))
+        return await unpack_async(b"".join(blob))
 
     async def delete(self, response_id: str, *, owner: str, now: float) -> bool:
         try:

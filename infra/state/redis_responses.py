@@ -8,7 +8,7 @@ import base64
 
 from core.ports import StoredResponse
 from infra.state.redis import Transport, _Script
-from infra.state.response_codec import pack, unpack
+from infra.state.response_codec import pack_async, unpack_async
 
 # KEYS[1] response; ARGV: owner, expiry (s), blob, expiry in ms since the epoch
 PUT = _Script(
@@ -37,7 +37,7 @@ class RedisResponseStore:
         self._prefix = prefix + "resp:"
 
     async def put(self, stored: StoredResponse) -> None:
-        blob = base64.b64encode(pack(stored)).decode("ascii")
+        blob = base64.b64encode(await pack_async(stored)).decode("ascii")
         at_ms = str(int(stored.expires_at * 1000))
         await self._t.script(
             PUT, [self._prefix + stored.id], [stored.owner, repr(stored.expires_at), blob, at_ms]
@@ -49,7 +49,7 @@ class RedisResponseStore:
             return None
         if float(reply[1]) <= now:
             return None
-        return unpack(base64.b64decode(reply[2]))
+        return await unpack_async(base64.b64decode(reply[2]))
 
     async def delete(self, response_id: str, *, owner: str, now: float) -> bool:
         return bool(await self._t.script(DELETE, [self._prefix + response_id], [owner, repr(now)]))

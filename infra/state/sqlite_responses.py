@@ -7,7 +7,7 @@ import sqlite3
 
 from core.ports import StoredResponse
 from infra.sqlite_db import SQLiteTable
-from infra.state.response_codec import pack, unpack
+from infra.state.response_codec import pack_async, unpack_async
 
 PRUNE = 64  # expired rows removed per write
 
@@ -30,7 +30,7 @@ class SQLiteResponseStore(SQLiteTable):
     THREAD = "sqlite-responses"
 
     async def put(self, stored: StoredResponse) -> None:
-        blob = pack(stored)
+        blob = await pack_async(stored)
 
         def go(db: sqlite3.Connection) -> None:
             db.execute(
@@ -54,7 +54,7 @@ class SQLiteResponseStore(SQLiteTable):
             return None if row is None else bytes(row[0])
 
         blob = await self._run(go)
-        return None if blob is None else unpack(blob)
+        return None if blob is None else await unpack_async(blob)
 
     async def delete(self, response_id: str, *, owner: str, now: float) -> bool:
         def go(db: sqlite3.Connection) -> bool:
