@@ -63,13 +63,14 @@ _TOOL_NAMES = {
     "codeExecution": "code_execution",
 }
 _SKIP_PREFIXES = (b"event:", b"id:", b"retry:", b":")
+# Where search results travel (F7, F11): web pages, and X posts (§3.6 F7).
+SEARCH_KEYS = ("webSearchResults", "citedWebSearchResults", "xSearchResults", "xposts", "citedXposts")
 # Every key `_other` reads but isSoftStop: a thinking token frame with one of them is not a template.
 _OTHER_KEYS = frozenset(
     {
         "error",
         "userResponse",
-        "webSearchResults",
-        "citedWebSearchResults",
+        *SEARCH_KEYS,
         "cardAttachment",
         "cardAttachments",
         "streamingImageGenerationResponse",
@@ -84,6 +85,21 @@ _BULK = 3  # shorter runs of a template are decoded line by line
 
 def _fault(failure: UpstreamFailure) -> Fault:
     return Fault(failure.to_error(), failure)
+
+
+def _source(item: dict[str, Any]) -> tuple[str, str]:
+    """(url, title) of one search result: a web page, or an X post (its URL built from the
+    author and the post id; the start of its text as the title)."""
+    url = str(item.get("url") or "")
+    title = str(item.get("title") or "")
+    post = item.get("postId") or item.get("post_id")
+    user = item.get("username") or item.get("userhandle")
+    if not url and post and user:
+        url = f"https://x.com/{user}/status/{post}"
+    if not title and post:
+        text = " ".join(str(item.get("text") or "").split())
+        title = f"@{user}: {text[:80]}" if text else f"@{user}"
+    return url, title
 
 
 def _snake(name: str) -> str:
@@ -629,7 +645,7 @@ class FrameDecoder:
         user = response.get("userResponse")
         if isinstance(user, dict):
             return
-        for key in ("webSearchResults", "citedWebSearchResults"):
+        for key in SEARCH_KEYS:
             if key in response:
                 self._search_results(response[key], out)
         card = response.get("cardAttachment")
@@ -660,7 +676,7 @@ class FrameDecoder:
         found: list[tuple[str, str]] = []
         for item in items:
             if isinstance(item, dict):
-                url, title = str(item.get("url") or ""), str(item.get("title") or "")
+                url, title = _source(item)
                 self._renderer.add_title(url, title)
                 if url and url not in self._sources:
                     self._sources.add(url)
@@ -739,7 +755,7 @@ class FrameDecoder:
         for path in model.get("generatedImageUrls") or ():
             if isinstance(path, str):
                 self._image({"imageUrl": path, "progress": 100}, out)
-        for key in ("webSearchResults", "citedWebSearchResults"):
+        for key in SEARCH_KEYS:
             if key in model:
                 self._search_results(model[key], out)
 

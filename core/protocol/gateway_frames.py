@@ -282,6 +282,9 @@ class GatewayDecoder:
             search = result.get("web_search")
             if isinstance(search, dict) and isinstance(search.get("webpages"), list):
                 rest.search_results(search["webpages"], out)
+            posts = result.get("x_post")
+            if isinstance(posts, dict) and isinstance(posts.get("posts"), list):
+                rest.search_results(posts["posts"], out)
             return
         citation = chunk.get("render_citation")
         if isinstance(citation, dict):

@@ -23,7 +23,7 @@ from core.events import (
     VideoOut,
 )
 from core.protocol.classify import Kind
-from core.protocol.frames import _OTHER_KEYS, FrameDecoder
+from core.protocol.frames import _OTHER_KEYS, SEARCH_KEYS, FrameDecoder
 
 
 def line(obj: object) -> bytes:
@@ -480,7 +480,10 @@ def test_json_written_another_way_stops_the_learning() -> None:
 def test_other_keys_are_every_key_other_reads() -> None:
     """A thinking frame with a key `_other` reads is no template: the two lists must agree."""
     source = inspect.getsource(FrameDecoder._other)
-    assert set(re.findall(r'"(\w+)"', source)) - {"isSoftStop"} == _OTHER_KEYS
+    read = set(re.findall(r'"(\w+)"', source)) - {"isSoftStop"}
+    if "SEARCH_KEYS" in source:
+        read |= set(SEARCH_KEYS)
+    assert read == _OTHER_KEYS
 
 
 def test_a_character_cut_between_two_literals_is_two_bad_lines() -> None:
@@ -505,3 +508,22 @@ def test_a_whole_answer_in_one_read_is_one_parse() -> None:
     assert events == [ReasoningDelta("".join(words), "Grok"), TextDelta("".join(words)), Finish()]
     assert decoder._hits == 2 * 299
     assert comparable(events) == comparable(decode(sse([CONV, USER, *thinking, *answer, SOFT]))[0])
+
+
+def test_search_results_web_pages_and_x_posts_each_once() -> None:
+    web = {"results": [{"url": "https://w.org/Tide", "title": "Tide"}]}
+    posts = {"results": [{"postId": "179", "username": "NOAA", "text": "Spring  tides\nare here"}]}
+    data = (
+        resp(toolUsageCardId="t1", isThinking=True, messageTag="tool_usage_card_result", webSearchResults=web)
+        + resp(
+            toolUsageCardId="t2", isThinking=True, messageTag="tool_usage_card_result", xSearchResults=posts
+        )
+        + resp(token="Tides.", messageTag="final")
+        + resp(modelResponse={"responseId": "r", "message": "Tides.", "webSearchResults": web["results"]})
+        + SOFT
+    )
+    events, _ = decode(data)
+    assert [e for e in events if isinstance(e, SearchResults)] == [
+        SearchResults((("https://w.org/Tide", "Tide"),)),
+        SearchResults((("https://x.com/NOAA/status/179", "@NOAA: Spring tides are here"),)),
+    ]  # the model response repeats a page already reported: not again

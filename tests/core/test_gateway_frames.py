@@ -243,3 +243,15 @@ def test_the_stream_says_which_decoder_reads_it() -> None:
 
     assert isinstance(decoder_for(Socket(), ASSETS), GatewayDecoder)
     assert isinstance(decoder_for(object(), ASSETS), FrameDecoder)
+
+
+def test_x_post_results_are_search_results() -> None:
+    posts = {"posts": [{"userhandle": "NOAA", "name": "NOAA", "text": "Tides", "post_id": "42"}]}
+    events, _ = decode(
+        chunk(tool_usage_card={"tool_usage_card_id": "t1", "x_search": {"args": {"query": "tides"}}})
+        + chunk(tool_result={"tool_call_id": "t1", "x_post": posts})
+        + text("ok")
+        + DONE
+    )
+    assert SearchResults((("https://x.com/NOAA/status/42", "@NOAA: Tides"),)) in events
+    assert ServerToolUse("x_search", {"query": "tides"}) in events
