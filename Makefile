@@ -48,7 +48,8 @@ imports: $(STAMP)
 # WebSocket (GROKGATE_CHAT_TRANSPORT=ws): both upstream transports pass the same end-to-end tests.
 WS_SUITES := tests/functions/test_chat_e2e.py tests/functions/test_responses_e2e.py \
 	tests/functions/test_messages_e2e.py tests/functions/test_tools_e2e.py tests/functions/test_images_e2e.py \
-	tests/functions/test_stored_responses_e2e.py tests/functions/test_web_search_e2e.py
+	tests/functions/test_stored_responses_e2e.py tests/functions/test_web_search_e2e.py \
+	tests/functions/test_responses_tools_e2e.py tests/functions/test_structured_e2e.py
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q
