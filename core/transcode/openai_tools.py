@@ -100,8 +100,9 @@ def _namespace(raw: dict[str, Any], param: str) -> list[Tool]:
 
 def offered_tools(tools: Sequence[Any] | None, ignored: list[str], where: str = "tools") -> list[Tool]:
     """The client-run tools of `tools` (found at `where`); server-run ones are appended to
-    `ignored` (`tools[i].type=web_search`)."""
+    `ignored` under their dotted place (`tools.3.type=tool_search`), as unknown fields are named."""
     offered: list[Tool] = []
+    dotted = where.replace("[", ".").replace("]", "")  # input[0].tools -> input.0.tools
     for i, raw in enumerate(tools or ()):
         param = f"{where}[{i}]"
         if not isinstance(raw, dict):
@@ -116,7 +117,7 @@ def offered_tools(tools: Sequence[Any] | None, ignored: list[str], where: str = 
         elif kind in SEARCH_TOOLS:
             pass  # honoured by the upstream's own search (`wants_web_search`)
         elif isinstance(kind, str) and kind:
-            ignored.append(f"{param}.type={kind}")
+            ignored.append(f"{dotted}.{i}.type={kind}")
         else:
             raise InvalidRequest(f"'{param}.type' is required.", param=f"{param}.type")
     return offered

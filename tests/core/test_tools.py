@@ -399,7 +399,7 @@ def test_namespaced_and_free_form_tools_resolve() -> None:
         True,
         ignored,
     )
-    assert spec is not None and ignored == ["tools[4].type=tool_search"]
+    assert spec is not None and ignored == ["tools.4.type=tool_search"]
     custom = spec.resolve(RawCall("functions.exec", '"await tools.x()"'))
     assert custom is not None and custom.custom and custom.namespace == "functions"
     assert custom.name == "exec" and custom.arguments == "await tools.x()"

@@ -74,7 +74,7 @@ def last_prompt(sim: SimServer) -> str:
 def test_namespace_call_carries_its_namespace_and_goes_back(client: openai.OpenAI, sim: SimServer) -> None:
     question = 'Close it. #sim tool=agents.close_agent args={"target": "a1"} think=0'
     raw = client.responses.with_raw_response.create(model=MODEL, input=question, tools=TOOLS)  # type: ignore[arg-type]
-    assert raw.headers["x-grokgate-ignored-params"] == "tools[3].type=tool_search"  # web_search is honoured
+    assert raw.headers["x-grokgate-ignored-params"] == "tools.3.type=tool_search"  # web_search is honoured
     done = raw.parse()
     call = next(item for item in done.output if item.type == "function_call")
     assert (
@@ -205,7 +205,7 @@ def test_odd_ignored_names_make_a_legal_header(gw: Gateway) -> None:
     )
     assert response.status_code == 200, response.text
     header = response.headers["x-grokgate-ignored-params"]
-    assert header == '"", na%C3%AFve, a%0D%0Ax-evil:%201, tools[0].type=bogus%0Atool'
+    assert header == '"", na%C3%AFve, a%0D%0Ax-evil:%201, tools.0.type=bogus%0Atool'
     assert "x-evil" not in response.headers
 
 
@@ -217,6 +217,6 @@ def test_a_server_tool_choice_is_reported_not_refused(client: openai.OpenAI) -> 
         tool_choice={"type": "file_search"},
     )
     assert (
-        raw.headers["x-grokgate-ignored-params"] == "tools[1].type=file_search, tool_choice.type=file_search"
+        raw.headers["x-grokgate-ignored-params"] == "tools.1.type=file_search, tool_choice.type=file_search"
     )
     assert raw.parse().status == "completed"
