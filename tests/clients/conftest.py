@@ -9,6 +9,7 @@ ones come with the test extras.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,25 @@ def npm_bin(folder: str, name: str) -> Path:
     path = HERE / folder / "node_modules" / ".bin" / name
     if not path.exists():
         pytest.fail(f"{path} is missing: run `make client-deps` (npm ci in tests/clients/{folder}).")
+    return path
+
+
+def run_cli(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A released CLI run to its end (no stdin, 120 s at most); a non-zero exit fails the test
+    with what it printed."""
+    done = subprocess.run(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
+    )
+    name = Path(argv[0]).name
+    assert done.returncode == 0, f"{name} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """An empty working directory for a CLI."""
+    path = tmp_path / "work"
+    path.mkdir()
     return path
 
 

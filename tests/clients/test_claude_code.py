@@ -16,10 +16,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from infra.sim.server import SimServer
-from tests.clients.conftest import KEY, npm_bin, prompts, turns
+from tests.clients.conftest import KEY, npm_bin, prompts, run_cli, turns
 from tests.fixtures.gateway import Gateway
 
 # The command prints the directive of the next turn: only a command that really ran (and computed
@@ -42,24 +40,7 @@ def claude(home: Path, workdir: Path, gw: Gateway, *args: str) -> subprocess.Com
         DISABLE_ERROR_REPORTING="1",
         NO_COLOR="1",
     )
-    done = subprocess.run(
-        [str(npm_bin("claude_code", "claude")), "-p", *args],
-        cwd=workdir,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, f"claude failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-    return done
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
+    return run_cli([str(npm_bin("claude_code", "claude")), "-p", *args], workdir, env)
 
 
 def _home(tmp_path: Path) -> Path:

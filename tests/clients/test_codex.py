@@ -13,10 +13,8 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from infra.sim.server import SimServer
-from tests.clients.conftest import KEY, npm_bin, prompts, turns
+from tests.clients.conftest import KEY, npm_bin, prompts, run_cli, turns
 from tests.fixtures.gateway import Gateway
 
 MODEL = "grok-4.20-0309-reasoning"
@@ -46,24 +44,11 @@ def codex_home(tmp: Path, gw: Gateway, model: str | None = MODEL) -> Path:
 def codex(home: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))}
     env.update(CODEX_HOME=str(home), GROKGATE_API_KEY=KEY, NO_COLOR="1")
-    done = subprocess.run(
+    return run_cli(
         [str(npm_bin("codex", "codex")), "exec", "--skip-git-repo-check", "-s", "danger-full-access", *args],
-        cwd=workdir,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        workdir,
+        env,
     )
-    assert done.returncode == 0, f"codex failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-    return done
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
 
 
 def test_plain_answer(client_gw: Gateway, client_sim: SimServer, tmp_path: Path, workdir: Path) -> None:
