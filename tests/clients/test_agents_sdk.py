@@ -97,3 +97,35 @@ def test_agent_with_an_output_type(client_gw: Gateway, client_sim: SimServer, ap
     assert asyncio.run(run()) == Trip(city="Porto", days=2)
     [sent] = prompts(client_sim, since)
     assert "# Output format" in sent and '"days"' in sent
+
+
+def test_agent_with_the_hosted_web_search_tool(client_gw: Gateway, client_sim: SimServer) -> None:
+    """`WebSearchTool` (run on OpenAI's servers there): here the upstream's own search runs, and the
+    SDK reads back its `web_search_call` item and the answer's `url_citation` annotations."""
+    from agents import WebSearchTool
+    from agents.items import MessageOutputItem, ToolCallItem
+
+    set_tracing_disabled(True)
+    client = AsyncOpenAI(base_url=client_gw.url + "/v1", api_key=KEY, max_retries=0)
+    agent = Agent(
+        name="researcher",
+        instructions="Cite your sources.",
+        tools=[WebSearchTool()],
+        model=OpenAIResponsesModel(model=MODEL, openai_client=client),
+    )
+
+    async def go() -> object:
+        try:
+            return await Runner.run(agent, "What makes tides? #sim cite=2 tokens=4 think=2")
+        finally:
+            await client.close()
+
+    result = asyncio.run(go())
+    items = result.new_items  # type: ignore[attr-defined]
+    calls = [i for i in items if isinstance(i, ToolCallItem)]
+    assert [c.raw_item.type for c in calls] == ["web_search_call"]
+    message = next(i for i in items if isinstance(i, MessageOutputItem))
+    annotations = message.raw_item.content[0].annotations  # type: ignore[union-attr]
+    assert [a.type for a in annotations] == ["url_citation", "url_citation"]
+    assert all(a.url.startswith("https://en.wikipedia.org/wiki/") for a in annotations)
+    assert "is cited." in str(result.final_output)  # type: ignore[attr-defined]
