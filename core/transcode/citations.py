@@ -1,7 +1,8 @@
 """Where each citation sits in the answer text, for the dialects that annotate spans.
 
-The decoder writes a citation into the text as the mark `[[n]](url)` and then emits a `Citation`
-event for it; marks come in text order, so each one is found after the one before.
+The decoder writes a citation into the text as the mark `[[n]](url)` and emits its `Citation`
+event right after the text that carries it; marks come in text order. So only the last piece of
+text and where it starts need keeping: each mark is found in that piece, after the one before.
 """
 
 from __future__ import annotations
@@ -14,27 +15,25 @@ def mark(citation: Citation) -> str:
 
 
 class CitationSpans:
-    """Feed the answer text with `add`; `span(citation)` gives the (start, end) of its mark."""
+    """Feed each piece of answer text as it goes out (`add`); `span(citation)` gives the
+    (start, end) of its mark in the whole text, or None if the last piece does not hold it."""
 
-    __slots__ = ("_cursor", "_pieces")
+    __slots__ = ("_base", "_cursor", "_last")
 
     def __init__(self) -> None:
-        self._pieces: list[str] = []
-        self._cursor = 0
+        self._base = 0  # where the last piece starts
+        self._last = ""
+        self._cursor = 0  # in the last piece: after the mark found before
 
     def add(self, text: str) -> None:
-        self._pieces.append(text)
-
-    def text(self) -> str:
-        full = "".join(self._pieces)
-        self._pieces = [full]
-        return full
+        self._base += len(self._last)
+        self._last = text
+        self._cursor = 0
 
     def span(self, citation: Citation) -> tuple[int, int] | None:
-        full = self.text()
-        text = mark(citation)
-        at = full.find(text, self._cursor)
+        cue = mark(citation)
+        at = self._last.find(cue, self._cursor)
         if at < 0:
             return None
-        self._cursor = at + len(text)
-        return at, self._cursor
+        self._cursor = at + len(cue)
+        return self._base + at, self._base + self._cursor
