@@ -35,14 +35,19 @@ class ToolCall:
     """A client-side tool call found in the answer by the emulation detector.
 
     `arguments` is JSON text, or for a `custom` (free-form) tool the raw input text; `namespace`
-    names the Responses namespace tool the function belongs to ("" for none).
+    names the Responses namespace tool the function belongs to ("" for none). `kind`: `function`,
+    `custom` (free-form) or `tool_search` (Responses' client-run tool search).
     """
 
     id: str
     name: str
     arguments: str
     namespace: str = ""
-    custom: bool = False
+    kind: str = "function"
+
+    @property
+    def custom(self) -> bool:
+        return self.kind == "custom"
 
 
 @dataclass(slots=True, frozen=True)

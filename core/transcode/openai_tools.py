@@ -64,7 +64,28 @@ def _custom(raw: dict[str, Any], param: str, namespace: str = "") -> Tool:
             f"'{param}.format.type' must be 'text' or 'grammar'.", param=f"{param}.format.type"
         )
     grammar = fmt if isinstance(fmt, dict) and fmt.get("type") == "grammar" else None
-    return Tool(name, _description(spec, param), {}, namespace=namespace, custom=True, grammar=grammar)
+    return Tool(name, _description(spec, param), {}, namespace=namespace, kind="custom", grammar=grammar)
+
+
+_SEARCH_PARAMETERS = {
+    "type": "object",
+    "properties": {"query": {"type": "string"}, "limit": {"type": "number"}},
+    "required": ["query"],
+}
+
+
+def _tool_search(raw: dict[str, Any], param: str) -> Tool:
+    """Responses' client-run tool search: the model may call it; the call is a `tool_search_call`
+    item, and the client's `tool_search_output` brings the tools it found (offered from then on)."""
+    params = raw.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise InvalidRequest(
+            f"'{param}.parameters' must be a JSON schema object.", param=f"{param}.parameters"
+        )
+    description = (
+        _description(raw, param) or "Search the tools that are not listed yet; found tools become available."
+    )
+    return Tool("tool_search", description, params or _SEARCH_PARAMETERS, kind="tool_search")
 
 
 def _description(spec: dict[str, Any], param: str) -> str:
@@ -114,6 +135,8 @@ def offered_tools(tools: Sequence[Any] | None, ignored: list[str], where: str = 
             offered.append(_custom(raw, param))
         elif kind == "namespace":
             offered += _namespace(raw, param)
+        elif kind == "tool_search" and raw.get("execution") == "client":
+            offered.append(_tool_search(raw, param))
         elif kind in SEARCH_TOOLS:
             pass  # honoured by the upstream's own search (`wants_web_search`)
         elif isinstance(kind, str) and kind:

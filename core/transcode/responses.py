@@ -22,6 +22,7 @@ span of its mark (`response.output_text.annotation.added`), whatever tools were 
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable
@@ -375,6 +376,9 @@ class ResponsesState:
         """A `function_call` item, or for a free-form tool a `custom_tool_call` item, with the
         text streamed in pieces (`function_call_arguments.*` / `custom_tool_call_input.*`)."""
         self._close(out)
+        if call.kind == "tool_search":
+            self._search_call(call, out)
+            return
         if call.custom:
             item: dict[str, Any] = {"id": self._new_id("ctc"), "type": "custom_tool_call", "call_id": call.id}
             field, events = "input", "response.custom_tool_call_input"
@@ -398,6 +402,19 @@ class ResponsesState:
         done = {field: text} if call.custom else {"name": call.name, field: text}
         out.append(self._event(events + ".done", item_id=item["id"], output_index=index, **done))
         item[field] = text
+        self._close(out)
+
+    def _search_call(self, call: ToolCall, out: list[dict[str, Any]]) -> None:
+        """A client-run tool search: a `tool_search_call` item (no delta events exist for it)."""
+        item: dict[str, Any] = {
+            "id": self._new_id("tsc"),
+            "type": "tool_search_call",
+            "status": "in_progress",
+            "call_id": call.id,
+            "execution": "client",
+            "arguments": json.loads(call.arguments),
+        }
+        self._open(item, out)
         self._close(out)
 
     def _search(self, tool: ServerToolUse, out: list[dict[str, Any]]) -> None:

@@ -10,6 +10,7 @@ comes in as `history`) and `item_reference` items are replaced by the stored ite
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -220,6 +221,14 @@ def input_blocks(
         if not isinstance(item, dict):
             raise InvalidRequest(f"'{param}' must be an object.", param=param)
         kind = item.get("type", "message" if "role" in item else None)
+        if kind == "tool_search_call":
+            call_id = item.get("call_id") or item.get("id") or ""
+            names[str(call_id)] = "tool_search"
+            arguments = item.get("arguments")
+            calls.append(
+                ("tool_search", arguments if isinstance(arguments, str) else json.dumps(arguments or {}))
+            )
+            continue
         if kind == "function_call" or kind == "custom_tool_call":
             name = _call_name(item, param)
             call_id = _text_of(item.get("call_id"), f"{param}.call_id")
@@ -245,6 +254,11 @@ def input_blocks(
             blocks.append(Block(result_role(call_id, names.get(call_id, "")), output or "(no output)"))
         elif kind == "web_search_call":
             pass  # the upstream searched; the answer that followed carries what it found
+        elif kind == "tool_search_output":
+            call_id = str(item.get("call_id") or "")
+            found = [_tool_label(t) for t in item.get("tools") or () if isinstance(t, dict)]
+            text = "Loaded tools (now available): " + ", ".join(found) if found else "No tools found."
+            blocks.append(Block(result_role(call_id, "tool_search"), text))
         elif kind == "additional_tools":
             continue  # tools offered from here on: part of the tool prompt (`additional_tools`)
         elif kind == "reasoning":
@@ -254,15 +268,23 @@ def input_blocks(
         else:
             raise InvalidRequest(
                 f"'{param}.type' {kind!r} is not supported (message, function_call, function_call_output, "
-                "custom_tool_call, custom_tool_call_output, additional_tools and reasoning items are).",
+                "custom_tool_call, custom_tool_call_output, tool_search_call, tool_search_output, additional_tools "
+                "and reasoning items are).",
                 param=f"{param}.type",
             )
     close_calls()
     return blocks
 
 
+def _tool_label(tool: dict[str, Any]) -> str:
+    name = str(tool.get("name") or tool.get("type") or "?")
+    members = [str(t.get("name")) for t in tool.get("tools") or () if isinstance(t, dict)]
+    return f"{name} ({', '.join(members)})" if members else name
+
+
 def additional_tools(items: str | list[Any]) -> list[tuple[str, list[Any]]]:
-    """The tools of `additional_tools` input items (Codex sends its tools this way), by place.
+    """The tools of `additional_tools` input items (Codex sends its tools this way) and of
+    `tool_search_output` items (the tools a client-run search loaded), by place.
 
     The upstream sees one flattened message, so tools added anywhere in the input are offered for
     the whole turn."""
@@ -270,7 +292,7 @@ def additional_tools(items: str | list[Any]) -> list[tuple[str, list[Any]]]:
         return []
     found: list[tuple[str, list[Any]]] = []
     for i, item in enumerate(items):
-        if isinstance(item, dict) and item.get("type") == "additional_tools":
+        if isinstance(item, dict) and item.get("type") in ("additional_tools", "tool_search_output"):
             tools = item.get("tools")
             if not isinstance(tools, list):
                 raise InvalidRequest(f"'input[{i}].tools' must be an array.", param=f"input[{i}].tools")

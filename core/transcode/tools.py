@@ -57,8 +57,12 @@ class Tool:
     parameters: dict[str, Any] = field(default_factory=dict)
     strict: bool = False  # a schema violation makes the call invalid rather than reported
     namespace: str = ""
-    custom: bool = False
+    kind: Literal["function", "custom", "tool_search"] = "function"
     grammar: dict[str, Any] | None = None
+
+    @property
+    def custom(self) -> bool:
+        return self.kind == "custom"
 
     @property
     def qualified(self) -> str:
@@ -190,7 +194,7 @@ class ToolSpec:
             return None
         if tool.custom:
             text = _free_input(raw.arguments)
-            return ToolCall(self.new_id(self.id_prefix), tool.name, text, tool.namespace, custom=True)
+            return ToolCall(self.new_id(self.id_prefix), tool.name, text, tool.namespace, kind="custom")
         args = parse_arguments(raw.arguments)
         if args is None:
             return None
@@ -201,7 +205,7 @@ class ToolSpec:
             if problems and tool.strict:
                 return None
         text = json.dumps(args, ensure_ascii=False, separators=(",", ":"))
-        return ToolCall(self.new_id(self.id_prefix), tool.name, text, tool.namespace)
+        return ToolCall(self.new_id(self.id_prefix), tool.name, text, tool.namespace, kind=tool.kind)
 
     def _tool(self, name: str) -> Tool | None:
         name = name.strip().strip("`\"'")

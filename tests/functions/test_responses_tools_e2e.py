@@ -220,3 +220,36 @@ def test_a_server_tool_choice_is_reported_not_refused(client: openai.OpenAI) -> 
         raw.headers["x-grokgate-ignored-params"] == "tools.1.type=file_search, tool_choice.type=file_search"
     )
     assert raw.parse().status == "completed"
+
+
+def test_client_tool_search_round_trip(client: openai.OpenAI, sim: SimServer) -> None:
+    """`tool_search` run by the client: the model's search is a `tool_search_call` item; the
+    client's `tool_search_output` brings the tools found, which the model may then call."""
+    search: Any = {"type": "tool_search", "execution": "client", "description": "Find deferred tools."}
+    question = 'Weather? #sim tool=tool_search args={"query": "weather"} think=0'
+    done = client.responses.create(model=MODEL, input=question, tools=[search])
+    call = next(item for item in done.output if item.type == "tool_search_call")
+    assert call.execution == "client" and call.arguments == {"query": "weather"} and call.call_id
+    found = {
+        "type": "tool_search_output",
+        "call_id": call.call_id,
+        "execution": "client",
+        "status": "completed",
+        "tools": [
+            {
+                "type": "function",
+                "name": "get_weather",
+                "description": "The weather.",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            }
+        ],
+    }
+    history: Any = [{"role": "user", "content": question}, call.model_dump(exclude_none=True), found]
+    # the found tool's result directive: the model now calls get_weather
+    history.append({"role": "user", "content": 'Now. #sim tool=get_weather args={"city": "Oslo"} think=0'})
+    again = client.responses.create(model=MODEL, input=history, tools=[search])
+    weather = next(item for item in again.output if item.type == "function_call")
+    assert weather.name == "get_weather" and json.loads(weather.arguments) == {"city": "Oslo"}
+    prompt = last_prompt(sim)
+    assert "## get_weather" in prompt and "<tool_name>tool_search</tool_name>" in prompt
+    assert "Loaded tools (now available): get_weather" in prompt
