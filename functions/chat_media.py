@@ -94,15 +94,22 @@ class _Images:
 
         self.deps = deps
         self.n = request.n
-        self.task = asyncio.ensure_future(image_service(deps).generate(request))
+        self.rises: asyncio.Queue[int] = asyncio.Queue()
+        self.task = asyncio.ensure_future(image_service(deps).generate(request, self.rises.put_nowait))
 
     async def progress(self) -> AsyncIterator[str]:
         yield f"Generating {self.n} image(s)…"
         started = time.monotonic()
         while not self.task.done():
-            await asyncio.wait((self.task,), timeout=self.deps.settings.heartbeat_seconds)
-            if not self.task.done():
-                yield ""
+            rise = asyncio.ensure_future(self.rises.get())
+            await asyncio.wait((self.task, rise), timeout=self.deps.settings.heartbeat_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            if rise.done():
+                yield f"Generating images… {rise.result()}%"
+            else:
+                rise.cancel()
+                if not self.task.done():
+                    yield ""
         if not self.task.cancelled() and self.task.exception() is None:
             yield f"Done in {time.monotonic() - started:.1f} s."
 

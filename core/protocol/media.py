@@ -137,6 +137,12 @@ class ImagineDecoder:
     def moderated(self) -> int:
         return sum(1 for s in self.slots.values() if s.completed and s.moderated)
 
+    @property
+    def progress(self) -> int:
+        """The round's progress, 0-100: the mean over the expected slots (unseen ones at 0)."""
+        done = sum(100 if s.completed else s.progress for s in self.slots.values())
+        return min(100, done // max(1, self.expected))
+
     def feed(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
         if kind == "error":

@@ -183,15 +183,23 @@ class ImageService:
         self.clock = clock
         self.leaser = leaser or Leaser(settings, chat.store, clock)
 
-    async def generate(self, request: ImageRequest) -> dict[str, Any]:
-        """The OpenAI images response body: `{created, data: [{url} | {b64_json}]}`."""
+    async def generate(
+        self, request: ImageRequest, progress: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
+        """The OpenAI images response body: `{created, data: [{url} | {b64_json}]}`.
+
+        `progress`, if given, is called with the upstream's progress (0-100) as it rises (the
+        Imagine round's; the lite and edit calls report their images' frames)."""
         model = request.model
+        report = _Rising(progress)
         if model.capability is Capability.IMAGE_EDIT:
             batches = await asyncio.gather(*(self._edit(request) for _ in range(request.n)))
         elif "pro" in model.limits:
-            batches = [await self.leaser.run(model, lambda lease: self._imagine(request, lease))]
+            batches = [await self.leaser.run(model, lambda lease: self._imagine(request, lease, report))]
         else:
-            batches = await asyncio.gather(*(self._lite(request) for _ in range((request.n + 1) // 2)))
+            batches = await asyncio.gather(
+                *(self._lite(request, report) for _ in range((request.n + 1) // 2))
+            )
         pictures = [p for batch in batches for p in batch.pictures][: request.n]
         moderated = sum(batch.moderated for batch in batches)
         if not pictures:
@@ -217,7 +225,7 @@ class ImageService:
 
     # --- lite: a chat call that draws ---------------------------------------------------------
 
-    async def _lite(self, request: ImageRequest) -> Batch:
+    async def _lite(self, request: ImageRequest, report: _Rising | None = None) -> Batch:
         stream = await self.chat.open(
             ChatRequest(request.model, "Drawing: " + request.prompt, reasoning=False)
         )
@@ -226,6 +234,8 @@ class ImageService:
         try:
             async for batch in stream:
                 for event in batch:
+                    if isinstance(event, ImageOut) and report is not None:
+                        report(event.progress)
                     if isinstance(event, ImageOut) and event.final:
                         if event.moderated:
                             moderated += 1
@@ -240,7 +250,7 @@ class ImageService:
 
     # --- Imagine WebSocket -------------------------------------------------------------------
 
-    async def _imagine(self, request: ImageRequest, lease: Lease) -> Batch:
+    async def _imagine(self, request: ImageRequest, lease: Lease, report: _Rising | None = None) -> Batch:
         pro = bool(request.model.limits.get("pro"))
         decoder = ImagineDecoder(request.n, self.settings.assets_url)
         socket = await self.imagine.connect(lease.token)
@@ -258,6 +268,8 @@ class ImageService:
             try:
                 async for frame in socket:
                     decoder.feed(frame)
+                    if report is not None:
+                        report(decoder.progress)
                     if decoder.done:
                         break
             except UpstreamFailure:
@@ -314,6 +326,21 @@ class ImageService:
         if sniffed is None:
             raise UpstreamError("The upstream's image download was not an image.", code="bad_asset")
         return Picture(data, sniffed if not mime.startswith("image/") else mime)
+
+
+class _Rising:
+    """Calls `callback` with a progress value only when it rises (any number of reporters)."""
+
+    __slots__ = ("callback", "value")
+
+    def __init__(self, callback: Callable[[int], None] | None) -> None:
+        self.callback = callback
+        self.value = -1
+
+    def __call__(self, value: int) -> None:
+        if self.callback is not None and value > self.value:
+            self.value = value
+            self.callback(min(100, max(0, value)))
 
 
 def _collect(events: list[Any], images: list[ImageOut], moderated: set[str]) -> None:

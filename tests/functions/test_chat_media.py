@@ -39,6 +39,8 @@ def test_an_image_through_chat_streams_progress_and_ends_with_links_that_downloa
         extra_body={"image_config": {"n": 2, "size": "1024x1024"}},
     )
     assert reasoning and "Generating 2 image(s)" in reasoning[0]
+    shown = [int(r.split()[-1].rstrip("%\n")) for r in reasoning if r.rstrip().endswith("%")]
+    assert shown and shown == sorted(shown) and len(set(shown)) == len(shown)  # the round's progress, rising
     links = LINK.findall(content)
     assert len(links) == 2 and sim.url + "/users/" not in content  # never the account-bound asset
     for link in links:
