@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from infra.sim.server import SimServer
@@ -27,12 +28,15 @@ ROUND_TRIP = (
 )
 
 
-def codex_home(tmp: Path, gw: Gateway, model: str | None = MODEL) -> Path:
+def codex_home(tmp: Path, gw: Gateway, model: str | None = MODEL, extra: str = "") -> Path:
+    """A CODEX_HOME whose config.toml is the provider block of docs/clients.md (plus `extra`)."""
     home = tmp / "codex-home"
     home.mkdir()
     (home / "config.toml").write_text(
-        (f'model = "{model}"\n' if model else "") + 'model_provider = "grokgate"\n\n'
-        "[model_providers.grokgate]\n"
+        (f'model = "{model}"\n' if model else "")
+        + 'model_provider = "grokgate"\n\n'
+        + extra
+        + "[model_providers.grokgate]\n"
         'name = "grokgate"\n'
         f'base_url = "{gw.url}/v1"\n'
         'env_key = "GROKGATE_API_KEY"\n'
@@ -89,9 +93,9 @@ def test_exec_command_round_trip_then_resume(
     assert "Compute six times seven." in third and "sum-42" in third and "And now?" in third
 
 
-def escaped(text: str) -> str:
-    """`text` as a directive's JSON string value, its own `#sim` kept for a later turn."""
-    return json.dumps(text).replace("#sim", "\\u0023sim")
+def escaped_json(value: object) -> str:
+    """`value` as a directive's JSON value, any `#sim` in it kept for a later turn."""
+    return json.dumps(value).replace("#sim", "\\u0023sim")
 
 
 def test_default_model_code_mode_round_trip(
@@ -126,10 +130,36 @@ def test_gpt5_apply_patch_round_trip(
     """`model = "gpt-5.5"` (an alias here): Codex offers `apply_patch` as a free-form `custom`
     tool with its Lark grammar, and `tool_search` and `web_search`, which are dropped."""
     since = turns(client_sim)
-    prompt = f"Write the notes. #sim think=2 tool=apply_patch args={escaped(PATCH)}"
+    prompt = f"Write the notes. #sim think=2 tool=apply_patch args={escaped_json(PATCH)}"
     done = codex(codex_home(tmp_path, client_gw, model="gpt-5.5"), workdir, prompt)
     assert done.stdout.strip().splitlines()[-1] == "patched-notes"
     assert (workdir / "notes.txt").read_text() == "#sim think=0 say=patched-notes\n"  # Codex applied it
     first, second = prompts(client_sim, since)
     assert "## apply_patch" in first and "FREE-FORM" in first and "lark grammar" in first
     assert "*** Add File: notes.txt" in second and "Success. Updated the following files" in second
+
+
+def test_tool_search_finds_a_deferred_mcp_tool(
+    client_gw: Gateway, client_sim: SimServer, tmp_path: Path, workdir: Path
+) -> None:
+    """An MCP server's tools are deferred behind Codex's client-run `tool_search`: the model's
+    search is a `tool_search_call`, Codex's own search answers with a `tool_search_output`
+    holding the `mcp__glossary` namespace, the model calls `lookup` in it, Codex runs the MCP
+    tool, and its result reaches the upstream. The search query carries the second turn's
+    directive (`invoke` markup: a bare-word argument), the MCP result the third's."""
+    server = Path(__file__).with_name("mcp_glossary.py")
+    mcp = f'[mcp_servers.glossary]\ncommand = "{sys.executable}"\nargs = ["{server}"]\n\n'
+    query = "glossary #sim think=0 tool_format=invoke tool=lookup args=tide end"
+    since = turns(client_sim)
+    home = codex_home(tmp_path, client_gw, model="gpt-5.5", extra=mcp)
+    done = codex(
+        home, workdir, f"Define tide. #sim think=0 tool=tool_search args={escaped_json({'query': query})}"
+    )
+    assert done.stdout.strip().splitlines()[-1] == "glossary-tide"
+    first, second, third = prompts(client_sim, since)
+    assert "## tool_search" in first and "## mcp__glossary.lookup" not in first  # deferred
+    assert (
+        "Loaded tools (now available): mcp__glossary (lookup)" in second
+        and "## mcp__glossary.lookup" in second
+    )
+    assert "<tool_name>mcp__glossary.lookup</tool_name>" in third and "tide: found" in third
