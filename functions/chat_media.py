@@ -102,14 +102,20 @@ class _Images:
         started = time.monotonic()
         while not self.task.done():
             rise = asyncio.ensure_future(self.rises.get())
-            await asyncio.wait((self.task, rise), timeout=self.deps.settings.heartbeat_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-            if rise.done():
+            try:
+                await asyncio.wait(
+                    (self.task, rise),
+                    timeout=self.deps.settings.heartbeat_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:  # also when the client went away mid-wait
+                risen = rise.done()
+                if not risen:
+                    rise.cancel()
+            if risen:
                 yield f"Generating images… {rise.result()}%"
-            else:
-                rise.cancel()
-                if not self.task.done():
-                    yield ""
+            elif not self.task.done():
+                yield ""
         if not self.task.cancelled() and self.task.exception() is None:
             yield f"Done in {time.monotonic() - started:.1f} s."
 
