@@ -201,8 +201,9 @@ class Upstream(Protocol):
         """Fetch a generated asset (E9) with the account's cookie: (bytes, content type)."""
         ...
 
-    async def list_assets(self, token: str) -> Any:
-        """The account's latest assets (E7, first page) as the upstream's JSON."""
+    async def list_assets(self, token: str, page_token: str = "") -> Any:
+        """One page of the account's assets (E7), newest first, as the upstream's JSON
+        (`nextPageToken` names the next page)."""
         ...
 
     async def upload_file(self, token: str, name: str, mime: str, data: bytes) -> tuple[str, str]:

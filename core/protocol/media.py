@@ -355,6 +355,12 @@ def find_video_asset(listing: Any, *, video_id: str, since: float, assets_url: s
     return url, absolute(thumb, assets_url) if thumb else ""
 
 
+def next_page_token(listing: Any) -> str:
+    """The E7 answer's next page, or "" on the last one."""
+    token = listing.get("nextPageToken") if isinstance(listing, dict) else None
+    return str(token) if token else ""
+
+
 def _iso_seconds(value: str) -> float:
     from datetime import datetime
 

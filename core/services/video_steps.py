@@ -39,6 +39,7 @@ from core.protocol.media import (
     image_post_body,
     image_video_body,
     is_video_url,
+    next_page_token,
     post_id_of,
     video_body,
 )
@@ -49,6 +50,7 @@ log = logging.getLogger("grokgate.videos")
 SUBMIT, POLL, STORE = "submit", "poll", "store"
 MAX_VIDEO_BYTES = 512 * 1024 * 1024
 MAX_POLL_WAIT = 60.0
+POLL_PAGES = 5  # E7 pages read per poll (50 assets each)
 TERMINAL = (JobStatus.COMPLETED, JobStatus.FAILED)
 
 
@@ -314,22 +316,32 @@ class VideoSteps:
         work.state["polls"] = polls
         wait = min(MAX_POLL_WAIT, self.settings.video_poll_seconds * 2 ** min(polls, 10))
         try:
-            listing = await self.upstream.list_assets(token)
+            found = await self._find(token, work)
         except UpstreamFailure as failure:
             if failure.retryable:
                 return await self._next(job, work, POLL, wait)
             raise failure.to_error() from None
-        found = find_video_asset(
-            listing,
-            video_id=str(work.state.get("video_id") or ""),
-            since=float(work.state.get("submitted_at") or 0) - 5.0,
-            assets_url=self.settings.assets_url,
-        )
         if found is None:
             return await self._next(job, work, POLL, wait)
         work.state["video_url"], work.state["thumbnail_url"] = found
         work.progress = max(work.progress, 99)
         return await self._next(job, work, STORE, 0.0)
+
+    async def _find(self, token: str, work: _Work) -> tuple[str, str] | None:
+        """The video among the account's assets, reading up to `POLL_PAGES` pages of E7."""
+        page = ""
+        for _ in range(POLL_PAGES):
+            listing = await self.upstream.list_assets(token, page)
+            found = find_video_asset(
+                listing,
+                video_id=str(work.state.get("video_id") or ""),
+                since=float(work.state.get("submitted_at") or 0) - 5.0,
+                assets_url=self.settings.assets_url,
+            )
+            page = next_page_token(listing)
+            if found is not None or not page:
+                return found
+        return None
 
     async def _store(self, job: Job, work: _Work) -> StepResult:
         token = await self._account_token(work)

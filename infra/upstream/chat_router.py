@@ -126,8 +126,8 @@ class ChatTransports:
     async def download(self, token: str, url: str, max_bytes: int) -> tuple[bytes, str]:
         return await self.rest.download(token, url, max_bytes)
 
-    async def list_assets(self, token: str) -> Any:
-        return await self.rest.list_assets(token)
+    async def list_assets(self, token: str, page_token: str = "") -> Any:
+        return await self.rest.list_assets(token, page_token)
 
     async def upload_file(self, token: str, name: str, mime: str, data: bytes) -> tuple[str, str]:
         return await self.rest.upload_file(token, name, mime, data)

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from curl_cffi import CurlError
@@ -449,12 +450,13 @@ class CurlUpstream:
             raise transport_failure(f"asset larger than {max_bytes} bytes")
         return response.content, response.headers.get("content-type", "").split(";")[0].strip()
 
-    async def list_assets(self, token: str) -> Any:
+    async def list_assets(self, token: str, page_token: str = "") -> Any:
         # E7 carries no x-statsig-id (protocol §2.5).
+        page = f"&pageToken={quote(page_token, safe='')}" if page_token else ""
         response = await self.send(
             token,
             "GET",
-            f"{self.settings.upstream_url}{ASSETS_PATH}?{ASSETS_QUERY}",
+            f"{self.settings.upstream_url}{ASSETS_PATH}?{ASSETS_QUERY}{page}",
             statsig=False,
             what="asset listing",
         )

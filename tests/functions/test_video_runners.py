@@ -170,6 +170,8 @@ def test_a_repeated_step_after_submission_never_submits_again(gateway, oai, sim)
 def test_a_submit_repeated_after_the_stream_was_lost_polls_the_upstream_instead(gateway, oai, sim):
     """A Submit task retried after it had sent E1 and named the video (its stream cut off): the job
     goes to poll, finds the video among the account's assets (E7) and stores it."""
+    from infra.sim.pixels import sample_png
+
     gw = gateway(SUPER, video_runner="cron", video_poll_seconds="0.05")
     client = oai(gw)
     video = client.videos.create(prompt="stream lost")
@@ -178,6 +180,8 @@ def test_a_submit_repeated_after_the_stream_was_lost_polls_the_upstream_instead(
     store = job_store(gw.deps)
     job = gw.call(store.get(video.id))
     assert job.state["video_id"] and job.state["submitted"]
+    for i in range(60):  # newer assets of the account push the video to E7's second page
+        gw.call(gw.deps.upstream.upload_file(SUPER[0][0], f"new-{i}.png", "image/png", sample_png()))
     # Rewind the job to the submit step, as if that task's result had been lost.
     claim = gw.call(store.claim(video.id, now=time.time(), ttl=60, max_attempts=3))
     rewound = {k: v for k, v in job.state.items() if k not in ("video_url", "thumbnail_url")}
@@ -188,7 +192,8 @@ def test_a_submit_repeated_after_the_stream_was_lost_polls_the_upstream_instead(
     assert polled.stage == "poll" and polled.wait == 0
     found = gw.call(service.step(video.id))
     assert found.stage == "store"
-    assert any(r.path == "/rest/assets" for r in sim.log)
+    listings = [r for r in sim.log if r.path == "/rest/assets"]
+    assert len(listings) == 2 and "pageToken=" in listings[-1].query  # found on the second page
     assert gw.call(service.step(video.id)).status is JobStatus.COMPLETED
     assert client.videos.download_content(video.id).content[4:8] == b"ftyp"
     assert generations(sim, "stream lost") == 1
