@@ -108,9 +108,15 @@ async def session(request: Request) -> Response:
 
 
 def _actions(deps: Deps) -> dict[str, batches.Action]:
-    from functions.cron import rate_limit_fetcher
+    from functions.cron import rate_limit_fetcher, upkeep_calls
 
-    return batches.actions_for(deps.store, rate_limit_fetcher(deps), deps.settings.refresh_intervals())
+    return batches.actions_for(
+        deps.store,
+        rate_limit_fetcher(deps),
+        deps.settings.refresh_intervals(),
+        upkeep_calls(deps),
+        deps.records,
+    )
 
 
 async def start_batch(request: Request) -> Response:

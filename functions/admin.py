@@ -25,7 +25,6 @@ POST   /admin/api/accounts/{id}/upkeep   accept the ToS, set a birth date, enabl
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -46,7 +45,7 @@ from functions._console_session import admin_deps
 from functions._console_settings import routes as settings_routes
 from functions._http import json_response, read_body
 from functions._wiring import Deps
-from functions.cron import rate_limit_fetcher
+from functions.cron import rate_limit_fetcher, upkeep_calls
 
 MAX_PAGE = 500
 MAX_IMPORT_BYTES = 8 * 1024 * 1024
@@ -187,13 +186,6 @@ async def upkeep(request: Request) -> Response:
         birth_date=date,
     )
     return json_response({"id": account_id, "upkeep": state})
-
-
-def upkeep_calls(deps: Deps) -> Any:
-    """The upkeep calls over the REST upstream client (one per process)."""
-    from infra.upstream.account_calls import UpkeepCalls
-
-    return deps.lazy("upkeep_calls", lambda d: UpkeepCalls(getattr(d.upstream, "rest", d.upstream)))
 
 
 async def patch_account(request: Request) -> Response:

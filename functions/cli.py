@@ -266,7 +266,7 @@ def cmd_accounts_refresh(args: argparse.Namespace) -> int:
 
 def cmd_accounts_upkeep(args: argparse.Namespace) -> int:
     from core.services.upkeep import run_upkeep
-    from functions.admin import upkeep_calls
+    from functions.cron import upkeep_calls
 
     async def upkeep(deps: Deps) -> dict[str, object] | None:
         account = await deps.store.get(args.id)

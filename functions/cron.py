@@ -34,6 +34,13 @@ def rate_limit_fetcher(deps: Deps) -> Any:
     return deps.lazy("rate_limits", lambda d: RateLimitClient(d.settings, upstream=d.upstream)).fetch
 
 
+def upkeep_calls(deps: Deps) -> Any:
+    """The upkeep calls (ToS, birth date, NSFW) over the REST upstream client (one per process)."""
+    from infra.upstream.account_calls import UpkeepCalls
+
+    return deps.lazy("upkeep_calls", lambda d: UpkeepCalls(getattr(d.upstream, "rest", d.upstream)))
+
+
 def bearer_matches(request: Request, secret: str | None) -> bool:
     if not secret:
         return False
@@ -56,7 +63,9 @@ async def run_quota_upkeep(deps: Deps) -> dict[str, object]:
         intervals=deps.settings.refresh_intervals(),  # type: ignore[arg-type]
     )
     fetch = rate_limit_fetcher(deps)
-    actions = batches.actions_for(deps.store, fetch, deps.settings.refresh_intervals())
+    actions = batches.actions_for(
+        deps.store, fetch, deps.settings.refresh_intervals(), upkeep_calls(deps), deps.records
+    )
     moved = await batches.advance_running(
         deps.records, actions, deps.clock(), concurrency=deps.settings.batch_concurrency
     )

@@ -1,4 +1,5 @@
-"""Batch actions on accounts (enable, disable, reset, refresh quota), kept as records in the store.
+"""Batch actions on accounts (enable, disable, reset, refresh quota, accept the ToS, enable NSFW),
+kept as records in the store.
 
 A batch is one record (`batch:<id>`): the action, the account ids, how many are done and one
 result per done account. Whoever calls `advance` (the console polling it, the admin function,
@@ -18,8 +19,11 @@ from core.accounts import AccountStatus
 from core.errors import InvalidRequest, NotFound
 from core.ports import AccountStore, RecordStore
 from core.services.quota import FetchRateLimits, refresh_account
+from core.services.upkeep import AccountCalls, run_upkeep
 
-ACTIONS = ("enable", "disable", "reset", "refresh")
+ACTIONS = ("enable", "disable", "reset", "refresh", "accept_tos", "nsfw")
+# The upkeep steps each upkeep action runs (core.services.upkeep; NSFW needs the birth date first).
+UPKEEP_STEPS = {"accept_tos": ("tos",), "nsfw": ("birth_date", "nsfw")}
 MAX_ACCOUNTS = 1000  # a batch record stays well under DynamoDB's 400 KB item limit
 CLAIM_SECONDS = 60.0  # a step's claim; a caller that died mid-step frees the batch after this
 KEEP_SECONDS = 7 * 86400.0
@@ -34,7 +38,11 @@ def _key(batch_id: str) -> str:
 
 
 def actions_for(
-    store: AccountStore, fetch: FetchRateLimits | None, intervals: Mapping[str, float] | None = None
+    store: AccountStore,
+    fetch: FetchRateLimits | None,
+    intervals: Mapping[str, float] | None = None,
+    upkeep: AccountCalls | None = None,
+    records: RecordStore | None = None,
 ) -> dict[str, Action]:
     """Each action on one account: (ok, what happened)."""
 
@@ -54,7 +62,24 @@ def actions_for(
             return True, "skipped (refreshed in the last 5 minutes, or not active)"
         return result == "refreshed", result
 
+    def upkeep_action(steps: Sequence[str]) -> Action:
+        async def run(account_id: str, now: float) -> tuple[bool, str]:
+            account = await store.get(account_id)
+            if account is None:
+                return False, "no such account"
+            if upkeep is None:
+                return False, "no upkeep client"
+            state = await run_upkeep(upkeep, records, account_id, account.token, now, steps=steps)
+            outcomes = [f"{step}: {state.get(step, '?')}" for step in steps]
+            return all(not str(state.get(step, "")).startswith("failed") for step in steps), ", ".join(
+                outcomes
+            )
+
+        return run
+
     return {
+        "accept_tos": upkeep_action(UPKEEP_STEPS["accept_tos"]),
+        "nsfw": upkeep_action(UPKEEP_STEPS["nsfw"]),
         "enable": lambda i, now: set_status(i, AccountStatus.ACTIVE, "", now),
         "reset": lambda i, now: set_status(i, AccountStatus.ACTIVE, "", now),
         "disable": lambda i, now: set_status(i, AccountStatus.DISABLED, "disabled by an operator", now),

@@ -3,7 +3,7 @@ import { api, field, h, options, stamp, when } from "./lib.js";
 
 const STATES = [["", "any state"], ["active", "active"], ["cooling", "cooling"], ["expired", "expired"], ["blocked", "blocked"], ["disabled", "disabled"]];
 const TIERS = [["", "any tier"], ["basic", "basic"], ["super", "super"], ["heavy", "heavy"]];
-const ACTIONS = [["refresh", "Refresh quota"], ["enable", "Enable"], ["disable", "Disable"], ["reset", "Reset cooling"]];
+const ACTIONS = [["refresh", "Refresh quota"], ["enable", "Enable"], ["disable", "Disable"], ["reset", "Reset cooling"], ["accept_tos", "Accept the ToS"], ["nsfw", "Enable NSFW (birth date, then the switch)"]];
 const PAGE = 50;
 
 export async function render(_name, root) {

@@ -338,3 +338,19 @@ async def test_the_quota_cron_moves_a_batch_on_when_nobody_watches(console):
         pass
     done = (await client.get(f"/admin/api/batches/{batch['id']}")).json()
     assert done["state"] == "done" and done["ok"] == len(TOKENS)
+
+
+async def test_upkeep_batches_accept_the_tos_and_enable_nsfw(console, sim):
+    client, _ = console
+    headers = {"x-csrf-token": await _login(client)}
+    tokens = [f"sim-super-upkeep-{i}-aaaaaaaaaaaa" for i in range(3)]
+    await client.post("/admin/api/accounts/import?tier=super", content="\n".join(tokens), headers=headers)
+    ids = [account_id_for(t) for t in tokens]
+    for action in ("accept_tos", "nsfw"):
+        batch = await _start(client, action, ids, headers)
+        while batch["state"] == "running":
+            batch = (await client.get(f"/admin/api/batches/{batch['id']}")).json()
+        assert batch["ok"] == 3 and batch["failed"] == 0, batch["results"]
+    assert batch["results"][0]["detail"] == "birth_date: done, nsfw: done"
+    for token in tokens:
+        assert sim.account(token).tos_version is not None and sim.account(token).nsfw
