@@ -48,8 +48,9 @@ class Tool:
     """A function the client offers: name, description and a JSON schema for its arguments.
 
     `namespace`: the Responses namespace tool that groups it (the prompt shows `namespace.name`).
-    `custom`: a free-form tool (Responses/chat `custom`): its input is raw text, not JSON;
-    `grammar` is the client's input format (`{"type": "grammar", "syntax", "definition"}`) if any.
+    `kind`: `function`; `custom`, a free-form tool (Responses/chat `custom`) whose input is raw
+    text, not JSON, with `grammar` the client's input format (`{"type": "grammar", "syntax",
+    "definition"}`) if any; or `tool_search`, Responses' client-run tool search.
     """
 
     name: str
