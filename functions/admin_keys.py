@@ -7,6 +7,7 @@ GET    /admin/api/keys/{id}    one key
 PATCH  /admin/api/keys/{id}    any of the fields above (null clears a limit)
 DELETE /admin/api/keys/{id}    revoke: the key answers 401 from then on
 GET    /admin/api/usage        ?from=&to= (unix seconds, default the last 7 days) &group_by=key|model|day
+GET    /admin/api/metrics/summary  the console's headline figures (this process's requests, the pool)
 GET    /metrics                Prometheus text: the admin key, or GROKGATE_METRICS_KEY
 """
 
@@ -122,6 +123,61 @@ async def usage(request: Request) -> Response:
     return json_response({"object": "list", "group_by": group_by, "from": start, "to": end, "data": rows})
 
 
+async def _accounts(deps: Any) -> list[Any]:
+    accounts: list[Any] = []
+    cursor = None
+    while True:
+        page = await deps.store.list(cursor=cursor, limit=500)
+        accounts.extend(page.items)
+        cursor = page.next_cursor
+        if not cursor:
+            return accounts
+
+
+async def metrics_summary(request: Request) -> Response:
+    """Requests this process answered by status class, upstream failures, median TTFB and
+    overhead, and the pool: what the console shows above its keys and usage."""
+    deps = await admin_deps(request)
+    statuses: dict[str, int] = {}
+    for (_, _, status), n in METRICS.requests.items():
+        label = status[0] + "xx"
+        statuses[label] = statuses.get(label, 0) + n
+    pool = pool_figures(await _accounts(deps), time.time())
+    states: dict[str, int] = {}
+    for (state, _), n in pool["accounts"].items():
+        states[state] = states.get(state, 0) + n
+    return json_response(
+        {
+            "requests": sum(statuses.values()),
+            "statuses": statuses,
+            "upstream_failures": dict(METRICS.failures),
+            "ttfb_p50_seconds": _median(METRICS.ttfb),
+            "overhead_p50_seconds": _median(METRICS.overhead),
+            "accounts": states,
+            "leases_in_flight": pool["in_flight"],
+            "quota_remaining": pool["quota"],
+        }
+    )
+
+
+def _median(series: dict[str, Any]) -> float | None:
+    """The bucket bound under which half of the observations fall, over every route."""
+    from functions._metrics import BUCKETS
+
+    counts = [0] * (len(BUCKETS) + 1)
+    for histogram in series.values():
+        counts = [a + b for a, b in zip(counts, histogram.counts, strict=True)]
+    total = sum(counts)
+    if not total:
+        return None
+    seen = 0
+    for bound, n in zip([*BUCKETS, None], counts, strict=True):
+        seen += n
+        if seen * 2 >= total:
+            return bound
+    return None
+
+
 async def metrics(request: Request) -> Response:
     deps = deps_of(request)
     auth = request.headers.get("authorization", "")
@@ -134,15 +190,7 @@ async def metrics(request: Request) -> Response:
         ok |= hmac.compare_digest(presented.encode(), key.encode())
     if not allowed or not presented or not ok:
         raise AuthenticationFailed("GET /metrics needs the admin key or GROKGATE_METRICS_KEY (Bearer).")
-    accounts = []
-    cursor = None
-    while True:
-        page = await deps.store.list(cursor=cursor, limit=500)
-        accounts.extend(page.items)
-        cursor = page.next_cursor
-        if not cursor:
-            break
-    body = render(METRICS, pool_figures(accounts, time.time()))
+    body = render(METRICS, pool_figures(await _accounts(deps), time.time()))
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
@@ -154,5 +202,6 @@ routes = [
     Route(PREFIX + "/{key_id}", patch_key, methods=["PATCH"]),
     Route(PREFIX + "/{key_id}", delete_key, methods=["DELETE"]),
     Route("/admin/api/usage", usage, methods=["GET"]),
+    Route("/admin/api/metrics/summary", metrics_summary, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
 ]

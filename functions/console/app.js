@@ -3,6 +3,7 @@ import { api, h, session } from "./lib.js";
 
 const views = {
   accounts: () => import("./accounts.js"),
+  keys: () => import("./keys.js"),
   jobs: () => import("./system.js"),
   media: () => import("./system.js"),
   settings: () => import("./system.js"),
