@@ -26,26 +26,6 @@ from bench.chat_bench import ROOT, Target, _load, cpu_seconds, free_port, run_lo
 ROUNDS = 3
 
 
-class Spaced(Target):
-    """A gateway target whose answers come token by token, `delay_ms` apart."""
-
-    def __init__(self, port: int, gateway: bool, delay_ms: int) -> None:
-        super().__init__(port, gateway)
-        self.delay_ms = delay_ms
-
-    def request(self, tokens: int, n: int) -> bytes:
-        payload = super().request(tokens, n)
-        extra = f" delay_ms={self.delay_ms}" if self.delay_ms else ""
-        old = f"#sim tokens={tokens}".encode()
-        new = old + extra.encode()
-        head, _, body = payload.partition(b"\r\n\r\n")
-        body = body.replace(old, new)
-        head = head.replace(
-            f"Content-Length: {len(body) - len(extra)}".encode(), f"Content-Length: {len(body)}".encode()
-        )
-        return head + b"\r\n\r\n" + body
-
-
 def start_gateway(sim_port: int, transport: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     tmp = tempfile.mkdtemp()
@@ -81,7 +61,7 @@ def measure(sim_port: int, gateways: dict[str, tuple[int, int]], seconds: float)
             errors[transport] += int(g["errors"])
             for delay in (1, 0):
                 before = cpu_seconds(pid)
-                g = run(run_load(Spaced(port, True, delay), 200, 16, seconds, None))
+                g = run(run_load(Target(port, True, delay or None), 200, 16, seconds, None))
                 cpu.setdefault((transport, delay), []).append(
                     (cpu_seconds(pid) - before) / max(1, g["done"]) * 1000
                 )

@@ -218,7 +218,9 @@ def stream_chat(
                 drop_after = i
                 break
             seen += flag
-    delays = [directive.delay_ms / 1000 if f else 0.0 for f in flags] if directive.delay_ms else None
+    delays = None
+    if directive.delay_ms or directive.per_frame:  # one write per frame, paused before tokens or not
+        delays = [directive.delay_ms / 1000 if f else 0.0 for f in flags]
     return NDJSONStream(lines, delays, drop_after, ttfb)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 _INT_KEYS = ("tokens", "think", "delay_ms", "ttfb_ms", "midstream_drop", "image", "status", "agents", "cite")
-_FLAGS = ("inband_error", "usage_limit", "stream_error", "empty", "card", "search", "moderated")
+_FLAGS = ("per_frame", "inband_error", "usage_limit", "stream_error", "empty", "card", "search", "moderated")
 TOOL_FORMATS = ("xml", "invoke", "function_call", "json_fence")
 
 
@@ -28,6 +28,7 @@ class Directive:
     image: int | None = None
     status: int | None = None
     agents: int | None = None
+    per_frame: bool = False  # one write per frame, no pause (as delay_ms, without the sleep)
     inband_error: bool = False
     usage_limit: bool = False
     stream_error: bool = False
@@ -44,7 +45,7 @@ class Directive:
 
     @property
     def streams_per_token(self) -> bool:
-        return self.delay_ms > 0 or self.midstream_drop is not None
+        return self.delay_ms > 0 or self.per_frame or self.midstream_drop is not None
 
 
 NONE = Directive()

@@ -8,8 +8,11 @@ import httpx
 import orjson
 import pytest
 
+from infra.sim.chat import stream_chat
 from infra.sim.script import expected_answer
 from infra.sim.server import SimServer
+from infra.sim.state import SimState
+from infra.sim.wire import NDJSONStream
 from tests.sim.helpers import CHAT, answer_of, chat, chat_body, frames, headers, reasoning_of, responses
 
 TOKEN = "sim-heavy-alice"
@@ -275,3 +278,25 @@ def test_follow_up_needs_a_known_conversation_and_response(client: httpx.Client)
     assert other.status_code == 404
     foreign = client.post(url, json=chat_body("x", responseId=parent), headers=headers("sim-super-mallory"))
     assert foreign.status_code == 404
+
+
+async def test_per_frame_writes_every_frame_on_its_own_without_a_pause() -> None:
+    """`per_frame` is the bench's model of a fast grok.com answer: one body write per frame."""
+    state = SimState("http://127.0.0.1:1")
+    account = state.accounts.register("sim-super-perframe")
+    bodies: list[bytes] = []
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body":
+            bodies.append(message["body"])
+
+    for directive, writes in (("tokens=5", 1), ("tokens=5 per_frame", None)):
+        stream = stream_chat(state, account, chat_body(f"hi #sim {directive}"), None)
+        assert isinstance(stream, NDJSONStream)
+        bodies.clear()
+        await stream({"type": "http"}, None, send)  # type: ignore[arg-type]
+        frames = b"".join(bodies).count(b"\n")
+        if writes == 1:
+            assert len(bodies) == 1 and frames > 5
+        else:  # every frame its own write (and the closing empty one), no pause between them
+            assert [b.count(b"\n") for b in bodies[:-1]] == [1] * frames and bodies[-1] == b""
