@@ -19,9 +19,10 @@ import platform
 import statistics
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
-from bench.store_bench import DOC
+from bench.store_bench import write_section
 from core.ports import StoredResponse
 from infra.state.factory import responses_for
 from infra.state.response_codec import pack
@@ -61,7 +62,7 @@ async def bench_one(servers: StoreServers, kind: str, size: str, ops: int) -> di
     try:
         for _ in range(ops):
             rid = "resp_" + uuid.uuid4().hex
-            item = _copy(base, rid)
+            item = replace(base, id=rid)
             for op in ("put", "get", "delete"):
                 start = time.perf_counter()
                 if op == "put":
@@ -78,18 +79,6 @@ async def bench_one(servers: StoreServers, kind: str, size: str, ops: int) -> di
     for op, values in times.items():
         row[op] = statistics.median(values)
     return row
-
-
-def _copy(stored: StoredResponse, rid: str) -> StoredResponse:
-    return StoredResponse(
-        id=rid,
-        owner=stored.owner,
-        created_at=stored.created_at,
-        expires_at=stored.expires_at,
-        response=stored.response,
-        input_items=stored.input_items,
-        context=stored.context,
-    )
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -116,17 +105,6 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + body + ("\n" + text[end + 1 :] if end != -1 else "\n")
-    DOC.write_text(text)
-
-
 async def main_async(args: argparse.Namespace) -> int:
     servers = StoreServers()
     rows = []
@@ -141,7 +119,7 @@ async def main_async(args: argparse.Namespace) -> int:
     body = table(rows)
     print(body)
     if not args.no_write:
-        write_section(body)
+        write_section(body, SECTION)
     return 0
 
 

@@ -105,13 +105,15 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str) -> None:
+def write_section(body: str, section: str = SECTION) -> None:
+    """Put `body` (which starts with its `section` heading) in docs/benchmarks.md in place of that
+    section, or at the end; the other sections stay as they are."""
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
+    start = text.find(section + "\n")
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + body + "\n"
     else:
-        end = text.find("\n## ", start + len(SECTION))
+        end = text.find("\n## ", start + len(section))
         text = text[:start] + body + ("\n" + text[end + 1 :] if end != -1 else "\n")
     DOC.write_text(text)
 
