@@ -267,9 +267,9 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
+    # As logging.basicConfig: a process whose logging is already set up (a test runner, a host
+    # application) keeps its handlers.
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
 
 
 def get_deps() -> Deps:
