@@ -414,12 +414,7 @@ class CurlUpstream:
             headers=imagine,
             what="media post",
         )
-        if response.status_code != 200:
-            raise classify_http(response.status_code, response.content[:ERROR_BODY_BYTES])
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise classify_http(502, b"media post answer was not JSON") from None
+        return _json_answer(response, b"media post")
 
     async def download(self, token: str, url: str, max_bytes: int) -> tuple[bytes, str]:
         if not url.startswith(self.settings.assets_url + "/"):
@@ -460,12 +455,7 @@ class CurlUpstream:
             statsig=False,
             what="asset listing",
         )
-        if response.status_code != 200:
-            raise classify_http(response.status_code, response.content[:ERROR_BODY_BYTES])
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise classify_http(502, b"asset listing was not JSON") from None
+        return _json_answer(response, b"asset listing")
 
     async def close(self) -> None:
         for transport in self._transports.values():
@@ -475,6 +465,16 @@ class CurlUpstream:
             await session.close()
 
     aclose = close
+
+
+def _json_answer(response: Any, what: bytes) -> Any:
+    """A rare call's JSON answer; a non-200 or a body that is not JSON is classified."""
+    if response.status_code != 200:
+        raise classify_http(response.status_code, response.content[:ERROR_BODY_BYTES])
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise classify_http(502, what + b" answer was not JSON") from None
 
 
 _NOT_CONNECTED = re.compile(r"connect|proxy|resolve", re.I)
