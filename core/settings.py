@@ -152,6 +152,16 @@ class Settings(BaseModel):
         default=60.0, gt=0, description="Seconds of upstream silence before a stream is abandoned."
     )
     total_timeout: float = Field(default=300.0, gt=0, description="Seconds one upstream call may take.")
+    stream_pacing_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        description=(
+            "Milliseconds a REST chat stream's read waits after its first new token, so tokens arriving "
+            "within the window go out as one write: less gateway CPU per token for up to that much latency. "
+            "0 (default): every token goes out as soon as it arrives."
+        ),
+    )
     chat_transport: Literal["rest", "ws", "auto"] = Field(
         default="rest",
         description=(

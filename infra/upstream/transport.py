@@ -16,8 +16,13 @@ is no longer read) until the reader catches up. `aclose()`, or cancelling a task
 headers or data, removes the handle from the multi: curl closes the connection (HTTP/1.1) or
 resets the stream (HTTP/2), and the handle, out of the multi, goes back to the pool.
 
-Written against curl_cffi 0.17: besides its public API, one private detail is relied on, the
-header slist kept on `Curl._headers` and freed with `_wrapper.lib` (see `_set_header_lines`).
+With a pacing window (`GROKGATE_STREAM_PACING_MS`, default 0: off) a read that finds data waits
+until the window since its first chunk has passed, so tokens written a few milliseconds apart are
+decoded, transcoded and sent as one batch: fewer wake-ups of everything downstream, for up to the
+window's latency per token.
+
+Besides curl_cffi's public API, two private details are relied on, both in `curl_internals`
+(the header slist on `Curl._headers`; the multi timer `AsyncCurl` arms, kept lazy there).
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ import time
 from collections.abc import Sequence
 
 from curl_cffi import CurlError
-from curl_cffi._wrapper import ffi, lib
 from curl_cffi.aio import AsyncCurl
 from curl_cffi.const import CurlECode, CurlHttpVersion, CurlOpt
 from curl_cffi.curl import CURL_WRITEFUNC_PAUSE, CURLPAUSE_CONT, DEFAULT_CACERT, Curl
@@ -36,8 +40,10 @@ from curl_cffi.requests.impersonate import resolve_latest_browser_type
 
 from core.protocol.classify import UpstreamFailure, transport_failure
 from core.settings import Settings
+from infra.upstream.curl_internals import lazy_timers, set_header_lines
 
 MAX_BUFFERED = 1 << 20  # unread body bytes before the transfer is paused
+PACED_BYTES = 1 << 16  # a paced read takes what it has past this much, window or not
 KEPT_HEADERS = frozenset({b"retry-after", b"cf-mitigated"})  # response headers the callers read
 # What AsyncSession asks curl to decode by default; the header line sent is the caller's own.
 ACCEPT_ENCODING = b"gzip, deflate, br"
@@ -49,14 +55,6 @@ def translate_curl_error(exc: BaseException, what: str) -> UpstreamFailure:
     text = str(exc).split(" See https://curl.se", 1)[0][:200]
     timed_out = isinstance(exc, CurlError) and exc.code == CurlECode.OPERATION_TIMEDOUT
     return transport_failure(f"{what}: {type(exc).__name__}: {text}", timeout=timed_out)
-
-
-def _set_header_lines(curl: Curl, lines: Sequence[bytes]) -> None:
-    # curl_cffi's setopt(HTTPHEADER) appends to the slist it keeps on the handle: free it first.
-    if curl._headers != ffi.NULL:
-        lib.curl_slist_free_all(curl._headers)
-        curl._headers = ffi.NULL
-    curl.setopt(CurlOpt.HTTPHEADER, lines)
 
 
 def _free_multi_of_closed_loop(multi: AsyncCurl, loop: asyncio.AbstractEventLoop) -> None:
@@ -85,8 +83,11 @@ class _Handle:
         "chunks",
         "curl",
         "finished",
+        "first_at",
         "headers",
         "headers_complete",
+        "holding",
+        "loop",
         "max_buffered",
         "multi",
         "paused",
@@ -100,10 +101,13 @@ class _Handle:
         self.curl = curl
         self.max_buffered = max_buffered
         self.multi: AsyncCurl | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.finished: asyncio.Future[None] | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.chunks: list[bytes] = []
         self.buffered = 0
+        self.first_at = 0.0  # monotonic time the oldest unread chunk arrived (pacing only)
+        self.holding = False  # a paced read is waiting out its window: new data does not wake it
         self.paused = False
         self.status = 0
         self.headers: dict[str, str] = {}
@@ -116,6 +120,7 @@ class _Handle:
         self.waiter = None
         self.chunks = []
         self.buffered = 0
+        self.holding = False
         self.paused = False
         self.status = 0
         self.headers = {}
@@ -133,9 +138,12 @@ class _Handle:
             # curl keeps this chunk and delivers it again after `curl.pause(CURLPAUSE_CONT)`.
             self.paused = True
             return CURL_WRITEFUNC_PAUSE
+        if not self.chunks:
+            self.first_at = time.monotonic()
         self.chunks.append(data)
         self.buffered += len(data)
-        self.wake()
+        if not self.holding:
+            self.wake()
         return len(data)
 
     def on_header(self, line: bytes) -> int:
@@ -161,12 +169,13 @@ class StreamedResponse:
     and is idempotent. Iterating raises `UpstreamFailure` on a transport failure or once the
     total timeout has passed."""
 
-    __slots__ = ("_deadline", "_failure", "_handle", "_transport", "headers", "status")
+    __slots__ = ("_deadline", "_failure", "_handle", "_pacing", "_transport", "headers", "status")
 
     def __init__(self, transport: CurlTransport, handle: _Handle, deadline: float) -> None:
         self._transport = transport
         self._handle: _Handle | None = handle
         self._deadline = deadline
+        self._pacing = transport.pacing
         self._failure: UpstreamFailure | None = None
         self.status = 0
         self.headers: dict[str, str] = {}
@@ -199,9 +208,14 @@ class StreamedResponse:
                 raise StopAsyncIteration
             assert handle.finished is not None
             if handle.chunks:
-                if time.monotonic() > self._deadline:
+                now = time.monotonic()
+                if now > self._deadline:
                     self._abort()
                     raise transport_failure("upstream stream exceeded the total timeout", timeout=True)
+                due = handle.first_at + self._pacing
+                if now < due and not handle.finished.done() and handle.buffered < PACED_BYTES:
+                    await self._hold(handle, due - now)
+                    continue
                 return self._take(handle)
             if handle.finished.done():
                 error = self._end()
@@ -223,9 +237,20 @@ class StreamedResponse:
                 self._abort(translate_curl_error(exc, "upstream stream could not resume"))
         return data
 
+    async def _hold(self, handle: _Handle, delay: float) -> None:
+        """Wait out the pacing window (or the transfer's end), letting chunks pile up."""
+        assert handle.loop is not None
+        timer = handle.loop.call_later(delay, handle.wake)
+        handle.holding = True
+        try:
+            await self._wait(handle)
+        finally:
+            handle.holding = False
+            timer.cancel()
+
     async def _wait(self, handle: _Handle) -> None:
-        assert handle.multi is not None
-        handle.waiter = waiter = handle.multi.loop.create_future()
+        assert handle.loop is not None
+        handle.waiter = waiter = handle.loop.create_future()
         try:
             await waiter
         except asyncio.CancelledError:
@@ -301,6 +326,7 @@ class CurlTransport:
         self.max_idle = max_idle
         self.max_buffered = max_buffered
         self.handles_created = 0
+        self.pacing = settings.stream_pacing_ms / 1000
         self._target = resolve_latest_browser_type(impersonate or settings.impersonate)
         self._low_speed_time = math.ceil(settings.connect_timeout + settings.read_timeout)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -323,6 +349,7 @@ class CurlTransport:
             if self._multi is not None and self._loop is not None:
                 _free_multi_of_closed_loop(self._multi, self._loop)
             self._multi = AsyncCurl(loop=loop)
+            lazy_timers(self._multi)
             self._loop = loop
         return self._multi
 
@@ -390,12 +417,13 @@ class CurlTransport:
                 self._set_proxy(handle, proxy or None)
             curl.setopt(CurlOpt.POSTFIELDS, body)  # curl_cffi keeps `body` alive for curl
             curl.setopt(CurlOpt.POSTFIELDSIZE, len(body))
-            _set_header_lines(curl, header_lines)
+            set_header_lines(curl, header_lines)
             handle.finished = multi.add_handle(curl)
         except CurlError as exc:
             self._release(None, handle, reusable=False)
             raise translate_curl_error(exc, "upstream chat request failed") from None
         handle.multi = multi
+        handle.loop = self._loop
         handle.finished.add_done_callback(handle.wake)
         response = StreamedResponse(self, handle, deadline)
         self._open.add(response)
