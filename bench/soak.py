@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from bench.chat_bench import ROOT, free_port, rss_mb, wait_port
+from bench.doc import write_section
 
 MODEL = "grok-4.20-0309-non-reasoning-heavy"
 TOOLS = [
@@ -212,25 +212,16 @@ def main() -> int:
 
 
 def write_doc(table: str, args: argparse.Namespace, load: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text()
-    section = (
+    write_section(
+        "Soak",
         "## Soak\n\n"
         f"`python -m bench.soak --seconds {args.seconds:.0f} --every {args.every:.0f} --workers {args.workers}` "
         f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {sys.version.split()[0]}): the gateway "
         "as `grokgate serve` serves it over SQLite, in front of the simulator; a fixed mix of streamed chat, "
         "tool calls, JSON chat, image generations, clients gone after the first chunk, mid-stream drops and "
         f"in-band stream errors. A row per period (requests and failures in that period). Load average: {load}.\n\n"
-        + table
-        + "\n"
+        + table,
     )
-    pattern = re.compile(r"## Soak\n.*?(?=\n## |\Z)", re.S)
-    text = (
-        pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
-        if pattern.search(text)
-        else (text.rstrip("\n") + "\n\n" + section)
-    )
-    path.write_text(text)
 
 
 if __name__ == "__main__":
