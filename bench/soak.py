@@ -4,10 +4,10 @@ The gateway runs as `grokgate serve` serves it (the chat bench's child: uvicorn,
 SQLite store, 256 unlimited accounts); the simulator is a child too. `--workers` clients loop over
 a fixed mix: streamed chat, tool calls, non-streamed chat, image generations, clients that go away
 after the first chunk, and upstream faults (a mid-stream drop, an in-band stream error). Every
-`--every` seconds a row: the gateway's RSS, its open file descriptors, the leases in flight
+`--every` seconds (at most `--rate` requests per second in all, so the pool's quota lasts) a row: the gateway's RSS, its open file descriptors, the leases in flight
 (from the store), requests done and failed in that period. Flat columns mean no leak.
 
-Usage: `python -m bench.soak [--seconds 600] [--every 30] [--workers 8] [--no-write]`.
+Usage: `python -m bench.soak [--seconds 600] [--every 30] [--workers 8] [--rate 40] [--no-write]`.
 It is a benchmark, not a test: run it on a quiet machine; the table goes to docs/benchmarks.md.
 """
 
@@ -57,10 +57,21 @@ def chat_body(prompt: str, stream: bool, tools: bool = False) -> dict[str, objec
 
 
 class Counters:
-    def __init__(self) -> None:
+    def __init__(self, rate: float) -> None:
         self.done = 0
         self.failed = 0
         self.kinds: dict[str, int] = {}
+        self.failures: dict[str, int] = {}
+        self.interval = 1.0 / rate
+        self.next_slot = time.monotonic()
+
+    async def pace(self) -> None:
+        """At most `rate` requests per second in all: the pool's quota lasts the whole run."""
+        now = time.monotonic()
+        slot = max(self.next_slot, now)
+        self.next_slot = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
 
 async def one(client: httpx.AsyncClient, kind: str, counters: Counters) -> None:
@@ -109,6 +120,8 @@ async def one(client: httpx.AsyncClient, kind: str, counters: Counters) -> None:
     counters.done += 1
     counters.failed += not ok
     counters.kinds[kind] = counters.kinds.get(kind, 0) + 1
+    if not ok:
+        counters.failures[kind] = counters.failures.get(kind, 0) + 1
 
 
 MIX = ["stream", "stream", "stream", "tools", "json", "image", "disconnect", "drop", "stream_error"]
@@ -118,6 +131,7 @@ async def worker(n: int, url: str, stop: float, counters: Counters) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         i = n
         while time.monotonic() < stop:
+            await counters.pace()
             await one(client, MIX[i % len(MIX)], counters)
             i += 1
 
@@ -131,8 +145,10 @@ def leases_in_flight(db: Path) -> int:
         return int(conn.execute("SELECT COALESCE(SUM(in_flight), 0) FROM accounts").fetchone()[0])
 
 
-async def soak(url: str, pid: int, db: Path, seconds: float, every: float, workers: int) -> list[str]:
-    counters = Counters()
+async def soak(
+    url: str, pid: int, db: Path, seconds: float, every: float, workers: int, rate: float
+) -> list[str]:
+    counters = Counters(rate)
     start = time.monotonic()
     stop = start + seconds
     tasks = [asyncio.ensure_future(worker(n, url, stop, counters)) for n in range(workers)]
@@ -162,7 +178,11 @@ async def soak(url: str, pid: int, db: Path, seconds: float, every: float, worke
     await asyncio.sleep(2)  # the last releases
     row(time.monotonic() - start)
     rows.append("")
-    rows.append(f"mix per request kind: {', '.join(f'{k} {v}' for k, v in sorted(counters.kinds.items()))}")
+    rows.append(f"Requests per kind: {', '.join(f'{k} {v}' for k, v in sorted(counters.kinds.items()))}.")
+    if counters.failures:
+        rows.append(
+            f"Failures per kind: {', '.join(f'{k} {v}' for k, v in sorted(counters.failures.items()))}."
+        )
     return rows
 
 
@@ -171,6 +191,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=600.0)
     parser.add_argument("--every", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=40.0, help="requests per second at most, in all")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
@@ -196,7 +217,13 @@ def main() -> int:
         wait_port(gw_port, gw)
         rows = asyncio.run(
             soak(
-                f"http://127.0.0.1:{gw_port}", gw.pid, tmp / "soak.db", args.seconds, args.every, args.workers
+                f"http://127.0.0.1:{gw_port}",
+                gw.pid,
+                tmp / "soak.db",
+                args.seconds,
+                args.every,
+                args.workers,
+                args.rate,
             )
         )
     finally:
@@ -215,7 +242,8 @@ def write_doc(table: str, args: argparse.Namespace, load: str) -> None:
     write_section(
         "Soak",
         "## Soak\n\n"
-        f"`python -m bench.soak --seconds {args.seconds:.0f} --every {args.every:.0f} --workers {args.workers}` "
+        f"`python -m bench.soak --seconds {args.seconds:.0f} --every {args.every:.0f} --workers {args.workers} "
+        f"--rate {args.rate:g}` "
         f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {sys.version.split()[0]}): the gateway "
         "as `grokgate serve` serves it over SQLite, in front of the simulator; a fixed mix of streamed chat, "
         "tool calls, JSON chat, image generations, clients gone after the first chunk, mid-stream drops and "
