@@ -214,6 +214,9 @@ async def serve_answer(
                 raise
             if not done:  # slow to start: headers and a comment now, the answer when it comes
                 streaming = True
+                opening: set[asyncio.Future[Any]] = deps.extras.setdefault("opening_answers", set())
+                opening.add(task)  # a shutdown ends these too (interrupt_streams)
+                task.add_done_callback(opening.discard)
                 task.add_done_callback(
                     lambda t: _note(meter, t.result() if not t.cancelled() and not t.exception() else None)
                 )
@@ -281,6 +284,11 @@ async def _late(
             opened = await task
         except GatewayError as exc:
             opened = Failed(exc)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is None or current.cancelling():
+                raise  # this request is being cancelled, not only its opening
+            opened = Failed(shutting_down())  # interrupt_streams cancelled the opening
         except Exception:
             log.exception("opening a slow answer crashed")
             opened = Failed(InternalError("The answer failed to start."))
@@ -305,10 +313,14 @@ async def _cancel(task: asyncio.Future[Any]) -> None:
 
 
 def interrupt_streams(deps: Deps) -> int:
-    """Graceful shutdown: end every answer still streaming with the dialect's terminal error."""
+    """Graceful shutdown: end every answer still streaming, or still opening after its early
+    byte, with the dialect's terminal error; how many."""
+    opening = list(deps.extras.get("opening_answers", ()))
+    for task in opening:  # still opening after their early byte: the error ends them too
+        task.cancel()
     service: ChatService | None = deps.extras.get("chat_service")
-    if service is None:
-        return 0
-    return service.interrupt_all(
-        Overloaded("The gateway is shutting down; retry the request.", code="shutting_down")
-    )
+    return len(opening) + (service.interrupt_all(shutting_down()) if service is not None else 0)
+
+
+def shutting_down() -> Overloaded:
+    return Overloaded("The gateway is shutting down; retry the request.", code="shutting_down")

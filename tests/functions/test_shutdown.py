@@ -1,7 +1,8 @@
 """Graceful shutdown of a real `grokgate serve` process on SIGTERM (issue 18, deliverable 4).
 
-Two streams are in flight when the signal comes: a short one finishes normally within the grace
-(`GROKGATE_SHUTDOWN_GRACE`), a long one is ended with the dialect's terminal error past it; the
+Three streams are in flight when the signal comes: a short one finishes normally within the grace
+(`GROKGATE_SHUTDOWN_GRACE`), a long one and one still opening after its early byte are ended with
+the dialect's terminal error past it; the
 listening socket closes at once; the process exits (uvicorn re-raises the signal once done) and no lease is left in flight.
 """
 
@@ -50,9 +51,10 @@ class Stream(threading.Thread):
         try:
             with httpx.stream("POST", self.url + "/v1/chat/completions", json=body, timeout=BOUND) as r:
                 for line in r.iter_lines():
+                    if line:
+                        self.started.set()  # a first event, or the early comment
                     if line.startswith("data: "):
                         self.events.append(line[6:].encode())
-                        self.started.set()
         except BaseException as exc:
             self.error = exc
         finally:
@@ -112,7 +114,8 @@ def test_sigterm_lets_short_streams_finish_and_ends_long_ones_with_the_terminal_
     proc, url, db = served
     short = Stream(url, "Hi #sim tokens=20 delay_ms=50 think=0")  # ~1 s: inside the grace
     long = Stream(url, "Hi #sim tokens=1000 delay_ms=50 think=0")  # ~50 s: past it
-    for stream in (short, long):
+    slow = Stream(url, "Hi #sim tokens=3 think=0 ttfb_ms=40000")  # still opening after its early byte
+    for stream in (short, long, slow):
         stream.start()
         assert stream.started.wait(BOUND) and stream.error is None
     proc.send_signal(signal.SIGTERM)
@@ -125,7 +128,7 @@ def test_sigterm_lets_short_streams_finish_and_ends_long_ones_with_the_terminal_
             time.sleep(0.05)
         except OSError:
             refused = True
-    for stream in (short, long):
+    for stream in (short, long, slow):
         stream.join(BOUND)
         assert not stream.is_alive() and stream.error is None, stream.error
     assert proc.wait(BOUND) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it is done
@@ -148,5 +151,8 @@ def test_sigterm_lets_short_streams_finish_and_ends_long_ones_with_the_terminal_
             return [a.in_flight for a in (await store.list()).items]
         finally:
             await store.close()
+
+    assert slow.events[-1] == b"[DONE]"
+    assert orjson.loads(slow.events[-2])["error"]["code"] == "shutting_down"
 
     assert asyncio.run(in_flight()) == [0, 0, 0]
