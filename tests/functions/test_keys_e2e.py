@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -229,12 +232,36 @@ def test_request_logs_carry_no_secret(gateway: Start, caplog: pytest.LogCaptureF
         assert secret not in text
 
 
+def serve(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`grokgate serve` as its own process on a free port; returns it and its base URL."""
+    from tests.fixtures.stores import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "functions.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=workdir,
+        env={**os.environ, **env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code in (200, 503):
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("grokgate serve did not start")
+
+
 @pytest.mark.parametrize("store", ["sqlite", "redis"])
-def test_limits_hold_across_two_gateways_on_one_store(
+def test_limits_hold_across_two_gateway_processes_on_one_store(
     sim: SimServer, tmp_path: Path, store: str, store_servers: Any
 ) -> None:
-    """Two gateways (each with its own store client and caches, as two instances) share one key:
-    12 concurrent calls against rpm 5 let exactly 5 through."""
+    """Two `grokgate serve` processes share one store and one key: 12 concurrent calls against
+    rpm 5 let exactly 5 through; concurrency 2 lets 2 streams run at once across both."""
     sim.reset()
     url = (
         f"sqlite:///{tmp_path / 'shared.db'}"
@@ -247,29 +274,43 @@ def test_limits_hold_across_two_gateways_on_one_store(
         "GROKGATE_API_KEYS": ROOT,
         "GROKGATE_ADMIN_KEY": ADMIN,
         "GROKGATE_STORE": url,
+        "GROKGATE_LOG_LEVEL": "WARNING",
     }
-    one = start_gateway(env, tmp_path, [("sim-heavy-unlimited-a", Tier.HEAVY)] if store == "sqlite" else ())
-    two = start_gateway(env, tmp_path)
+    one, first = serve(env, tmp_path)
+    two, second = serve(env, tmp_path)
     try:
-        if store == "redis":
-            from core.accounts import NewAccount
+        with httpx.Client(headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30) as admin_http:
+            imported = admin_http.post(
+                first + "/admin/api/accounts/import?tier=heavy", content=b"sim-heavy-unlimited-a\n"
+            )
+            assert imported.status_code == 200, imported.text
+            made = admin_http.post(first + "/admin/api/keys", json={"name": f"rpm-{store}", "rpm": 5})
+            rpm_key = made.json()["key"]
+            made = admin_http.post(
+                first + "/admin/api/keys", json={"name": f"conc-{store}", "concurrency": 2}
+            )
+            both_key = made.json()["key"]
 
-            one.call(one.deps.store.add([NewAccount("sim-heavy-unlimited-a", Tier.HEAVY)], time.time()))
-        key = new_key(one, rpm=5, name=f"shared-{store}")["key"]
-
-        async def burst() -> list[int]:
+        async def burst(key: str, body: dict[str, Any], n: int) -> list[int]:
             async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {key}"}) as http:
                 calls = [
-                    http.post(gw.url + "/v1/chat/completions", json={"model": AUTO, "messages": ask()})
-                    for gw in (one, two) * 6
+                    http.post(base + "/v1/chat/completions", json=body) for base in [first, second] * (n // 2)
                 ]
                 return [r.status_code for r in await asyncio.gather(*calls)]
 
         # Inside one minute window (a burst that straddles a minute boundary would see two).
         if 60 - time.time() % 60 < 10:
             time.sleep(60 - time.time() % 60 + 0.5)
-        statuses = asyncio.run(burst())
+        statuses = asyncio.run(burst(rpm_key, {"model": AUTO, "messages": ask()}, 12))
         assert sorted(statuses) == [200] * 5 + [429] * 7
+        slow = {"model": AUTO, "messages": ask("x #sim tokens=40 delay_ms=20")}  # ~0.8 s each
+        statuses = asyncio.run(burst(both_key, slow, 6))
+        assert sorted(statuses) == [200] * 2 + [429] * 4
+        assert asyncio.run(burst(both_key, {"model": AUTO, "messages": ask()}, 2)) == [
+            200,
+            200,
+        ]  # all given back
     finally:
-        one.stop()
-        two.stop()
+        for proc in (one, two):
+            proc.terminate()
+            proc.wait(15)
