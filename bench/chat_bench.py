@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -88,15 +89,48 @@ def serve_gateway(port: int) -> None:
 # --- the load generator ---------------------------------------------------------------------------
 
 
+class Face:
+    """What the direct leg needs against the defended simulator, got the way the gateway gets it
+    (a FlareSolverr solve and a scrape, through the gateway's own client, once): the clearance
+    cookies, their User-Agent, and a signed statsig per second (the check allows 300 s of skew)."""
+
+    def __init__(self, sim_url: str) -> None:
+        from core.settings import Settings
+        from infra.upstream.client import CurlUpstream
+
+        async def get() -> tuple[Any, Any]:
+            up = CurlUpstream(Settings(upstream_url=sim_url, assets_url=sim_url, flaresolverr_url=sim_url))
+            try:
+                await up.statsig.value("POST", "/rest/app-chat/conversations/new")  # solves, then scrapes
+                return up.statsig, await up.identity("bench")
+            finally:
+                await up.close()
+
+        self._provider, ident = asyncio.run(get())
+        self.cf, self.user_agent = ident.cf, ident.user_agent
+        self._second = -1
+        self._value = ""
+
+    def statsig(self) -> str:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = self._provider.signed_now("POST", "/rest/app-chat/conversations/new")
+        return self._value
+
+
 class Target:
     """Where the load goes (the simulator direct, or the gateway) and how the upstream writes:
     `spacing` None is the simulator's single write per answer; 0 one write per frame with no
     pause (`per_frame`); N one write per frame, N ms before each token (`delay_ms=N`)."""
 
-    def __init__(self, port: int, gateway: bool, spacing: int | None = None) -> None:
+    def __init__(
+        self, port: int, gateway: bool, spacing: int | None = None, face: Face | None = None
+    ) -> None:
         self.port = port
         self.gateway = gateway
         self.spacing = spacing
+        self.face = face
 
     def request(self, tokens: int, n: int) -> bytes:
         paced = {None: "", 0: " per_frame"}.get(self.spacing, f" delay_ms={self.spacing}")
@@ -111,9 +145,12 @@ class Target:
                 {"message": prompt, "modeId": "fast", "temporary": True, "fileAttachments": []}
             )
             token = TOKENS[n % ACCOUNTS]
+            face = self.face
+            cf, statsig, ua = (face.cf, face.statsig(), face.user_agent) if face else ("", "eA==", "")
             path, cookie = (
                 "/rest/app-chat/conversations/new",
-                f"Cookie: sso={token}; sso-rw={token}\r\nx-statsig-id: eA==\r\n",
+                f"Cookie: sso={token}; sso-rw={token}{cf}\r\nx-statsig-id: {statsig}\r\n"
+                + (f"User-Agent: {ua}\r\n" if ua else ""),
             )
         head = (
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
@@ -207,7 +244,8 @@ def main() -> int:
     sim_port, gw_port = free_port(), free_port()
     tmp = tempfile.mkdtemp()
     sim = subprocess.Popen(
-        ["taskset", "-c", "1", sys.executable, "-m", "infra.sim", "--port", str(sim_port)],
+        # grok.com's defences on (signed statsig, Cloudflare clearance): measured as they are upstream.
+        ["taskset", "-c", "1", sys.executable, "-m", "infra.sim", "--port", str(sim_port), "--defences"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )
@@ -215,6 +253,7 @@ def main() -> int:
         **os.environ,
         "GROKGATE_UPSTREAM_URL": f"http://127.0.0.1:{sim_port}",
         "GROKGATE_ASSETS_URL": f"http://127.0.0.1:{sim_port}",
+        "GROKGATE_FLARESOLVERR_URL": f"http://127.0.0.1:{sim_port}",
         "GROKGATE_STORE": f"sqlite:///{tmp}/bench.db",
         "GROKGATE_LOG_LEVEL": "WARNING",
     }
@@ -224,7 +263,8 @@ def main() -> int:
     try:
         wait_port(sim_port, sim)
         wait_port(gw_port, gw)
-        direct, through = Target(sim_port, False), Target(gw_port, True)
+        face = Face(f"http://127.0.0.1:{sim_port}")
+        direct, through = Target(sim_port, False, face=face), Target(gw_port, True)
         rows = measure(direct, through, gw.pid, args.seconds)
     finally:
         if os.environ.get("BENCH_PROFILE"):

@@ -22,12 +22,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from core.errors import UpstreamError
-from core.ports import RecordStore
+
+if TYPE_CHECKING:  # the port is only named in annotations: not imported on the hot path
+    from core.ports import RecordStore
 
 log = logging.getLogger("grokgate.clearance")
 PREFIX = "clearance:"

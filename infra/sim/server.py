@@ -148,10 +148,16 @@ class SimServer:
 
 
 def run(
-    host: str = "127.0.0.1", port: int = 8790, *, assets_url: str | None = None, accept_any: bool = False
+    host: str = "127.0.0.1",
+    port: int = 8790,
+    *,
+    assets_url: str | None = None,
+    accept_any: bool = False,
+    defences: bool = False,
 ) -> None:
     """Serve in the foreground until interrupted (what `grokgate sim --port N` calls)."""
-    sim = SimServer(host, port, assets_url=assets_url, accept_any=accept_any, log_level="info")
+    config = SimConfig(statsig="signed", challenge_all=True) if defences else None
+    sim = SimServer(host, port, assets_url=assets_url, accept_any=accept_any, config=config, log_level="info")
     print(
         f"grok simulator on {sim.url}  (assets: {sim.assets_url}; FlareSolverr: POST {sim.url}/v1)",
         flush=True,
@@ -169,9 +175,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument("--assets-url", default=None, help="base for absolute asset URLs (default: own URL)")
     parser.add_argument("--accept-any", action="store_true", help="accept every sso token as a super account")
+    parser.add_argument(
+        "--defences",
+        action="store_true",
+        help="demand what grok.com demands: a signed x-statsig-id and a cf_clearance from POST /v1",
+    )
     args = parser.parse_args(argv)
     try:
-        run(args.host, args.port, assets_url=args.assets_url, accept_any=args.accept_any)
+        run(
+            args.host,
+            args.port,
+            assets_url=args.assets_url,
+            accept_any=args.accept_any,
+            defences=args.defences,
+        )
     except KeyboardInterrupt:
         pass
     return 0

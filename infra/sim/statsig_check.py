@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import math
 from fractions import Fraction
@@ -54,6 +55,7 @@ def _ease(x1: float, y1: float, x2: float, y2: float, p: float) -> float:
     return bez(y1, y2, (lo + hi) / 2)
 
 
+@functools.lru_cache(maxsize=4096)  # a client reuses one page's seed for many values
 def expected_hex(
     seed: bytes, curves: tuple[tuple[tuple[int, ...], ...], ...], indices: tuple[int, ...], group: int
 ) -> str:

@@ -28,14 +28,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import orjson
 from curl_cffi import CurlError
 from curl_cffi.requests import AsyncSession
 
-from core.ports import RecordStore
 from core.protocol.classify import Kind, UpstreamFailure, classify_http, transport_failure
 from core.protocol.media import ASSETS_PATH, ASSETS_QUERY, MEDIA_POST_PATH
 from core.protocol.payload import CHAT_PATH, UPLOAD_PATH, upload_body, upload_reference
@@ -45,6 +44,9 @@ from infra.upstream.egress import Egress, EgressPool, impersonation_for
 from infra.upstream.headers import asset_headers, cf_cookie_part, latin1, rest_headers
 from infra.upstream.statsig import StatsigProvider, StatsigUnavailable
 from infra.upstream.transport import CurlTransport, StreamedResponse, translate_curl_error
+
+if TYPE_CHECKING:  # the port is only named in annotations: not imported on the hot path
+    from core.ports import RecordStore
 
 log = logging.getLogger("grokgate.upstream")
 ERROR_BODY_BYTES = 4096

@@ -19,9 +19,12 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from core.accounts import account_id_for
-from core.ports import RecordStore
+
+if TYPE_CHECKING:  # the port is only named in annotations: not imported on the hot path
+    from core.ports import RecordStore
 
 RECORD = "egress:health"
 HEALTH_READ_EVERY = 15.0

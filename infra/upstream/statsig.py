@@ -20,9 +20,8 @@ import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.ports import RecordStore
 from core.protocol.classify import transport_failure
 from core.protocol.statsig import StatsigError, StatsigInputs, fingerprint, sign, usable
 from core.protocol.statsig_page import (
@@ -34,6 +33,9 @@ from core.protocol.statsig_page import (
     parse_seed,
 )
 from core.settings import Settings
+
+if TYPE_CHECKING:  # the port is only named in annotations: not imported on the hot path
+    from core.ports import RecordStore
 
 log = logging.getLogger("grokgate.statsig")
 RECORD = "statsig:inputs"
@@ -142,6 +144,12 @@ class StatsigProvider:
         if inputs is None or now - self._loaded_at > self.settings.statsig_ttl:
             inputs = await self._load()
         return sign(method, path, inputs, self._hex, self.clock())
+
+    def signed_now(self, method: str, path: str) -> str | None:
+        """A local-mode value from the inputs already loaded (no I/O), or None if none are."""
+        if self.mode != "local" or self._inputs is None:
+            return None
+        return sign(method, path, self._inputs, self._hex, self.clock())
 
     def invalidate(self, build: str) -> None:
         """The upstream refused a value made from `build`: the next one comes from a fresh scrape.
