@@ -175,9 +175,9 @@ Prompt directives shape the simulated answer, e.g. "#sim tokens=200 think=20" (s
 
 def prepare_sandbox(settings: Settings, host: str, port: int, store_path: Path = SANDBOX_STORE) -> Settings:
     """Start the simulator, seed the sandbox pool, print how to call it; return the settings to serve."""
-    # grok.com's statsig defence on, as upstream: REST calls need a value signed for the sim's build.
-    # (Its Cloudflare challenge stays off: the Imagine socket does not ride the egress clearance yet.)
-    sim = SimServer(config=SimConfig(statsig="signed")).start()  # a daemon thread: ends with the process
+    # grok.com's defences on, as upstream: a value signed for the sim's build on the REST calls, and
+    # a Cloudflare clearance (solved by the sim's own FlareSolverr endpoint) on every call.
+    sim = SimServer(config=SimConfig(statsig="signed", challenge_all=True)).start()  # a daemon thread
     store_path.parent.mkdir(parents=True, exist_ok=True)
     asyncio.run(seed(store_path))
     sandboxed = sandbox_settings(settings, sim.url, host, port, store_path)
