@@ -120,6 +120,10 @@ class ChatTransports:
                 record, {"until": until}, version=version, now=now, ttl=self.settings.ws_fallback_seconds
             )
 
+    async def note_failure(self, failure: UpstreamFailure) -> None:
+        """An in-band refusal the chat service saw: the REST client's statsig is re-scraped."""
+        await self.rest.note_failure(failure)
+
     async def upload(self, token: str, name: str, mime: str, data: bytes) -> str:
         return await self.rest.upload(token, name, mime, data)
 

@@ -139,3 +139,32 @@ async def test_manual_statsig_refused_is_not_retried(sim: SimServer) -> None:
     finally:
         await upstream.close()
     assert caught.value.kind is Kind.ANTI_BOT and chats(sim) == [403]
+
+
+async def test_an_unreachable_flaresolverr_is_a_clear_error(sim: SimServer) -> None:
+    from tests.fixtures.stores import free_port
+
+    defended(sim)
+    dead = f"http://127.0.0.1:{free_port()}"
+    upstream = CurlUpstream(Settings(upstream_url=sim.url, assets_url=sim.url, flaresolverr_url=dead))
+    try:
+        with pytest.raises(UpstreamFailure) as caught:
+            await answer(upstream)
+    finally:
+        await upstream.close()
+    assert "FlareSolverr is unreachable" in caught.value.reason
+
+
+async def test_an_in_band_anti_bot_refusal_invalidates_the_build(sim: SimServer) -> None:
+    # HTTP 200 with code 7 in the stream: the adapter cannot see it; the chat service tells it.
+    sim.config.statsig = "signed"
+    upstream = CurlUpstream(Settings(upstream_url=sim.url, assets_url=sim.url))
+    try:
+        await answer(upstream)
+        build = upstream.statsig.build
+        await upstream.note_failure(UpstreamFailure(Kind.ANTI_BOT, "in-band error 7"))
+        assert upstream.statsig.signed_now("POST", CHAT) is None  # the next value needs a new scrape
+        await answer(upstream)
+    finally:
+        await upstream.close()
+    assert upstream.statsig.scrapes == 2 and upstream.statsig.build == build  # same build, re-read

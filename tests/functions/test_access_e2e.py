@@ -1,4 +1,4 @@
-"""`/api/cron/clearance` against the simulator with its defences on: it solves what is missing or
+"""Upstream access end to end. `/api/cron/clearance` against the simulator with its defences on: it solves what is missing or
 expiring through the simulator's FlareSolverr, shares it through the store, and a repeat does nothing."""
 
 from __future__ import annotations
@@ -49,3 +49,29 @@ async def test_cron_renews_a_clearance_that_expires_within_the_interval(client, 
     await client.get("/api/cron/clearance", headers=CRON)
     report = (await client.get("/api/cron/clearance", headers=CRON)).json()
     assert report["clearance"]["refreshed"] == ["direct"] and sim.state.solves == 2
+
+
+async def test_the_chat_service_reports_an_in_band_refusal_to_the_upstream(tmp_path, sim):
+    from core.accounts import NewAccount
+    from core.catalog import Tier
+    from functions.local import create_app
+
+    settings = Settings.from_env(
+        {
+            "GROKGATE_STORE": f"sqlite:///{tmp_path}/p.db",
+            "GROKGATE_UPSTREAM_URL": sim.url,
+            "GROKGATE_RETRY_BUDGET": "0",
+        }
+    )
+    deps = Deps(settings=settings)
+    await deps.store.add([NewAccount("sim-super-antibot", Tier.SUPER)], 0)
+    app = create_app(deps)
+    body = {"model": "grok-4.20-0309-non-reasoning", "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
+        reply = await http.post("/v1/chat/completions", json=body)
+    rest = getattr(deps.upstream, "rest", deps.upstream)
+    try:
+        assert reply.status_code == 502 and reply.json()["error"]["code"] == "anti_bot_rejected"
+        assert rest.statsig.scrapes == 1 and rest.statsig.signed_now("POST", "/x") is None  # invalidated
+    finally:
+        await deps.aclose()
