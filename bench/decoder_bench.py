@@ -3,7 +3,7 @@
 Bodies are simulator answers built in-process (infra/sim: F1, F2, the token lines, F12, F13,
 F11), each with its own ids and words. Each stream gets a fresh decoder and is fed either as one
 chunk (what the upstream transport hands over when the whole answer arrived in one wake-up) or in
-16 KB chunks; the streams are cycled. Reported: median `time.process_time()` per stream over
+16 KB chunks, or one line per chunk (an upstream that spaces its tokens); the streams are cycled. Reported: median `time.process_time()` per stream over
 several runs. Single process, short. Usage: `python -m bench.decoder_bench [--tokens 200]`.
 """
 
@@ -67,7 +67,8 @@ def main() -> None:
     size = sum(map(len, bodies)) // len(bodies)
     whole = [[b] for b in bodies]
     split = [[b[i : i + 16384] for i in range(0, len(b), 16384)] for b in bodies]
-    for name, streams in (("one chunk", whole), ("16 KB chunks", split)):
+    per_line = [b.splitlines(keepends=True) for b in bodies]  # a spaced upstream: one frame a read
+    for name, streams in (("one chunk", whole), ("16 KB chunks", split), ("one line per chunk", per_line)):
         measure(streams, 2, 1)  # warm up
         print(f"{name}: {measure(streams, args.rounds, args.runs):.1f} us per stream ({size} bytes)")
 

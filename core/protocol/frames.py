@@ -217,6 +217,10 @@ class FrameDecoder:
                     if self._templates:
                         break
                 continue
+            nl = find(b"\n", pos)
+            if nl == end - 1:  # one line (a token written on its own): no run to read at once
+                self._one(chunk[pos:nl], out)
+                return
             tpl = None
             for candidate in self._templates:
                 if chunk.startswith(candidate.prefix, pos):
@@ -224,7 +228,6 @@ class FrameDecoder:
                     break
             last = chunk.rfind(tpl.end, pos, end) if tpl is not None else -1
             if tpl is None or last < 0:
-                nl = find(b"\n", pos)
                 self._one(chunk[pos:nl], out)
                 pos = nl + 1
             else:

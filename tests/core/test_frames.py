@@ -89,6 +89,15 @@ def test_any_chunk_split_gives_the_same_events(splits: list[int]) -> None:
     assert merged(decode(STREAM, splits)[0]) == merged(decode(STREAM)[0])
 
 
+def test_one_line_per_read_gives_the_same_events_one_delta_a_token() -> None:
+    """A spaced upstream: every frame its own read (the decoder's single-line path)."""
+    lines = STREAM.splitlines(keepends=True)
+    decoder = FrameDecoder()
+    events = [e for line in lines for e in decoder.feed(line)] + decoder.flush()
+    assert merged(events) == merged(decode(STREAM)[0])
+    assert len([e for e in events if isinstance(e, TextDelta)]) == len(TOKENS)
+
+
 def test_one_read_makes_one_text_delta() -> None:
     events, _ = decode(b"".join(TOKENS) + SOFT)
     assert events == [TextDelta("A tide is water."), Finish()]
