@@ -388,26 +388,28 @@ def _load() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
 
-def write_doc(table: str, load: str) -> None:
+def write_section(heading: str, section: str) -> None:
+    """Replace (or append) the `## heading` section of docs/benchmarks.md with `section`."""
     path = ROOT / "docs" / "benchmarks.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = (
-        "## Chat completions\n\n"
+    section = f"## {heading}\n\n" + section.rstrip("\n") + "\n"
+    pattern = re.compile(rf"## {re.escape(heading)}\n.*?(?=\n## |\Z)", re.S)
+    text = (
+        pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    )
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text if text.endswith("\n") else text + "\n")
+
+
+def write_doc(table: str, load: str) -> None:
+    write_section(
+        "Chat completions",
         f"`python -m bench.chat_bench` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python "
         f"{sys.version.split()[0]}): gateway pinned to core 0; simulator and load generator on core 1; "
         "SQLite store; gateway served as `grokgate serve` serves it (`functions._server`: uvicorn, httptools, uvloop, coalesced writes), simulator on h11 and uvloop; "
         f"streamed requests; TTFB is the time to the first body byte. Load average (1 min): {load}.\n\n"
-        + table
-        + "\n"
+        + table,
     )
-    pattern = re.compile(r"## Chat completions\n.*?(?=\n## |\Z)", re.S)
-    text = (
-        pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
-        if pattern.search(text)
-        else text.rstrip("\n") + "\n\n" + section
-    )
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n")
 
 
 if __name__ == "__main__":

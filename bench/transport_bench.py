@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from bench.chat_bench import ROOT, Target, _load, cpu_seconds, free_port, run_load, wait_port
+from bench.chat_bench import ROOT, Target, _load, cpu_seconds, free_port, run_load, wait_port, write_section
 
 ROUNDS = 3
 
@@ -90,30 +90,15 @@ def render(rows: list[tuple[str, ...]]) -> str:
 
 
 def write_doc(table: str, load: str) -> None:
-    from bench.chat_bench import ROOT as root
-
-    path = root / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = (
-        "## Chat transports\n\n"
+    write_section(
+        "Chat transports",
         f"`python -m bench.transport_bench` ({time.strftime('%Y-%m-%d')}, medians of {ROUNDS} alternating rounds): "
         "each gateway pinned to core 0 in turn, simulator and load generator on core 1, SQLite store. "
         "Added TTFB is against the simulator's own REST TTFB; a socket turn pays a WebSocket handshake "
         "and the session.create / conversation.attached exchange before its first token (the user id "
         "is cached after the first turn of an account). With no pause the REST simulator writes a whole "
-        f"answer in one write, the socket one message per token. Load average (1 min): {load}.\n\n"
-        + table
-        + "\n"
+        f"answer in one write, the socket one message per token. Load average (1 min): {load}.\n\n" + table,
     )
-    import re
-
-    pattern = re.compile(r"## Chat transports\n.*?(?=\n## |\Z)", re.S)
-    text = (
-        pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
-        if pattern.search(text)
-        else text.rstrip("\n") + "\n\n" + section
-    )
-    path.write_text(text if text.endswith("\n") else text + "\n")
 
 
 def main() -> int:
