@@ -17,7 +17,7 @@ import pytest
 
 from core.catalog import Tier
 from infra.sim.server import SimServer
-from tests.fixtures.gateway import Gateway, start_gateway
+from tests.fixtures.gateway import Gateway, gateways
 
 REASONING = "grok-4.20-0309-reasoning-super"
 AUTO = "grok-4.20-0309"
@@ -26,33 +26,10 @@ REST_PATH = "/rest/app-chat/conversations/new"
 Start = Callable[..., Gateway]
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    server = SimServer().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def gateway(sim: SimServer, tmp_path: Path) -> Iterator[Start]:
-    started: list[Gateway] = []
-    sim.reset()
-
-    def start(transport: str, tokens: list[tuple[str, Tier]], **env: str) -> Gateway:
-        settings = {
-            "GROKGATE_UPSTREAM_URL": sim.url,
-            "GROKGATE_ASSETS_URL": sim.url,
-            "GROKGATE_RETRY_BUDGET": "0",
-            "GROKGATE_CHAT_TRANSPORT": transport,
-            **{f"GROKGATE_{k.upper()}": v for k, v in env.items()},
-        }
-        gw = start_gateway(settings, tmp_path, tokens)
-        started.append(gw)
-        return gw
-
-    yield start
-    for gw in started:
-        gw.stop()
+    with gateways(sim, tmp_path, retry_budget="0") as start:
+        yield lambda transport, tokens, **env: start(tokens, chat_transport=transport, **env)
 
 
 def oai(gw: Gateway) -> openai.OpenAI:

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.catalog import Tier
 from infra.sim.server import SimServer
-from tests.fixtures.gateway import Gateway, start_gateway
+from tests.fixtures.gateway import Gateway, gateways
 
 ROOT = "root-key"
 ADMIN = "admin-key"
@@ -31,35 +31,13 @@ FAST = "grok-4.20-0309-non-reasoning"
 Start = Callable[..., Gateway]
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    server = SimServer().start()
-    yield server
-    server.stop()
+POOL = [("sim-heavy-unlimited-a", Tier.HEAVY), ("sim-heavy-unlimited-b", Tier.HEAVY)]
 
 
 @pytest.fixture
 def gateway(sim: SimServer, tmp_path: Path) -> Iterator[Start]:
-    started: list[Gateway] = []
-    sim.reset()
-
-    def start(**env: str) -> Gateway:
-        settings = {
-            "GROKGATE_UPSTREAM_URL": sim.url,
-            "GROKGATE_ASSETS_URL": sim.url,
-            "GROKGATE_API_KEYS": ROOT,
-            "GROKGATE_ADMIN_KEY": ADMIN,
-            **{f"GROKGATE_{k.upper()}": v for k, v in env.items()},
-        }
-        gw = start_gateway(
-            settings, tmp_path, [("sim-heavy-unlimited-a", Tier.HEAVY), ("sim-heavy-unlimited-b", Tier.HEAVY)]
-        )
-        started.append(gw)
-        return gw
-
-    yield start
-    for gw in started:
-        gw.stop()
+    with gateways(sim, tmp_path, api_keys=ROOT, admin_key=ADMIN) as start:
+        yield lambda **env: start(POOL, **env)
 
 
 def admin(gw: Gateway) -> httpx.Client:
