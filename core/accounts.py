@@ -15,7 +15,7 @@ from core.catalog import Tier
 
 MAX_TOKEN_BYTES = 16 * 1024
 
-# Default quota windows per tier and mode: (total queries, window seconds), protocol §7.2 [v2].
+# Default quota windows per tier and mode: (total queries, window seconds), [v2] (docs/protocol.md#quotas).
 DEFAULT_QUOTAS: dict[Tier, dict[str, tuple[int, int]]] = {
     Tier.BASIC: {"auto": (20, 72000), "fast": (60, 72000), "expert": (8, 36000)},
     Tier.SUPER: {"auto": (50, 7200), "fast": (140, 7200), "expert": (50, 7200)},
@@ -243,7 +243,7 @@ _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+")
 
 
 def normalize_token(raw: str) -> str | None:
-    """A pasted `sso` cookie value (protocol §2.1), or None when it cannot be one.
+    """A pasted `sso` cookie value (docs/protocol.md#token), or None when it cannot be one.
 
     Only what surrounds the value is removed: whitespace around it, a leading `sso=` (any case),
     the rest of a whole cookie line (from the first `;`), and zero-width characters a copy may
@@ -261,7 +261,7 @@ def normalize_token(raw: str) -> str | None:
 
 
 def detect_tier(totals: dict[str, int]) -> Tier | None:
-    """The tier that the upstream's rate-limit totals reveal (protocol §7.2), or None.
+    """The tier that the upstream's rate-limit totals reveal (docs/protocol.md#quotas), or None.
 
     Each recognised total votes: `auto` 7 or 20, `fast` 30 or 60 mean basic; `auto` 50, `fast`
     140 super; `auto` 150, `fast` 400 heavy; any `heavy`-mode quota means heavy. Votes that

@@ -1,8 +1,8 @@
 """The public model catalog: public id -> upstream mode, tier, capability and limits.
 
-The public id never goes upstream for chat: only the mode does (protocol §3.1). The tier
+The public id never goes upstream for chat: only the mode does (docs/protocol.md#chat-body). The tier
 chooses which accounts may serve the model; a model may be served by its own tier or any
-higher one, lowest sufficient tier first (protocol §12.1).
+higher one, lowest sufficient tier first (docs/protocol.md#tiers).
 """
 
 from __future__ import annotations

@@ -284,7 +284,7 @@ def serve(
         host=host,
         port=port,
         log_level=log_level,
-        http=protocol_class(limits or ReadLimits()),  # SDK clients never offer h2c (platforms.md §10)
+        http=protocol_class(limits or ReadLimits()),  # SDK clients never offer h2c (docs/simulator.md)
         loop="uvloop" if sys.platform != "win32" else "auto",
         ws="none",  # no route takes a WebSocket: do not load a WebSocket library
         **options,

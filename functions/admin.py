@@ -16,7 +16,7 @@ POST   /admin/api/accounts/{id}/disable  {"reason": "..."} optional
 POST   /admin/api/accounts/{id}/enable   back to active (clears cooling and the reason)
 POST   /admin/api/accounts/{id}/reset    reset cooling: the same as enable, for a cooling account
 POST   /admin/api/accounts/{id}/refresh  refresh its quota windows now (at most every 300 s)
-POST   /admin/api/accounts/{id}/upkeep   accept the ToS, set a birth date, enable NSFW (protocol §8):
+POST   /admin/api/accounts/{id}/upkeep   accept the ToS, set a birth date, enable NSFW (E16-E19):
                                          {"steps": ["tos", "birth_date", "nsfw"], "birth_date":
                                          "1990-06-14"}, both optional; the result is kept as the
                                          account's `upkeep` (shown by GET /admin/api/accounts/{id})

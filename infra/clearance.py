@@ -1,4 +1,4 @@
-"""Cloudflare clearance (protocol §10): a FlareSolverr client, and clearance bound to an egress.
+"""Cloudflare clearance (docs/protocol.md#clearance): a FlareSolverr client, and clearance bound to an egress.
 
 A clearance is what a real browser got from Cloudflare through one egress (a proxy, or none):
 the `cf_clearance` and `__cf_bm` cookies and the User-Agent that solved the challenge. It only
@@ -92,7 +92,7 @@ class ClearanceSolveFailed(UpstreamError):
 
 
 class FlareSolverr:
-    """`POST {url}/v1` with `request.get` (protocol §10.1): the cookies and UA of a solved page.
+    """`POST {url}/v1` with `request.get` (same section): the cookies and UA of a solved page.
 
     Args:
         url: FlareSolverr's base URL (`/v1` is appended).

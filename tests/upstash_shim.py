@@ -1,6 +1,6 @@
 """An Upstash-REST-compatible front for a real redis-server, so tests drive the real client.
 
-Faithful to platforms.md §3.4: `POST /` (one command as a JSON array), `POST /pipeline`
+Faithful to Upstash's documented REST protocol: `POST /` (one command as a JSON array), `POST /pipeline`
 (not atomic) and `POST /multi-exec` (real MULTI/EXEC), path-style `GET|POST /cmd/arg/...`,
 Bearer or `?_token=` auth (401 with a JSON body), `{"result": ...}` / `{"error": ...}` bodies
 with RESP2 shapes, `Upstash-Encoding: base64` for every string except exactly "OK", Redis

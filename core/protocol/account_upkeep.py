@@ -1,7 +1,7 @@
-"""Account upkeep calls (protocol §8): accept the terms of service (E16 gRPC-web, then E17), set a
+"""Account upkeep calls (docs/protocol.md#upkeep): accept the terms of service (E16 gRPC-web, then E17), set a
 birth date (E19), enable NSFW content (E18 gRPC-web). Pure: request bodies and answer readers.
 
-gRPC-web framing (§8.1): 1 flag byte + 4-byte big-endian length + payload; flag 0x80 is the
+gRPC-web framing (same section): 1 flag byte + 4-byte big-endian length + payload; flag 0x80 is the
 trailer (`grpc-status:N\\r\\ngrpc-message:…`). A missing status counts as success.
 """
 

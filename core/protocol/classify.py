@@ -1,7 +1,8 @@
 """Upstream failures: what a status, a body or an in-band error means, for the account and the client.
 
-Table-driven (protocol §9): each rule is (status or in-band, body markers) -> a kind. The kind
-fixes the account outcome, whether another account may succeed, whether the reserved quota unit
+Two steps (docs/protocol.md#errors). An ordered chain of checks (`classify_http`, `classify_inband`:
+the status, then markers in the body) picks a kind; the table below (`_RULES`) says what a kind
+means: the account outcome, whether another account may succeed, whether the reserved quota unit
 goes back, and the error the client sees if nothing else works. The upstream's own words are kept
 (cut, and never with a cookie in them) as the account's reason.
 
@@ -221,7 +222,7 @@ _SAFETY = re.compile(
 )
 _AUTH_WORDS = re.compile(r"authentication|unauthori[sz]ed|invalid token|token expired", re.I)
 _DENIED = re.compile(r"access to the chat endpoint is denied", re.I)
-# A value signed from a stale build is refused either way after a frontend deploy (grok-statsig.md §3).
+# A stale build's statsig value is refused either way after a deploy (docs/protocol.md#statsig).
 _ANTI_BOT = re.compile(r"anti-bot|anti bot|page is out of date", re.I)
 _USAGE = re.compile(r"usage limit|usage quota|free-usage-exhausted|used all the included free usage", re.I)
 _RATE = re.compile(r"too many requests|rate limit|rate_limit", re.I)
@@ -237,7 +238,7 @@ def _excerpt(status: int, body: bytes | str) -> str:
 
 
 def classify_http(status: int, body: bytes | str, retry_after: float | None = None) -> UpstreamFailure:
-    """A non-200 answer of the chat or upload endpoint (protocol §9.1, §9.3)."""
+    """A non-200 answer of the chat or upload endpoint (docs/protocol.md#errors)."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     reason = _excerpt(status, text)
     if status == 401:

@@ -3,14 +3,14 @@
 `FrameDecoder.feed(chunk)` returns the events that chunk completed; `flush()` is called at EOF.
 No I/O: the transport only loops and feeds (httpx's decoders, openai's SSE decoder).
 
-Lines (protocol §3.5): NDJSON, though `data:` prefixes, `event:`/`id:`/comment lines, blank
+Lines (docs/protocol.md#lines): NDJSON, though `data:` prefixes, `event:`/`id:`/comment lines, blank
 lines and CRLF are tolerated; a line may be split across any number of chunks and may be up to
-8 MiB. Frames (§3.6): F1 conversation, F2 user response, F3 answer token, F4 thinking, F5 tool
+8 MiB. Frames: F1 conversation, F2 user response, F3 answer token, F4 thinking, F5 tool
 card, F6 raw function result (skipped), F7 search results, F8 card attachment (citations,
 searched and generated images), F9 streaming image, F10 streaming video, F11 model response,
 F12 soft stop, F13 final metadata, F14 in-band errors (top level, nested, `streamErrors`).
 
-The end (§3.9): the first F12 or F13, or `data: [DONE]`; an F12 that rides on an answer token
+The end: the first F12 or F13, or `data: [DONE]`; an F12 that rides on an answer token
 is text, not the stop. Nothing is read after the end. An end with no answer is an empty stream,
 EOF without an end marker (and without an F11) is a truncated stream, and an HTML body is a
 challenge: all three become `Fault` events, so no stream ends silently.
@@ -63,7 +63,7 @@ _TOOL_NAMES = {
     "codeExecution": "code_execution",
 }
 _SKIP_PREFIXES = (b"event:", b"id:", b"retry:", b":")
-# Where search results travel (F7, F11): web pages, and X posts (§3.6 F7).
+# Where search results travel (F7, F11): web pages, and X posts (F7).
 SEARCH_KEYS = ("webSearchResults", "citedWebSearchResults", "xSearchResults", "xposts", "citedXposts")
 # Every key `_other` reads but isSoftStop: a thinking token frame with one of them is not a template.
 _OTHER_KEYS = frozenset(

@@ -1,7 +1,7 @@
 """Imagine and media wire format: size -> aspect, E4 messages and frames, E1 media bodies.
 
 Pure: builders return what the adapter sends; `ImagineDecoder.feed(frame)` turns one E4 frame
-into slot updates, with no I/O (protocol §4.3, §4.4, §5.2).
+into slot updates, with no I/O (docs/protocol.md#imagine, #media).
 
 E4 round: the client sends a reset, then a request; the server sends, per slot, `start_stage`,
 a few `image` frames (base64 `blob`, `percentage_complete`), then `completed` (with `moderated`).
@@ -236,7 +236,7 @@ def _int(value: Any) -> int:
 
 
 def edit_body(prompt: str, file_ids: list[str], aspect: str | None = None) -> dict[str, Any]:
-    """The [v3] image edit (§4.4): `mediaGenInput.imageToImage` over uploaded inputs."""
+    """The [v3] image edit (docs/protocol.md#media): `mediaGenInput.imageToImage` over uploaded inputs."""
     spec: dict[str, Any] = {"prompt": prompt, "inputAssets": list(file_ids)}
     if aspect:
         spec["aspectRatio"] = aspect
@@ -251,7 +251,7 @@ def edit_body(prompt: str, file_ids: list[str], aspect: str | None = None) -> di
 
 
 def video_body(prompt: str, *, aspect: str, seconds: int, resolution: str, preset: str) -> dict[str, Any]:
-    """The [v3] text-to-video body (§5.2): one segment, `mediaGenInput.textToVideo`."""
+    """The [v3] text-to-video body (same section): one segment, `mediaGenInput.textToVideo`."""
     return {
         "modelName": "imagine-video-gen",
         "message": f"{prompt} {VIDEO_PRESETS[preset]}",
@@ -276,7 +276,7 @@ IMAGE_TO_VIDEO_SECONDS = (6, 10)  # one [v2] segment
 
 
 def image_post_body(media_url: str) -> dict[str, Any]:
-    """E13: the image media post an image-to-video generation hangs from (§5.1 step 1)."""
+    """E13: the image media post an image-to-video generation hangs from (docs/protocol.md#media)."""
     return {"mediaType": "MEDIA_POST_TYPE_IMAGE", "mediaUrl": media_url}
 
 
@@ -289,7 +289,7 @@ def post_id_of(answer: Any) -> str | None:
 def image_video_body(
     prompt: str, *, media_url: str, post_id: str, aspect: str, seconds: int, resolution: str, preset: str
 ) -> dict[str, Any]:
-    """The [v2] image-to-video body (§5.1 step 3): the image's post is the parent and the attachment."""
+    """The [v2] image-to-video body (same section): the image's post is the parent and the attachment."""
     return {
         "temporary": True,
         "modelName": "grok-3",
@@ -319,7 +319,7 @@ def is_video_url(url: str) -> bool:
     return path.endswith(".mp4") or "/content" in path
 
 
-ASSETS_PATH = "/rest/assets"  # E7 (§6.3)
+ASSETS_PATH = "/rest/assets"  # E7
 ASSETS_QUERY = "pageSize=50&orderBy=ORDER_BY_LAST_USE_TIME&source=SOURCE_ANY&isLatest=true"
 
 

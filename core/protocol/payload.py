@@ -1,4 +1,4 @@
-"""Normalised requests -> upstream request bodies (protocol §3.1 chat, §6.1 upload).
+"""Normalised requests -> upstream request bodies (docs/protocol.md#chat-body, E5).
 
 Pure builders: the adapter only serialises and sends what these return. The public model id
 never goes upstream for chat, only the mode; OpenAI sampling knobs have no upstream field.
@@ -44,7 +44,7 @@ def chat_body(
     custom_personality: str | None = None,
     disable_search: bool = False,
 ) -> dict[str, Any]:
-    """The §3.1 body of a new, temporary conversation holding the whole flattened prompt."""
+    """The E1 body of a new, temporary conversation holding the whole flattened prompt."""
     body: dict[str, Any] = {
         "collectionIds": [],
         "connectors": [],
@@ -78,12 +78,12 @@ def chat_body(
 
 
 def upload_body(name: str, mime: str, data: bytes) -> dict[str, Any]:
-    """The §6.1 upload body: base64 content without a `data:` prefix."""
+    """The E5 upload body: base64 content without a `data:` prefix."""
     return {"fileName": name, "fileMimeType": mime, "content": base64.b64encode(data).decode("ascii")}
 
 
 def upload_reference(answer: Any) -> str | None:
-    """The attachment id of an upload answer (§6.1, §6.2), or None if it names none."""
+    """The attachment id of an upload answer (E5, E6), or None if it names none."""
     if not isinstance(answer, dict):
         return None
     if answer.get("terminalError"):
@@ -99,8 +99,8 @@ def upload_reference(answer: Any) -> str | None:
     return None
 
 
-# The upstream echoes the message in one NDJSON line (F2, protocol §3.6), and a line may be 8 MiB
-# at most (§3.5): a longer message cannot be answered, on any account.
+# The upstream echoes the message in one NDJSON line (F2), and a line may be 8 MiB
+# at most (docs/protocol.md#lines): a longer message cannot be answered, on any account.
 _ECHO_OVERHEAD = 16 * 1024
 
 

@@ -1,4 +1,4 @@
-"""`<grok:render>` tags in answer text (protocol §3.6 F8): citations, searched images, generated files.
+"""`<grok:render>` tags in answer text (docs/protocol.md F8): citations, searched images, generated files.
 
 Cards arrive before the token whose tag names them; a tag may also be split across tokens, so
 the renderer holds back an unfinished tag (or a `<` that may start one) until it completes.

@@ -1,4 +1,4 @@
-"""The signed `x-statsig-id` (reference grok-statsig.md): 70 bytes, base64 without padding.
+"""The signed `x-statsig-id` (docs/protocol.md#statsig): 70 bytes, base64 without padding.
 
 Pure: the inputs (the page's seed, the animation curves, the build's seed indices) come in as a
 `StatsigInputs`; `fingerprint` turns them into the HEX string once, `sign` builds one value per
@@ -192,7 +192,7 @@ def _scale(value: int, low: float, high: float) -> float:
 
 
 def curve_hex(curve: Sequence[int], current_time: float) -> str:
-    """The HEX of one curve at `current_time` ms into the 4096 ms animation (§2 steps 3-5)."""
+    """The HEX of one curve at `current_time` ms into the 4096 ms animation (docs/protocol.md#statsig)."""
     x1, y1 = _scale(curve[7], 0, 1), _scale(curve[8], -1, 1)
     x2, y2 = _scale(curve[9], 0, 1), _scale(curve[10], -1, 1)
     eased = cubic_bezier(x1, y1, x2, y2, current_time / ANIMATION_MS)
@@ -250,7 +250,7 @@ def decode(value: str) -> bytes | None:
 
 
 def usable(value: str) -> bool:
-    """A value may be sent only if it decodes to exactly 70 bytes (reference §5)."""
+    """A value may be sent only if it decodes to exactly 70 bytes (docs/protocol.md#statsig)."""
     try:
         raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
     except ValueError:

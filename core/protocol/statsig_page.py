@@ -1,4 +1,4 @@
-"""Reading the statsig inputs out of grok.com's page and JavaScript (grok-statsig.md §3). Pure text
+"""Reading the statsig inputs out of grok.com's page and JavaScript (docs/protocol.md#statsig). Pure text
 parsing; the fetching is `infra/upstream/statsig.py`'s.
 
 * the seed: the base64 `content` of the meta whose name starts `grok-site` (the live name uses a

@@ -32,7 +32,7 @@ def parse_import(text: str, default_tier: Tier | None = None) -> ParsedImport:
     """Parse an import: one token per line, or JSON.
 
     JSON may be a list of tokens or of objects `{token|sso_token, tier?, note?, tags?}`, or an
-    object with such a list under `accounts`. Tokens are normalised (protocol §2.1); unusable
+    object with such a list under `accounts`. Tokens are normalised (docs/protocol.md#token); unusable
     ones are counted invalid; repeats within the input are dropped. A tier (the entry's, else
     `default_tier`) is the operator's; none, or `"auto"`, leaves the tier to detection.
     """

@@ -1,4 +1,4 @@
-"""Quota upkeep: refresh the rate-limit windows of accounts that are due (protocol §7.1).
+"""Quota upkeep: refresh the rate-limit windows of accounts that are due (docs/protocol.md#quotas).
 
 Run by a schedule (`functions/cron.py`) and by an operator's "refresh now". It never stands in
 a lease's way: leases use whatever window the store holds, and a refresh only replaces it.
@@ -61,7 +61,7 @@ class RefreshReport:
         }
 
 
-# Every mode some tier has: asking all of them is what tells the tiers apart (protocol §7.2).
+# Every mode some tier has: asking all of them is what tells the tiers apart (docs/protocol.md#quotas).
 ALL_MODES = frozenset(mode for quotas in DEFAULT_QUOTAS.values() for mode in quotas)
 
 

@@ -1,4 +1,4 @@
-"""Account upkeep: accept the terms of service, set a birth date, enable NSFW (protocol §8), per
+"""Account upkeep: accept the terms of service, set a birth date, enable NSFW (docs/protocol.md#upkeep), per
 account, with the result kept beside the account in the store's records (`upkeep:<account id>`).
 
 Each step reports `done`, `already` (the birth date was locked: already set) or `failed: <why>`;

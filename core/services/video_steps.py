@@ -279,7 +279,7 @@ class VideoSteps:
         return {"video_url": final.url, "thumbnail_url": final.thumbnail_url}
 
     async def _image_video_body(self, request: Any, lease: Lease) -> dict[str, Any]:
-        """Image-to-video (§5.1): the image uploaded to this account (E5), an image post made of
+        """Image-to-video ([v2]): the image uploaded to this account (E5), an image post made of
         it (E13), then the body that animates it. Nothing is generated yet, so a failure here fails
         over like a refused E1."""
         blob = await self.media.open(request.reference)

@@ -1,10 +1,10 @@
 """Client requests -> one normalised chat request: one flattened upstream message plus attachments.
 
-The upstream takes a single `message` per new conversation (protocol §3.4), so history is
+The upstream takes a single `message` per new conversation (docs/protocol.md#history), so history is
 flattened into `[role]: text` blocks separated by blank lines; a lone user turn goes as it is.
 Image and file parts become `Attachment`s: inline data (data URLs, base64 file data) is decoded
 here; http(s) URLs are left for the fetcher, which reaches them without any account cookie and
-through the SSRF guard; then every attachment is uploaded to the leased account (§6).
+through the SSRF guard; then every attachment is uploaded to the leased account (E5).
 
 `Block`, `flatten`, `attachment_from_*` and `check_attachments` are dialect-neutral: the
 Responses and Messages normalisers build the same `ChatRequest` with them.

@@ -1,6 +1,6 @@
 """Emulated tool calling: tools rendered into the prompt, calls found in the streamed answer.
 
-The upstream has no tools. `ToolSpec.prompt()` asks the model for one markup (protocol §3.4's
+The upstream has no tools. `ToolSpec.prompt()` asks the model for one markup (docs/protocol.md#history's
 `<tool_calls>` XML); `ToolDetector` finds that markup, and the variants models drift into
 (`tool_markup`), in the answer as it streams, even split across tokens. Text before a call is
 released as it comes; only a tail that may still become markup (`<too`, a backtick) is held.

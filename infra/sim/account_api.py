@@ -129,7 +129,7 @@ def routes(state: SimState) -> list[Route]:
         )
 
     async def auth_session(request: Request) -> Response:
-        # The identity call reports bad sessions in its body instead of failing (§2.2).
+        # The identity call reports bad sessions in its body instead of failing (E22).
         token = request.cookies.get("sso")
         account = state.accounts.get(token) if token else None
         if account is None or account.expired:
@@ -151,7 +151,7 @@ def routes(state: SimState) -> list[Route]:
         )
 
     async def index_page(request: Request) -> Response:
-        # Anonymous navigation; /index answers a branded 404 that still carries the meta (§3).
+        # Anonymous navigation; /index answers a branded 404 that still carries the meta (E23).
         status = 404 if request.url.path == "/index" else 200
         needs_clearance = state.config.challenge_all
         if needs_clearance and not state.cleared(

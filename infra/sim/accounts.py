@@ -25,7 +25,7 @@ CHAT_MODES = ("auto", "fast", "expert", "heavy", "grok-420-computer-use-sa")
 MEDIA_BUCKETS = ("image_pro", "image_edit", "video", "video_720p")
 TIERS = ("basic", "super", "heavy")
 
-# [v2] quota_defaults.py (grok-web-protocol.md §7.2): (total, window seconds); absent = unsupported.
+# [v2] defaults (docs/protocol.md#quotas): (total, window seconds); absent = unsupported.
 _CHAT_TOTALS: dict[str, dict[str, tuple[int, int]]] = {
     "basic": {"auto": (20, 72000), "fast": (60, 72000), "expert": (8, 36000)},
     "super": {
@@ -42,7 +42,7 @@ _CHAT_TOTALS: dict[str, dict[str, tuple[int, int]]] = {
         "grok-420-computer-use-sa": (150, 7200),
     },
 }
-# Imagine buckets reported by E11 (§7.3). The real numbers are unknown; these only need to be plausible.
+# Imagine buckets reported by E11. The real numbers are unknown; these only need to be plausible.
 _MEDIA_TOTALS: dict[str, dict[str, int]] = {
     "basic": {"image_pro": 2, "image_edit": 5, "video_720p": 2},
     "super": {"image_pro": 50, "image_edit": 50, "video": 20, "video_720p": 20},

@@ -1,6 +1,6 @@
 """The simulator's frontend build: the page that carries the statsig seed and animation curves
 (E23 `/index`, `/`), the JavaScript chunk that carries the seed indices, and the check a signed
-`x-statsig-id` must pass (grok-statsig.md). `rotate()` is a frontend deploy: new curves, new
+`x-statsig-id` must pass (docs/protocol.md#statsig). `rotate()` is a frontend deploy: new curves, new
 indices, a new chunk name, so values built from the old build are refused ("out of date").
 """
 

@@ -1,4 +1,4 @@
-"""E1 chat and E2 follow-up: body validation and the scripted NDJSON stream (§3.1, §3.3, §3.7)."""
+"""E1 chat and E2 follow-up: body validation and the scripted NDJSON stream (docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""NDJSON frame builders for the REST stream (grok-web-protocol.md §3.6); one object per line."""
+"""NDJSON frame builders for the REST stream (docs/protocol.md#frame-kinds); one object per line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The v3 chat gateway WebSocket (E3, §3.10): session.create -> session.created + conversation.attached,
+"""The v3 chat gateway WebSocket (E3): session.create -> session.created + conversation.attached,
 then conversation.item.create + response.create -> response.chunk events -> response.done."""
 
 from __future__ import annotations

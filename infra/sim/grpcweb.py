@@ -1,4 +1,4 @@
-"""gRPC-web calls (§7.4, §8): weekly credits (E12), ToS (E16) and the NSFW toggle (E18).
+"""gRPC-web calls (docs/protocol.md#upkeep): weekly credits (E12), ToS (E16) and the NSFW toggle (E18).
 
 A frame is 1 flag byte + 4-byte big-endian length + payload; 0x00 carries a message, 0x80 the
 trailers as HTTP/1-style header lines. Requests are checked byte for byte against what the web app sends.

@@ -1,4 +1,4 @@
-"""The Imagine WebSocket (E4, §4.3): reset, then a request; per slot start_stage, image frames, completed."""
+"""The Imagine WebSocket (E4): reset, then a request; per slot start_stage, image frames, completed."""
 
 from __future__ import annotations
 

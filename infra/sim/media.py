@@ -1,4 +1,4 @@
-"""Media through E1 (image edit, video; §4.4, §5) and the media-post calls E13-E15."""
+"""Media through E1 (image edit, video: docs/protocol.md#media) and the media-post calls E13-E15."""
 
 from __future__ import annotations
 

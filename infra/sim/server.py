@@ -36,7 +36,7 @@ logging.getLogger("uvicorn.error").addFilter(_HideExpected())
 
 def _config(app: object, log_level: str) -> uvicorn.Config:
     # h11, not httptools: curl_cffi's Chrome impersonation offers `Upgrade: h2c` over plain http and
-    # httptools then drops the request body (platforms.md §10). websockets-sansio avoids the deprecated
+    # httptools then drops the request body (docs/simulator.md). websockets-sansio avoids the deprecated
     # legacy websockets server, whose DeprecationWarning is an error under the test suite's filters.
     return uvicorn.Config(
         app,  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""The simulator's own check of a signed `x-statsig-id` (grok-statsig.md), written apart from the
+"""The simulator's own check of a signed `x-statsig-id` (docs/protocol.md#statsig), written apart from the
 gateway's signer on purpose (the simulator shares no code with the gateway): exact fractions for
 the radix-16 rendering, bisection for the Bezier solve. Both must agree with the published vectors.
 """

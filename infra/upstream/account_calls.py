@@ -1,5 +1,5 @@
-"""The upkeep calls of `core.services.upkeep.AccountCalls` (protocol §8) over the upstream client's
-`send`: the account's egress and identity, statsig where §2.5 lists it, one recovery each."""
+"""The upkeep calls of `core.services.upkeep.AccountCalls` over the upstream client's
+`send`: the account's egress and identity, statsig where docs/protocol.md#statsig lists it, one recovery each."""
 
 from __future__ import annotations
 

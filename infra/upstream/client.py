@@ -1,4 +1,4 @@
-"""The Upstream port over curl_cffi: Chrome impersonation, the §2.3 headers, warm connections.
+"""The Upstream port over curl_cffi: Chrome impersonation, the headers of docs/protocol.md, warm connections.
 
 The chat call, the hot path, goes through `transport.CurlTransport`: pooled curl handles
 configured once, per request only the URL, body and header lines. The rare calls (upload,
@@ -16,7 +16,7 @@ one shared solve and one retry; a statsig refusal (code 7, "page is out of date"
 scrape and one retry. So a build rotation or an expired clearance costs one retried call.
 
 Over plain `http://` (the simulator) HTTP/1.1 is forced: Chrome impersonation would otherwise
-offer an `Upgrade: h2c` that some loopback servers answer by losing the body (platforms §10).
+offer an `Upgrade: h2c` that some loopback servers answer by losing the body (docs/simulator.md).
 """
 
 from __future__ import annotations
@@ -377,7 +377,7 @@ class CurlUpstream:
         return (await self.upload_file(token, name, mime, data))[0]
 
     async def upload_file(self, token: str, name: str, mime: str, data: bytes) -> tuple[str, str]:
-        # E5 is not among the calls that carry x-statsig-id (protocol §2.5).
+        # E5 is not among the calls that carry x-statsig-id (docs/protocol.md#statsig).
         response = await self.send(
             token,
             "POST",
@@ -448,7 +448,7 @@ class CurlUpstream:
         return response.content, response.headers.get("content-type", "").split(";")[0].strip()
 
     async def list_assets(self, token: str, page_token: str = "") -> Any:
-        # E7 carries no x-statsig-id (protocol §2.5).
+        # E7 carries no x-statsig-id (docs/protocol.md#statsig).
         page = f"&pageToken={quote(page_token, safe='')}" if page_token else ""
         response = await self.send(
             token,

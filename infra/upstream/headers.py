@@ -1,4 +1,4 @@
-"""The browser header set of protocol §2.3, origin and referer per call (§2.8), and the cookie.
+"""The browser header set (docs/protocol.md#headers), origin and referer per call, and the cookie.
 
 Values are forced to Latin-1 (look-alike punctuation mapped first), as curl sends bytes.
 """

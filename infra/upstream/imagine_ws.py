@@ -1,11 +1,11 @@
 """The ImagineUpstream port: the Imagine WebSocket (E4, `websockets`) and Imagine uploads (E6).
 
-E4 (protocol §4.3): `{upstream}/ws/imagine/listen` with Origin, User-Agent and the cookie pair;
+E4 (docs/protocol.md#imagine): `{upstream}/ws/imagine/listen` with Origin, User-Agent and the cookie pair;
 no statsig. A refused handshake is classified like a REST answer (429 rate limit, 403
 challenge, 400/401 credentials); transport failures and silences longer than `read_timeout`
 become transient/timeout failures. As in [v2], the socket has no browser TLS fingerprint.
 
-E6 (§6.2): multipart `file` + `file_source=IMAGINE_SELF_UPLOAD_FILE_SOURCE`, Referer /imagine,
+E6: multipart `file` + `file_source=IMAGINE_SELF_UPLOAD_FILE_SOURCE`, Referer /imagine,
 without statsig or request id, over the upstream client's warm `AsyncSession` (a rare call: the
 pooled handles of `transport.py` are for the chat hot path).
 """
@@ -140,7 +140,7 @@ class WsImagine:
         s = self.settings
 
         def e6(headers: dict[str, str]) -> dict[str, str]:
-            # E6: multipart (curl sets the type), no x-xai-request-id, no statsig (protocol §2.4, §2.5).
+            # E6: multipart (curl sets the type), no x-xai-request-id, no statsig (docs/protocol.md#headers).
             for name in ("content-type", "x-xai-request-id"):
                 headers.pop(name, None)
             headers["referer"] = s.upstream_url + "/imagine"

@@ -1,4 +1,4 @@
-"""E20: a LiveKit voice token for one account (protocol §11.3). The gateway only hands the token
+"""E20: a LiveKit voice token for one account (docs/protocol.md#voice). The gateway only hands the token
 and URL to a browser; it never speaks LiveKit's signalling itself."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""E10 `POST /rest/rate-limits`: one mode's quota window for one account (protocol §7.1).
+"""E10 `POST /rest/rate-limits`: one mode's quota window for one account (docs/protocol.md#quotas).
 
 A small function rather than a method of the main upstream client, so quota upkeep (cron,
 "refresh now") can use it without the chat machinery; it may be folded into `client.py` later.

@@ -1,4 +1,4 @@
-"""`x-statsig-id` values for upstream calls (protocol §2.5, grok-statsig.md), in three modes:
+"""`x-statsig-id` values for upstream calls (docs/protocol.md#statsig), in three modes:
 
 * `local` (default): signed in process (`core.protocol.statsig`) from inputs scraped off
   grok.com: the seed and curves from `/index` (falling back to `/`), the indices from the
@@ -50,7 +50,7 @@ class StatsigUnavailable(Exception):
 
 
 class Scraper:
-    """Reads the inputs off the upstream's page and chunk (grok-statsig.md §3)."""
+    """Reads the inputs off the upstream's page and chunk (docs/protocol.md#statsig)."""
 
     def __init__(self, base_url: str, get: PageGetter) -> None:
         self.base_url = base_url

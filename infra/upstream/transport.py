@@ -305,7 +305,7 @@ class CurlTransport:
     Args:
         settings: impersonation target, proxy and the connect, read and total timeouts.
         plain_http: force HTTP/1.1; plain-http servers (the simulator) can lose the body on the
-            `Upgrade: h2c` offer that Chrome impersonation makes (platforms §10).
+            `Upgrade: h2c` offer that Chrome impersonation makes (docs/simulator.md).
         max_idle: idle handles kept for reuse; more are closed when they come back.
         max_buffered: unread body bytes after which a transfer is paused.
         impersonate: the curl_cffi target (default: the settings'); one transport per target,

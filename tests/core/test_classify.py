@@ -1,4 +1,4 @@
-"""Protocol §9: one fixture per known body, the outcome it leaves and the error a client sees."""
+"""docs/protocol.md#errors: one fixture per known body, the outcome it leaves and the error a client sees."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The frame decoder: lines split anywhere, every frame kind of protocol §3.6, the end rules of §3.9."""
+"""The frame decoder: lines split anywhere, every frame kind and end rule of docs/protocol.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The signed `x-statsig-id` against the vectors published by other implementations (grok-statsig.md §4)."""
+"""The signed `x-statsig-id` against the vectors published by other implementations."""
 
 from __future__ import annotations
 

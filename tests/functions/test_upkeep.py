@@ -1,4 +1,4 @@
-"""Account upkeep (accept ToS, set a birth date, enable NSFW: protocol §8) from the admin API and
+"""Account upkeep (accept ToS, set a birth date, enable NSFW: docs/protocol.md E16-E19) from the admin API and
 the CLI, against the simulator with its signed-statsig check on; results kept as the account's state."""
 
 from __future__ import annotations

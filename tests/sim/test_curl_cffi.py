@@ -1,7 +1,7 @@
 """The gateway's real client (curl_cffi, Chrome impersonation) against the simulator over plain http.
 
 Over http:// the impersonated Chrome offers `Upgrade: h2c`; uvicorn's httptools parser would then drop
-the body (platforms.md §10). The simulator runs h11, so the JSON body must arrive intact.
+the body (docs/simulator.md). The simulator runs h11, so the JSON body must arrive intact.
 """
 
 from __future__ import annotations
