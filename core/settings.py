@@ -4,28 +4,50 @@
 `os.environ` itself: `functions/_wiring.py` passes the environment (and an optional `.env`).
 Every field is named after its variable; a wrong value raises `SettingsError`, whose message
 names the variable and the form it accepts, so a bad deploy stops at start-up, not mid-request.
+This module declares the fields; the forms they accept (the value types in their annotations) and
+the reading of variables live in `core/settings_forms.py`.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.aliases import ModelAliases
+from core.settings_forms import (
+    FOREIGN_VARIABLES,
+    PREFIX,
+    AliasText,
+    CommaList,
+    HttpUrl,
+    JobsUrl,
+    OptionalHttpUrl,
+    Origins,
+    ProxyList,
+    ProxyUrl,
+    SecretKeys,
+    ServiceUrl,
+    SettingsError,
+    StatsigValue,
+    StoreUrl,
+    describe,
+    parse_dotenv,
+    read_env,
+    variable,
+)
 
-PREFIX = "GROKGATE_"
-
-# Variables read without the prefix: they belong to the platforms (Upstash, Vercel cron).
-FOREIGN_VARIABLES = {
-    "upstash_redis_rest_url": "UPSTASH_REDIS_REST_URL",
-    "upstash_redis_rest_token": "UPSTASH_REDIS_REST_TOKEN",
-    "cron_secret": "CRON_SECRET",
-}
-
+__all__ = [
+    "BEHAVIOUR_FIELDS",
+    "FOREIGN_VARIABLES",
+    "PREFIX",
+    "SECRET_FIELDS",
+    "Settings",
+    "SettingsError",
+    "parse_dotenv",
+]
 
 SECRET_FIELDS = frozenset(
     {
@@ -44,9 +66,6 @@ SECRET_FIELDS = frozenset(
     }
 )
 
-
-_PROXY_SCHEMES = ("http://", "https://", "socks5://", "socks5h://", "socks4://", "socks4a://")
-
 # Behaviour an operator may change at run time from the console: kept in the store as overrides
 # of the environment and picked up by every instance within seconds (functions/_wiring.py).
 BEHAVIOUR_FIELDS = (
@@ -61,20 +80,16 @@ BEHAVIOUR_FIELDS = (
 )
 
 
-class SettingsError(ValueError):
-    """A setting is missing, unknown or malformed; the message is meant for an operator."""
-
-
 class Settings(BaseModel):
     """Every setting of the gateway. The README's table is generated from these descriptions."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
-    api_keys: tuple[str, ...] = Field(
+    api_keys: CommaList = Field(
         default=(), description="Comma-separated client API keys. Empty: open, loopback only."
     )
     admin_key: str | None = Field(default=None, description="Key for /admin routes (Bearer or x-api-key).")
-    secret_key: str | None = Field(
+    secret_key: SecretKeys = Field(
         default=None,
         description="Seals account tokens at rest (AES-256-GCM): 32 random bytes in base64; several comma-separated to rotate (the first seals). Required in production.",
     )
@@ -83,24 +98,24 @@ class Settings(BaseModel):
     )
     host: str = Field(default="127.0.0.1", description="Address `grokgate serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `grokgate serve` listens on.")
-    store: str = Field(
+    store: StoreUrl = Field(
         default="sqlite:///./data/grokgate.db",
         description="Account store: `sqlite:///path`, `redis://…`, `rediss://…`, `upstash`, `dynamodb://TABLE`.",
     )
     media: str = Field(default="./data/media", description="Media store: a folder, or `s3://bucket/prefix`.")
-    public_url: str | None = Field(
+    public_url: OptionalHttpUrl = Field(
         default=None, description="Public base URL of the gateway, used in media links."
     )
-    cors_origins: tuple[str, ...] = Field(
+    cors_origins: Origins = Field(
         default=(),
         description="Comma-separated browser origins allowed to call the gateway (CORS), e.g. "
         "`https://app.example.com`; `*` allows any. Empty: no browser access.",
     )
-    upstream_url: str = Field(default="https://grok.com", description="Grok web app base URL.")
-    assets_url: str = Field(default="https://assets.grok.com", description="Grok assets host base URL.")
-    accounts_url: str = Field(default="https://accounts.x.ai", description="xAI accounts host base URL.")
-    proxy_url: str | None = Field(default=None, description="Egress proxy for upstream calls (http/socks5).")
-    proxy_urls: tuple[str, ...] = Field(
+    upstream_url: HttpUrl = Field(default="https://grok.com", description="Grok web app base URL.")
+    assets_url: HttpUrl = Field(default="https://assets.grok.com", description="Grok assets host base URL.")
+    accounts_url: HttpUrl = Field(default="https://accounts.x.ai", description="xAI accounts host base URL.")
+    proxy_url: ProxyUrl = Field(default=None, description="Egress proxy for upstream calls (http/socks5).")
+    proxy_urls: ProxyList = Field(
         default=(),
         description="Comma-separated egress pool (http/https/socks5/socks4); an account is pinned to one; `{account}` is replaced by the account id. Wins over GROKGATE_PROXY_URL.",
     )
@@ -111,10 +126,10 @@ class Settings(BaseModel):
         default="local",
         description="`x-statsig-id`: `local` signs in process from grok.com's page, `signer` asks GROKGATE_STATSIG_SIGNER_URL, `manual` sends GROKGATE_STATSIG_VALUE.",
     )
-    statsig_signer_url: str | None = Field(
+    statsig_signer_url: ServiceUrl = Field(
         default=None, description="Signer URL (v3 protocol) for GROKGATE_STATSIG=signer."
     )
-    statsig_value: str | None = Field(
+    statsig_value: StatsigValue = Field(
         default=None, description="The fixed x-statsig-id for GROKGATE_STATSIG=manual (base64 of 70 bytes)."
     )
     statsig_ttl: float = Field(
@@ -131,7 +146,7 @@ class Settings(BaseModel):
     cf_cookies: str | None = Field(
         default=None, description="Cloudflare cookies (`cf_clearance=…`) sent with every upstream call."
     )
-    flaresolverr_url: str | None = Field(
+    flaresolverr_url: ServiceUrl = Field(
         default=None, description="FlareSolverr base URL for Cloudflare clearance; unset: none."
     )
     flaresolverr_timeout: float = Field(
@@ -193,7 +208,7 @@ class Settings(BaseModel):
         gt=0,
         description="Seconds a client has to send a request's body once its headers are in.",
     )
-    model_aliases: str = Field(
+    model_aliases: AliasText = Field(
         default="",
         description="Model names clients hard-code, mapped onto catalog ids: `pattern=model,…`, globs allowed (`claude-*=grok-4.20-0309-reasoning,claude-haiku-*=grok-4.20-0309-non-reasoning,gpt-5*=grok-4.20-0309`); a catalog id is always itself, then an exact pattern, then the glob with the most literal characters (docs/clients.md).",
     )
@@ -270,7 +285,7 @@ class Settings(BaseModel):
     imagine_nsfw: bool = Field(
         default=False, description="Ask Imagine (E4) for NSFW-enabled generation (`enable_nsfw`)."
     )
-    jobs: str | None = Field(
+    jobs: JobsUrl = Field(
         default=None,
         description="Video job store: `sqlite:///path`, `redis://…`, `rediss://…`, `upstash`, `dynamodb://TABLE`; unset: beside the account store (same SQLite file or Redis, DynamoDB table `<table>-jobs`).",
     )
@@ -331,118 +346,10 @@ class Settings(BaseModel):
     upstash_redis_rest_token: str | None = Field(default=None, description="Upstash REST token.")
     cron_secret: str | None = Field(default=None, description="Bearer secret that cron calls must carry.")
 
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("cors_origins", mode="before")
-    @classmethod
-    def _origins(cls, value: Any) -> Any:
-        parts = value.split(",") if isinstance(value, str) else value
-        out = []
-        for part in (p.strip().rstrip("/") for p in parts):
-            if not part:
-                continue
-            scheme, sep, host = part.partition("://")
-            if part != "*" and (scheme not in ("http", "https") or not sep or not host or "/" in host):
-                raise ValueError(f"expected origins like https://app.example.com (or *), got {part!r}")
-            out.append(part.lower())
-        return tuple(out)
-
-    @field_validator("proxy_urls", mode="before")
-    @classmethod
-    def _split_proxies(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = tuple(part.strip() for part in value.split(",") if part.strip())
-        for proxy in value:
-            if not str(proxy).startswith(_PROXY_SCHEMES):
-                raise ValueError("expected http://, https://, socks5:// or socks4:// proxy URLs")
-        return value
-
-    @field_validator("statsig_value")
-    @classmethod
-    def _statsig_value(cls, value: str | None) -> str | None:
-        if value:
-            import base64
-            import binascii
-
-            try:
-                decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
-            except (binascii.Error, ValueError):
-                decoded = b""
-            if len(decoded) != 70:
-                raise ValueError("expected base64 of exactly 70 bytes")
-        return value or None
-
-    @field_validator("statsig_signer_url", "flaresolverr_url")
-    @classmethod
-    def _service_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("expected an http:// or https:// URL")
-        return value.rstrip("/") if value else None
-
-    @field_validator("secret_key")
-    @classmethod
-    def _secret_key(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        for n, part in enumerate(p.strip() for p in value.split(",")):
-            try:
-                key = base64.b64decode(part, validate=True)
-            except ValueError:
-                raise ValueError(f"key {n + 1} is not base64") from None
-            if len(key) != 32:
-                raise ValueError(f"key {n + 1} is {len(key)} bytes; expected 32 random bytes in base64")
-        return value
-
-    @field_validator("upstream_url", "assets_url", "accounts_url", "public_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("expected an http:// or https:// URL")
-        return value.rstrip("/")
-
-    @field_validator("store")
-    @classmethod
-    def _store_url(cls, value: str) -> str:
-        if (
-            not value.startswith(("sqlite:///", "redis://", "rediss://", "dynamodb://"))
-            and value != "upstash"
-        ):
-            raise ValueError("expected sqlite:///path, redis://…, rediss://…, upstash or dynamodb://TABLE")
-        return value
-
-    @field_validator("jobs")
-    @classmethod
-    def _jobs_url(cls, value: str | None) -> str | None:
-        if value and not (
-            value.startswith(("sqlite:///", "redis://", "rediss://", "dynamodb://")) or value == "upstash"
-        ):
-            raise ValueError("expected sqlite:///path, redis://…, rediss://…, upstash or dynamodb://TABLE")
-        return value or None
-
-    @field_validator("model_aliases")
-    @classmethod
-    def _aliases(cls, value: str) -> str:
-        ModelAliases.parse(value)
-        return value
-
     @property
     def aliases(self) -> ModelAliases:
         """`model_aliases`, parsed (checked at start by its validator; parsed once per text)."""
         return _parsed_aliases(self.model_aliases)
-
-    @field_validator("proxy_url")
-    @classmethod
-    def _proxy(cls, value: str | None) -> str | None:
-        if value and not value.startswith(_PROXY_SCHEMES):
-            raise ValueError("expected http://, https://, socks5:// or socks4:// proxy URL")
-        return value or None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -450,29 +357,18 @@ class Settings(BaseModel):
 
         Unknown `GROKGATE_*` names are refused: a typo must not silently fall back to a default.
         """
-        raw: dict[str, str] = {}
-        known = set(cls.model_fields)
-        for name, value in env.items():
-            if name.startswith(PREFIX):
-                field = name[len(PREFIX) :].lower()
-                if field not in known or field in FOREIGN_VARIABLES:
-                    raise SettingsError(f"{name}: unknown setting (see the settings table in README.md)")
-                raw[field] = value
-        for field, name in FOREIGN_VARIABLES.items():
-            if name in env:
-                raw[field] = env[name]
-        raw = {k: v for k, v in raw.items() if not (v == "" and k not in ("api_keys",))}
+        raw = read_env(env, cls.model_fields)
         try:
             settings = cls.model_validate(raw)
         except ValidationError as exc:
-            raise SettingsError(_describe(exc)) from None
+            raise SettingsError(describe(exc, SECRET_FIELDS)) from None
         settings.require_ready()
         return settings
 
     @classmethod
     def variable(cls, field: str) -> str:
         """The environment variable that sets `field`."""
-        return FOREIGN_VARIABLES.get(field, PREFIX + field.upper())
+        return variable(field)
 
     def egress_proxies(self) -> tuple[str, ...]:
         """The egress pool: GROKGATE_PROXY_URLS, else GROKGATE_PROXY_URL, else none (direct)."""
@@ -495,7 +391,7 @@ class Settings(BaseModel):
         try:
             checked = type(self).model_validate({**self.model_dump(), **overrides})
         except ValidationError as exc:
-            raise SettingsError(_describe(exc)) from None
+            raise SettingsError(describe(exc, SECRET_FIELDS)) from None
         return self.model_copy(update={name: getattr(checked, name) for name in overrides})
 
     def refresh_intervals(self) -> dict[str, float]:
@@ -523,30 +419,3 @@ class Settings(BaseModel):
 @lru_cache(maxsize=8)
 def _parsed_aliases(text: str) -> ModelAliases:
     return ModelAliases.parse(text)
-
-
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "?"
-        name = Settings.variable(field)
-        accepted = error["msg"].removeprefix("Value error, ")
-        shown = "<hidden>" if field in SECRET_FIELDS else repr(error.get("input"))
-        lines.append(f"{name}: {accepted} (got {shown})")
-    return "; ".join(lines)
-
-
-def parse_dotenv(text: str) -> dict[str, str]:
-    """Parse a `.env` file: `NAME=value` lines, `#` comments, optional quotes."""
-    result: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, _, value = line.partition("=")
-        name = name.strip().removeprefix("export ").strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        result[name] = value
-    return result
