@@ -25,12 +25,6 @@ from core.accounts import (
 from core.catalog import Tier
 
 
-class Clock(Protocol):
-    def __call__(self) -> float:
-        """Seconds since the epoch."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class AccountPage:
     items: list[Account]

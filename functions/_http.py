@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.types import Scope
 
 from core.errors import GatewayError, InvalidRequest, RequestTooLarge
@@ -49,10 +48,6 @@ class JSONResponse(Response):
 
 def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse(content, status_code=status, headers=headers)
-
-
-def sse_response(body: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> StreamingResponse:
-    return StreamingResponse(body, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})})
 
 
 IGNORED_HEADER = "x-grokgate-ignored-params"
