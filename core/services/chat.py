@@ -6,7 +6,7 @@ top. The timeline of one request:
 
     open()                                      ChatStream (iterated by the route)
     ├─ fetch client URLs (no cookie, SSRF guard)
-    ├─ attempt 1..1+retry_budget:
+    ├─ attempt 1..1+retry_budget (the `Leasing` loop every leased call shares):
     │   lease ── upload attachments ── POST E1
     │   hold: read until the first meaningful event
     │     early failure (expired, 429, challenge, in-band, empty)
@@ -17,9 +17,7 @@ top. The timeline of one request:
 
 Nothing reaches the client before the hold ends, so until then every failure is still a proper
 HTTP error; after it, failures are `Fault` events and the stream still ends properly.
-An expired, blocked or rate-limited account leaves the rotation when its lease is released;
-a challenged or failing one is held until the end so the next lease prefers another account;
-an account already tried is handed straight back and the retries end.
+`core.services.leasing` says which failed accounts are released at once and which are held.
 """
 
 from __future__ import annotations
@@ -32,14 +30,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from core.accounts import Lease, Outcome, OutcomeKind
-from core.catalog import Model
 from core.errors import GatewayError, InvalidRequest
 from core.events import Event, Fault, Finish, ImageOut, ReasoningDelta, TextDelta, Usage
 from core.ports import AccountStore, Upstream, UrlFetcher
-from core.protocol.classify import Kind, UpstreamFailure, transport_failure
+from core.protocol.classify import UpstreamFailure, transport_failure
 from core.protocol.gateway_frames import ChatDecoder, decoder_for
 from core.protocol.payload import chat_body, check_message_size
-from core.services.pool import no_account_error, release_shielded
+from core.services.leasing import Leasing
 from core.settings import Settings
 from core.transcode.limits import Limits
 from core.transcode.normalize import Attachment, ChatRequest, check_attachment, check_attachments
@@ -47,7 +44,6 @@ from core.transcode.tools import ToolFilter
 from core.transcode.usage import estimate_usage
 
 log = logging.getLogger("grokgate.chat")
-_LEAVES_ROTATION = (OutcomeKind.EXPIRED, OutcomeKind.BLOCKED, OutcomeKind.RATE_LIMITED)
 
 
 class ChatService:
@@ -74,65 +70,25 @@ class ChatService:
         self.fetcher = fetcher
         self.active: set[ChatStream] = set()  # the answers streaming now (graceful shutdown)
         self.clock = clock
+        self.leasing = Leasing(settings, store, clock, upstream=upstream)
 
     async def open(self, request: ChatRequest) -> ChatStream:
         """Start the answer; raises a `GatewayError` if it cannot start on any account."""
         check_message_size(request.message)  # the client's fault: before any account is tried
         files = await self._resolve(request.attachments)
-        last: UpstreamFailure | None = None
-        # Failed leases stay held until the end, so the next lease prefers another account.
-        # Failures that leave the account usable (challenge, transient) are held until the end,
-        # so the next lease prefers another account of the same tier; the others take the
-        # account out of rotation, so they are released at once.
-        tried: list[tuple[Lease, Outcome]] = []
-        seen: set[str] = set()
         waited = 0.0  # seconds spent on the upstream (uploads, the call, the hold), every attempt
-        try:
-            for attempt in range(1 + self.settings.retry_budget):
-                lease = await self.store.lease(
-                    mode=request.model.mode,
-                    tiers=request.model.tiers,
-                    now=self.clock(),
-                    ttl=self.settings.lease_ttl,
-                )
-                if lease is None:
-                    if last is not None:
-                        break
-                    raise await self._no_account(request.model)
-                if lease.account_id in seen:
-                    await self._release(lease, Outcome(OutcomeKind.CANCELLED, refund=True))
-                    break
-                began = time.perf_counter()
-                try:
-                    stream = await self._attempt(request, files, lease)
-                    stream.upstream_wait = waited + time.perf_counter() - began
-                    return stream
-                except UpstreamFailure as failure:
-                    waited += time.perf_counter() - began
-                    last = failure
-                    log.info("attempt %d on %s failed: %s", attempt + 1, lease.account_id, failure.reason)
-                    if failure.kind is Kind.ANTI_BOT:
-                        # An in-band refusal the adapter could not see: its next value is fresh.
-                        note = getattr(self.upstream, "note_failure", None)
-                        if note is not None:
-                            await note(failure)
-                    outcome = failure.outcome(self.clock(), self.settings.cooldown_seconds)
-                    if not failure.retryable:
-                        await self._release(lease, outcome)
-                        raise failure.to_error(self.settings.cooldown_seconds) from None
-                    if outcome.kind in _LEAVES_ROTATION:
-                        await self._release(lease, outcome)
-                    else:
-                        tried.append((lease, outcome))
-                    seen.add(lease.account_id)
-                except BaseException:
-                    await self._release(lease, Outcome(OutcomeKind.CANCELLED))
-                    raise
-        finally:
-            for held, outcome in tried:
-                await self._release(held, outcome)
-        assert last is not None
-        raise last.to_error(self.settings.cooldown_seconds)
+
+        async def attempt(lease: Lease) -> ChatStream:
+            nonlocal waited
+            began = time.perf_counter()
+            try:
+                stream = await self._attempt(request, files, lease)
+            finally:
+                waited += time.perf_counter() - began
+            stream.upstream_wait = waited
+            return stream
+
+        return await self.leasing.run(request.model, attempt, keep=True)
 
     async def _attempt(self, request: ChatRequest, files: list[Attachment], lease: Lease) -> ChatStream:
         file_ids = [await self.upstream.upload(lease.token, f.name, f.mime, f.data or b"") for f in files]
@@ -177,15 +133,31 @@ class ChatService:
             stream.interrupt(error)
         return len(streams)
 
-    async def _no_account(self, model: Model) -> GatewayError:
-        return await no_account_error(self.store, model)
 
-    async def _release(self, lease: Lease, outcome: Outcome) -> None:
-        """Release even while the calling task is being cancelled (the client went away)."""
-        await release_shielded(self.store, lease, outcome, self.clock())
+class BatchStream:
+    """Batches of events, read with `async for batch in stream`; always `aclose()`. Subclasses
+    set `_gen`, the generator behind the iteration, and say what closing releases."""
+
+    _gen: AsyncGenerator[list[Event], None]
+
+    def __aiter__(self) -> AsyncIterator[list[Event]]:
+        return self._gen
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+    async def collect(self) -> list[Event]:
+        """Drain the stream (non-streaming calls)."""
+        events: list[Event] = []
+        try:
+            async for batch in self:
+                events.extend(batch)
+        finally:
+            await self.aclose()
+        return events
 
 
-class ChatStream:
+class ChatStream(BatchStream):
     """The started answer: `async for batch in stream` yields lists of events; always `aclose()`.
 
     The first batch is the one the hold read. Usage comes just before `Finish`; `Finish` or
@@ -253,22 +225,9 @@ class ChatStream:
     def account_id(self) -> str:
         return self.lease.account_id
 
-    def __aiter__(self) -> AsyncIterator[list[Event]]:
-        return self._gen
-
     async def aclose(self) -> None:
         await self._gen.aclose()
         await self._finish(self._outcome or Outcome(OutcomeKind.CANCELLED))
-
-    async def collect(self) -> list[Event]:
-        """Drain the stream (non-streaming calls)."""
-        events: list[Event] = []
-        try:
-            async for batch in self:
-                events.extend(batch)
-        finally:
-            await self.aclose()
-        return events
 
     async def _run(self) -> AsyncGenerator[list[Event], None]:
         try:
@@ -358,4 +317,4 @@ class ChatStream:
             return
         self._released = True
         self.service.active.discard(self)
-        await self.service._release(self.lease, outcome)
+        await self.service.leasing.release(self.lease, outcome)

@@ -39,7 +39,6 @@ from core.protocol.media import (
     imagine_reset,
 )
 from core.services.chat import ChatService
-from core.services.leased import Leaser
 from core.settings import Settings
 from core.transcode.normalize import Attachment, ChatRequest, check_attachment, sniff_image
 
@@ -160,7 +159,6 @@ class ImageService:
     upstream: E1 and asset downloads.
     imagine: the E4 WebSocket and E6 uploads.
     media: where delivered images are stored.
-    leaser: lease/release with failover (built from the chat service's store when None).
     clock: seconds since the epoch.
     """
 
@@ -173,7 +171,6 @@ class ImageService:
         media: MediaStore,
         *,
         clock: Callable[[], float] = time.time,
-        leaser: Leaser | None = None,
     ) -> None:
         self.settings = settings
         self.chat = chat
@@ -181,7 +178,7 @@ class ImageService:
         self.imagine = imagine
         self.media = media
         self.clock = clock
-        self.leaser = leaser or Leaser(settings, chat.store, clock)
+        self.leasing = chat.leasing  # one failover loop for chat and media calls
 
     async def generate(
         self, request: ImageRequest, progress: Callable[[int], None] | None = None
@@ -195,7 +192,7 @@ class ImageService:
         if model.capability is Capability.IMAGE_EDIT:
             batches = await asyncio.gather(*(self._edit(request) for _ in range(request.n)))
         elif "pro" in model.limits:
-            batches = [await self.leaser.run(model, lambda lease: self._imagine(request, lease, report))]
+            batches = [await self.leasing.run(model, lambda lease: self._imagine(request, lease, report))]
         else:
             batches = await asyncio.gather(
                 *(self._lite(request, report) for _ in range((request.n + 1) // 2))
@@ -292,7 +289,7 @@ class ImageService:
     # --- edit: Imagine uploads + E1 imageToImage ---------------------------------------------
 
     async def _edit(self, request: ImageRequest) -> Batch:
-        return await self.leaser.run(request.model, lambda lease: self._edit_once(request, lease))
+        return await self.leasing.run(request.model, lambda lease: self._edit_once(request, lease))
 
     async def _edit_once(self, request: ImageRequest, lease: Lease) -> Batch:
         ids = [await self.imagine.upload(lease.token, f.name, f.mime, f.data or b"") for f in request.images]

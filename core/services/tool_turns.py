@@ -18,18 +18,18 @@ an answer passes through unchecked.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import replace
 
 from core.errors import GatewayError
 from core.events import Event, Fault, Finish, TextDelta, ToolCall, Usage
-from core.services.chat import ChatService, ChatStream
+from core.services.chat import BatchStream, ChatService, ChatStream
 from core.transcode.normalize import ChatRequest
 from core.transcode.structured import StructuredOutputFailed
 from core.transcode.tools import RETRY
 
 
-class _Retrying:
+class _Retrying(BatchStream):
     """A turn over an inner stream that it may replace once: iterates like a `ChatStream`
     (batches of events); always `aclose()`."""
 
@@ -41,21 +41,9 @@ class _Retrying:
         self.retried = False
         self._gen = self._run()
 
-    def __aiter__(self) -> AsyncIterator[list[Event]]:
-        return self._gen
-
     async def aclose(self) -> None:
         await self._gen.aclose()
         await self.stream.aclose()
-
-    async def collect(self) -> list[Event]:
-        events: list[Event] = []
-        try:
-            async for batch in self:
-                events.extend(batch)
-        finally:
-            await self.aclose()
-        return events
 
     def _run(self) -> AsyncGenerator[list[Event], None]:
         raise NotImplementedError

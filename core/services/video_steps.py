@@ -43,7 +43,7 @@ from core.protocol.media import (
     post_id_of,
     video_body,
 )
-from core.services.leased import Leaser, Started
+from core.services.leasing import Leasing, Started
 from core.settings import Settings
 
 log = logging.getLogger("grokgate.videos")
@@ -99,7 +99,7 @@ class _Work:
 
 
 class VideoSteps:
-    """Args: the video service's settings, ports and leaser (see `VideoService`)."""
+    """Args: the video service's settings, ports and failover loop (see `VideoService`)."""
 
     def __init__(
         self,
@@ -108,7 +108,7 @@ class VideoSteps:
         upstream: Upstream,
         media: MediaStore,
         jobs: JobStore,
-        leaser: Leaser,
+        leasing: Leasing,
         clock: Callable[[], float],
         params: Callable[[Job], Any],
     ) -> None:
@@ -117,7 +117,7 @@ class VideoSteps:
         self.upstream = upstream
         self.media = media
         self.jobs = jobs
-        self.leaser = leaser
+        self.leasing = leasing
         self.clock = clock
         self._request_of = params
 
@@ -190,7 +190,7 @@ class VideoSteps:
             # the video already. Never send it again; look for it instead.
             return await self._next(job, work, POLL, 0.0)
         request = self._request_of(job)
-        found = await self.leaser.run(
+        found = await self.leasing.run(
             request.model, lambda lease: self._generate(request, lease, work, deadline)
         )
         if found is None:

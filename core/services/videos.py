@@ -26,7 +26,7 @@ from core.catalog import Capability, Model, require_capability
 from core.errors import InvalidRequest, NotFound
 from core.ports import AccountStore, Job, JobStatus, JobStore, MediaBlob, MediaStore, Upstream
 from core.protocol.media import IMAGE_TO_VIDEO_SECONDS, MAX_VIDEO_SECONDS
-from core.services.leased import Leaser
+from core.services.leasing import Leasing
 from core.services.media_lifecycle import MediaGone, expired
 from core.services.video_steps import StepResult, VideoSteps
 from core.settings import Settings
@@ -170,6 +170,7 @@ class VideoService:
     media: where finished videos are kept.
     jobs: the shared job store.
     clock: seconds since the epoch.
+    leasing: the failover loop (built over `store` when None).
     """
 
     def __init__(
@@ -181,15 +182,15 @@ class VideoService:
         jobs: JobStore,
         *,
         clock: Callable[[], float] = time.time,
-        leaser: Leaser | None = None,
+        leasing: Leasing | None = None,
     ) -> None:
         self.settings = settings
         self.upstream = upstream
         self.media = media
         self.jobs = jobs
         self.clock = clock
-        self.leaser = leaser or Leaser(settings, store, clock)
-        self.steps = VideoSteps(settings, store, upstream, media, jobs, self.leaser, clock, request_of)
+        self.leasing = leasing or Leasing(settings, store, clock, upstream=upstream)
+        self.steps = VideoSteps(settings, store, upstream, media, jobs, self.leasing, clock, request_of)
 
     # --- the API side ------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""core.services.pool.release_shielded: the on-the-spot path and the shielded one."""
+"""`Leasing.release`: the on-the-spot path and the shielded one."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import asyncio
 
 from core.accounts import Lease, Outcome
 from core.catalog import Tier
-from core.services.pool import release_shielded
+from core.services.leasing import Leasing
+from core.settings import Settings
 
 LEASE = Lease("lease_1", "acct", "tok", Tier.BASIC, "fast", 100.0)
 
@@ -28,15 +29,19 @@ class Store:
         return True
 
 
+def leasing(store: Store) -> Leasing:
+    return Leasing(Settings(), store, lambda: 1.0)  # type: ignore[arg-type]
+
+
 async def test_a_release_done_on_the_spot_is_not_repeated() -> None:
     store = Store(nowait=True)
-    await release_shielded(store, LEASE, Outcome.success(), 1.0)  # type: ignore[arg-type]
+    await leasing(store).release(LEASE, Outcome.success())
     assert store.calls == ["nowait"]
 
 
 async def test_a_release_that_must_wait_survives_the_callers_cancellation() -> None:
     store = Store(nowait=None)
-    caller = asyncio.ensure_future(release_shielded(store, LEASE, Outcome.success(), 1.0))  # type: ignore[arg-type]
+    caller = asyncio.ensure_future(leasing(store).release(LEASE, Outcome.success()))
     await asyncio.sleep(0.01)
     caller.cancel()
     await asyncio.sleep(0.01)
