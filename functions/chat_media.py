@@ -29,6 +29,7 @@ from core.errors import GatewayError, UpstreamError
 from core.ports import Job, JobStatus
 from core.services import images as image_requests
 from core.transcode.openai_chat import ChatCompletionRequest
+from core.transcode.openai_images import markdown
 from functions._http import json_response
 from functions._wiring import Deps
 
@@ -76,12 +77,6 @@ def image_of(messages: list[Any]) -> str:
     return ""
 
 
-def render_image(item: dict[str, Any], index: int) -> str:
-    if "b64_json" in item:
-        return f"![image {index}](data:image/png;base64,{item['b64_json']})"
-    return f"![image {index}]({item['url']})"
-
-
 def render_video(url: str, fmt: str) -> str:
     if fmt == "html":
         return f'<video controls src="{html.escape(url, quote=True)}"></video>'
@@ -120,8 +115,7 @@ class _Images:
             yield f"Done in {time.monotonic() - started:.1f} s."
 
     async def content(self) -> str:
-        result = await self.task
-        return "\n\n".join(render_image(item, i + 1) for i, item in enumerate(result["data"]))
+        return markdown(await self.task)
 
 
 class _Video:

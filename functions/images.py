@@ -1,7 +1,7 @@
 """POST /v1/images/generations, POST /v1/images/edits, and the media download route.
 
-HTTP only: bodies become an `ImageRequest`, the image service generates and stores, the answer
-is OpenAI's `{created, data: [{url} | {b64_json}]}`. `GET /v1/files/{id}/content` serves stored
+HTTP only: bodies become an `ImageRequest`, the image service generates and stores, and
+core/transcode/openai_images.py renders the answer, OpenAI's `{created, data: [{url} | {b64_json}]}`. `GET /v1/files/{id}/content` serves stored
 media: with `exp` and `sig` (a signed link) it needs no API key and checks the signature in
 constant time and the expiry; without them it is an ordinary authenticated route.
 """
@@ -21,6 +21,7 @@ from core.ports import ImagineUpstream, MediaStore
 from core.services.images import ImageService, check_images, check_request
 from core.services.media_lifecycle import MediaGone, expired
 from core.transcode.normalize import Attachment
+from core.transcode.openai_images import images_body
 from functions._access import allow
 from functions._app import build_app, signed_link
 from functions._http import deps_of, json_response, read_body, read_json
@@ -104,7 +105,7 @@ async def generations(request: Request) -> Response:
         default_format=deps.settings.image_format,
         base_url=base_url(request, deps),
     )
-    return json_response(await image_service(deps).generate(image_request))
+    return json_response(images_body(await image_service(deps).generate(image_request)))
 
 
 async def edits(request: Request) -> Response:
@@ -134,7 +135,7 @@ async def edits(request: Request) -> Response:
         base_url=base_url(request, deps),
         images=images,
     )
-    return json_response(await image_service(deps).generate(image_request))
+    return json_response(images_body(await image_service(deps).generate(image_request)))
 
 
 async def file_content(request: Request) -> Response:

@@ -10,7 +10,8 @@ Every upstream request holds its own lease (one quota unit). Images are taken fr
 when it carries the final pixels, otherwise downloaded from the assets host with the account's
 cookie (the Upstream adapter refuses any other host). Moderated images are never delivered; if
 all are, the client gets a 400 `content_policy_violation`. Delivery: `url` stores the bytes in
-the MediaStore and returns its link (the upstream asset URL is not public); `b64_json` inlines.
+the MediaStore and hands back its link (the upstream asset URL is not public); `b64_json` hands
+back the bytes. The result is a `GeneratedImages` (core/media.py); the dialect renders it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from core.accounts import Lease
 from core.catalog import Capability, Model
 from core.errors import InvalidRequest, UpstreamError
 from core.events import Fault, ImageOut
+from core.media import DeliveredImage, GeneratedImages
 from core.ports import ImagineUpstream, MediaStore, Upstream
 from core.protocol.classify import UpstreamFailure, empty_stream
 from core.protocol.frames import FrameDecoder
@@ -182,8 +184,8 @@ class ImageService:
 
     async def generate(
         self, request: ImageRequest, progress: Callable[[int], None] | None = None
-    ) -> dict[str, Any]:
-        """The OpenAI images response body: `{created, data: [{url} | {b64_json}]}`.
+    ) -> GeneratedImages:
+        """The delivered images: stored and linked, or inline (`request.response_format`).
 
         `progress`, if given, is called with the upstream's progress (0-100) as it rises (the
         Imagine round's; the lite and edit calls report their images' frames)."""
@@ -212,13 +214,14 @@ class ImageService:
             log.info(
                 "%s: %d of %d images delivered (%d moderated)", model.id, len(pictures), request.n, moderated
             )
-        return {"created": int(self.clock()), "data": [await self._deliver(request, p) for p in pictures]}
+        created = int(self.clock())
+        return GeneratedImages(created, tuple([await self._deliver(request, p) for p in pictures]))
 
-    async def _deliver(self, request: ImageRequest, picture: Picture) -> dict[str, Any]:
+    async def _deliver(self, request: ImageRequest, picture: Picture) -> DeliveredImage:
         if request.response_format == "b64_json":
-            return {"b64_json": base64.b64encode(picture.data).decode("ascii")}
+            return DeliveredImage(picture.data, picture.mime)
         media_id = await self.media.put(picture.data, picture.mime)
-        return {"url": await self.media.link(media_id, request.base_url)}
+        return DeliveredImage(picture.data, picture.mime, await self.media.link(media_id, request.base_url))
 
     # --- lite: a chat call that draws ---------------------------------------------------------
 
