@@ -1,6 +1,6 @@
 """The code's protocol vocabulary is defined in the repository: every endpoint (E1…), frame (F1…)
 and version marker ([v2]…) a source file cites, and every `docs/<page>.md#section` it points at,
-exists in docs/; no section-number citation (`§`) of a document outside the repository is left."""
+exists in docs/; no section-number citation (a section sign) of a document outside the repository is left."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ PROTOCOL = ROOT / "docs" / "protocol.md"
 
 LABEL = re.compile(r"\b([EF])(\d{1,2})\b(?:-[EF]?(\d{1,2})\b)?")  # E7, F12, E13-E15
 MARKER = re.compile(r"\[v\d[\d.]*\]")
+SECTION_SIGN = "\u00a7"
 POINTER = re.compile(r"\bdocs/([\w-]+)\.md#([\w-]+)")
 
 
@@ -91,7 +92,7 @@ def test_no_section_number_citations_remain():
         f"{path.relative_to(ROOT)}:{n}"
         for path in _sources()
         for n, line in enumerate(path.read_text().splitlines(), 1)
-        if "§" in line
+        if SECTION_SIGN in line
     ]
     assert not cited, cited
 
