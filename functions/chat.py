@@ -1,16 +1,12 @@
 """POST /v1/chat/completions: OpenAI's chat completions over the chat service.
 
 HTTP only: the body becomes a `ChatRequest`, the service yields event batches, the OpenAI
-accumulator turns each batch into chunks, and each batch goes out as one write. Disconnects and
+accumulator turns each batch into chunks, and each batch goes out as one write (`functions._sse`). Disconnects and
 heartbeats are `functions._answer`'s. This deployable also serves Responses and Messages.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from typing import Any
-
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -21,36 +17,10 @@ from core.services.tool_turns import Turn, open_turn
 from core.transcode.openai_chat import ChatCompletionRequest, ChatCompletionState, normalize_request
 from functions import messages, responses
 from functions._access import allow
-from functions._answer import Final, chat_service, serve_answer
+from functions._answer import chat_service, serve_answer
 from functions._app import build_app
 from functions._http import deps_of, json_response, read_json
-
-DONE = b"data: [DONE]\n\n"
-
-
-def _frame(chunks: list[dict[str, Any]]) -> bytes:
-    dumps = orjson.dumps
-    return b"".join([b"data: " + dumps(chunk) + b"\n\n" for chunk in chunks])
-
-
-async def openai_sse(state: ChatCompletionState, stream: Turn) -> AsyncGenerator[bytes, None]:
-    """OpenAI chunks as SSE: role chunk with the first batch, one write per batch, then [DONE]."""
-    try:
-        head = [state.start()]
-        async for batch in stream:
-            chunks = state.handle(batch)
-            if head:
-                chunks = head + chunks
-                head = []
-            if state.finish_reason is not None or state.error is not None:
-                # The answer is complete: [DONE] in the same write; the lease is released after.
-                yield Final(_frame(chunks) + DONE)
-                return
-            if chunks:
-                yield _frame(chunks)
-        yield Final((_frame(head) if head else b"") + DONE)
-    finally:
-        await stream.aclose()
+from functions._sse import CHAT, sse
 
 
 def _media_model(model_id: str) -> Model | None:
@@ -88,7 +58,7 @@ async def chat_completions(request: Request) -> Response:
         request,
         deps,
         lambda: open_turn(chat_service(deps), chat),
-        (lambda stream: openai_sse(state, stream)) if body.stream else None,
+        (lambda stream: sse(state, stream, CHAT)) if body.stream else None,
         collect,
     )
 

@@ -8,11 +8,6 @@ one wire format); `x-api-key` or a Bearer key authenticates.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncGenerator
-from typing import Any
-
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -24,25 +19,10 @@ from core.transcode.usage import estimate_usage
 from functions._access import allow
 from functions._answer import chat_service, serve_answer
 from functions._app import build_app
-from functions._dialect_sse import dialect_sse
 from functions._http import deps_of, json_response, read_json
+from functions._sse import MESSAGES, sse
 
-log = logging.getLogger("grokgate.messages")
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
-
-
-def _frame(events: list[tuple[str, dict[str, Any]]]) -> bytes:
-    dumps = orjson.dumps
-    return b"".join(
-        [b"event: " + name.encode() + b"\ndata: " + dumps(data) + b"\n\n" for name, data in events]
-    )
-
-
-def messages_sse(state: MessagesState, stream: Turn) -> AsyncGenerator[bytes, None]:
-    """message_start and ping with the first batch; always `message_stop` or `error` at the end."""
-    return dialect_sse(
-        state, stream, _frame, lambda: state.stop_reason is not None or state.error is not None, log
-    )
 
 
 async def create_message(request: Request) -> Response:
@@ -65,7 +45,7 @@ async def create_message(request: Request) -> Response:
         state.handle(await stream.collect())
         return json_response(state.final())
 
-    stream = (lambda opened: messages_sse(state, opened)) if body.stream else None
+    stream = (lambda opened: sse(state, opened, MESSAGES)) if body.stream else None
     return await serve_answer(
         request, deps, lambda: open_turn(chat_service(deps), chat), stream, collect, ping=PING
     )

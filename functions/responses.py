@@ -10,10 +10,9 @@ The stream always ends with `response.completed`, `response.incomplete` or `resp
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -24,17 +23,12 @@ from core.transcode.openai_tools import SEARCH_TOOLS
 from core.transcode.responses import ResponsesState, new_id
 from core.transcode.responses_input import ResponsesRequest, normalize_responses
 from functions._access import allow
-from functions._answer import Final, chat_service, serve_answer
+from functions._answer import chat_service, serve_answer
 from functions._app import build_app, presented_key
-from functions._dialect_sse import dialect_sse
 from functions._http import deps_of, json_response, read_json
+from functions._sse import RESPONSES, sse
 
 log = logging.getLogger("grokgate.responses")
-
-
-def _frame(events: list[dict[str, Any]]) -> bytes:
-    dumps = orjson.dumps
-    return b"".join([b"event: " + e["type"].encode() + b"\ndata: " + dumps(e) + b"\n\n" for e in events])
 
 
 def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
@@ -81,11 +75,6 @@ def _echo(body: ResponsesRequest) -> dict[str, Any]:
             "verbosity": (body.text.verbosity if body.text else None) or "medium",
         },
     }
-
-
-def responses_sse(state: ResponsesState, stream: Turn) -> AsyncGenerator[bytes, None]:
-    """Lifecycle head with the first batch, one write per batch, and always a terminal event."""
-    return dialect_sse(state, stream, _frame, lambda: state.status != "in_progress", log)
 
 
 def _is_reference(item: Any) -> bool:
@@ -146,25 +135,11 @@ async def create_response(request: Request) -> Response:
         return json_response(final)
 
     def stream(opened: Turn) -> AsyncGenerator[bytes, None]:
-        return _saved(responses_sse(state, opened), save)
+        return sse(state, opened, RESPONSES, before_end=save)
 
     return await serve_answer(
         request, deps, lambda: open_turn(chat_service(deps), chat), stream if body.stream else None, collect
     )
-
-
-async def _saved(
-    body: AsyncGenerator[bytes, None], save: Callable[[], Awaitable[None]]
-) -> AsyncGenerator[bytes, None]:
-    """The stream, with the response stored before its terminal event goes out (so a client that
-    retrieves it on `response.completed` finds it)."""
-    try:
-        async for data in body:
-            if type(data) is Final:
-                await save()
-            yield data
-    finally:
-        await body.aclose()
 
 
 async def retrieve_response(request: Request) -> Response:

@@ -123,6 +123,10 @@ class MessagesState:
             raise self.error
         return self.message()
 
+    @property
+    def ended(self) -> bool:
+        return self.stop_reason is not None or self.error is not None
+
     def start(self) -> list[tuple[str, dict[str, Any]]]:
         head = {**self.message(), "content": []}
         head["usage"] = {**head["usage"], "output_tokens": 1}

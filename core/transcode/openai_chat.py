@@ -247,9 +247,13 @@ class ChatCompletionState:
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
 
-    def start(self) -> dict[str, Any]:
+    @property
+    def ended(self) -> bool:
+        return self.finish_reason is not None or self.error is not None
+
+    def start(self) -> list[dict[str, Any]]:
         """The first chunk: the role, before any content."""
-        return self._chunk({"role": "assistant", "content": "", "refusal": None})
+        return [self._chunk({"role": "assistant", "content": "", "refusal": None})]
 
     def handle(self, events: list[Event]) -> list[dict[str, Any]]:
         chunks: list[dict[str, Any]] = []

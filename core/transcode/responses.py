@@ -182,6 +182,10 @@ class ResponsesState:
         self.seq += 1
         return event
 
+    @property
+    def ended(self) -> bool:
+        return self.status != "in_progress"
+
     def start(self) -> list[dict[str, Any]]:
         return [
             self._event("response.created", response=self.response()),

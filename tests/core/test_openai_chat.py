@@ -78,7 +78,7 @@ def test_honoured_parameters() -> None:
 
 def run(events: list[Event], **kw: Any) -> tuple[list[dict[str, Any]], ChatCompletionState]:
     state = ChatCompletionState(MODEL, id="chatcmpl-1", created=1, **kw)
-    return [state.start(), *state.handle(events)], state
+    return [*state.start(), *state.handle(events)], state
 
 
 def deltas(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
