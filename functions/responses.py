@@ -19,8 +19,8 @@ from starlette.routing import Route
 
 from core.errors import InvalidRequest, StoreUnavailable
 from core.services.tool_turns import Turn, open_turn
-from core.transcode.openai_tools import SEARCH_TOOLS
 from core.transcode.responses import ResponsesState, new_id
+from core.transcode.responses_echo import echo
 from core.transcode.responses_input import ResponsesRequest, normalize_responses
 from functions._access import allow
 from functions._answer import chat_service, serve_answer
@@ -29,52 +29,6 @@ from functions._http import deps_of, json_response, read_json
 from functions._sse import RESPONSES, sse
 
 log = logging.getLogger("grokgate.responses")
-
-
-def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    if tool.get("type") != "function":
-        return tool  # custom, namespace and web search tools as given
-    fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
-    return {
-        "type": "function",
-        "name": fn.get("name"),
-        "description": fn.get("description"),
-        "parameters": fn.get("parameters") or {"type": "object", "properties": {}},
-        "strict": bool(fn.get("strict")),
-    }
-
-
-def _echo(body: ResponsesRequest) -> dict[str, Any]:
-    """The request fields a response object repeats (tools that cannot run here are left out)."""
-    tools = [
-        _echo_tool(tool)
-        for tool in body.tools or ()
-        if tool.get("type") in ("function", "custom", "namespace", *SEARCH_TOOLS)
-    ]
-    reasoning = body.reasoning
-    return {
-        "instructions": body.instructions,
-        "max_output_tokens": body.max_output_tokens,
-        "max_tool_calls": body.max_tool_calls,
-        "metadata": body.metadata or {},
-        "parallel_tool_calls": body.parallel_tool_calls is not False,
-        "reasoning": {
-            "effort": reasoning.effort if reasoning else None,
-            "summary": (reasoning.summary or reasoning.generate_summary) if reasoning else None,
-        },
-        "temperature": body.temperature if body.temperature is not None else 1.0,
-        "top_p": body.top_p if body.top_p is not None else 1.0,
-        "tool_choice": body.tool_choice if body.tool_choice is not None else "auto",
-        "tools": tools,
-        "truncation": body.truncation or "disabled",
-        "user": body.user,
-        "prompt_cache_key": body.prompt_cache_key,
-        "safety_identifier": body.safety_identifier,
-        "text": {
-            "format": (body.text.format if body.text and body.text.format else None) or {"type": "text"},
-            "verbosity": (body.text.verbosity if body.text else None) or "medium",
-        },
-    }
 
 
 def _is_reference(item: Any) -> bool:
@@ -107,11 +61,11 @@ async def create_response(request: Request) -> Response:
 
         items = input_items(body.input, response_id)
     sealed = "reasoning.encrypted_content" in (body.include or ())
-    echo = {**_echo(body), "store": keep, "previous_response_id": body.previous_response_id}
+    repeated = {**echo(body), "store": keep, "previous_response_id": body.previous_response_id}
     state = ResponsesState(
         body.model,
         id=response_id,
-        echo=echo,
+        echo=repeated,
         reasoning=chat.reasoning and deps.settings.show_reasoning,
         image_format=deps.settings.image_format,
         seal=deps.sealer.seal if sealed else None,
