@@ -17,12 +17,16 @@ from core.accounts import AccountStatus, NewAccount, account_id_for
 from core.catalog import Tier, get_model
 from core.errors import GatewayError, Overloaded, RateLimited, UpstreamError
 from core.events import Fault, Finish, TextDelta
+from core.ports import JobStatus
 from core.protocol.classify import Kind, UpstreamFailure, classify_http, transport_failure
 from core.services.chat import ChatService
 from core.services.images import ImageRequest, ImageService
 from core.services.leasing import Leasing, Started
+from core.services.videos import VideoService, check_request
 from core.settings import Settings
 from core.transcode.normalize import ChatRequest
+from infra.jobs.sqlite import SQLiteJobStore
+from infra.media.local import LocalMediaStore
 from infra.state.sqlite import SQLiteAccountStore
 from infra.upstream.fake import Call, FakeUpstream, answer, inband_error
 
@@ -239,3 +243,38 @@ async def test_a_success_returns_the_calls_result(store: SQLiteAccountStore) -> 
 
     token = await leasing.run(FAST, call)
     assert (await account(store, token)).use_count == 1
+
+
+async def test_a_video_job_fails_over_on_a_refused_submit(store: SQLiteAccountStore, tmp_path: Path) -> None:
+    """A video's E1 runs in the same loop: the first account's 429 cools it, the next one makes
+    the video, the job completes."""
+    await store.add([NewAccount(f"super-{i}", Tier.SUPER) for i in range(3)], NOW)
+    frame = {"progress": 100, "videoUrl": "/v/clip.mp4", "videoId": "vid-1", "thumbnailImageUrl": ""}
+    submits: list[str] = []
+
+    def handler(call: Call) -> Any:
+        if call.kind == "chat":
+            submits.append(call.token)
+            if len(submits) == 1:
+                raise classify_http(429, "Too many requests")
+            return [{"result": {"response": {"streamingVideoGenerationResponse": frame}}}]
+        assert call.kind == "download"
+        return b"\x00\x00\x00\x18ftypmp42", "video/mp4"
+
+    jobs = SQLiteJobStore(tmp_path / "jobs.db")
+    videos = VideoService(
+        Settings(),
+        store,
+        FakeUpstream(handler),
+        LocalMediaStore(tmp_path / "media", b"k"),
+        jobs,
+        clock=lambda: NOW,
+    )
+    job = await videos.create(
+        check_request(model="grok-imagine-video", prompt="a tide", seconds=6, size="1280x720")
+    )
+    assert await videos.run(job.id)
+    assert (await videos.get(job.id)).status is JobStatus.COMPLETED
+    assert len(submits) == 2 and submits[0] != submits[1]
+    assert (await account(store, submits[0])).status is AccountStatus.COOLING
+    await jobs.close()
