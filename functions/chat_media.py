@@ -14,7 +14,6 @@ function: the answer waits for it up to `chat_video_wait` seconds, else ends wit
 from __future__ import annotations
 
 import asyncio
-import html
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -30,6 +29,7 @@ from core.ports import Job, JobStatus
 from core.services import images as image_requests
 from core.transcode.openai_chat import ChatCompletionRequest
 from core.transcode.openai_images import markdown
+from core.transcode.openai_videos import video_link
 from functions._http import json_response
 from functions._wiring import Deps
 
@@ -75,12 +75,6 @@ def image_of(messages: list[Any]) -> str:
         if urls:
             return urls[-1]
     return ""
-
-
-def render_video(url: str, fmt: str) -> str:
-    if fmt == "html":
-        return f'<video controls src="{html.escape(url, quote=True)}"></video>'
-    return f"[video]({url})" if fmt == "markdown" else url
 
 
 class _Images:
@@ -162,7 +156,7 @@ class _Video:
                 code=job.error_code or "video_generation_failed",
             )
         url = await media_store(self.deps).link(job.result["video"], self.base_url)
-        return render_video(url, self.deps.settings.video_format)
+        return video_link(url, self.deps.settings.video_format)
 
 
 async def _images(deps: Deps, body: ChatCompletionRequest, model: Model, base_url: str) -> Work:

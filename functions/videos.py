@@ -21,9 +21,11 @@ from starlette.routing import Route
 
 from core.errors import InvalidRequest
 from core.ports import Job, JobStatus, JobStore
-from core.services.videos import DEFAULT_MODEL as VIDEO_MODEL
-from core.services.videos import VideoRequest, VideoService, check_request, owner_of
+from core.services.video_requests import DEFAULT_MODEL as VIDEO_MODEL
+from core.services.video_requests import VideoRequest, check_fields
+from core.services.videos import VideoService, owner_of
 from core.transcode.normalize import Attachment, attachment_from_url, check_attachment
+from core.transcode.openai_videos import video_deleted, video_list, video_object
 from functions._access import allow
 from functions._app import build_app, presented_key
 from functions._http import deps_of, json_response, read_body
@@ -136,20 +138,12 @@ async def checked_request(deps: Deps, fields: dict[str, Any]) -> VideoRequest:
     """The request, every field checked before the reference image (if any) is stored, so a bad
     field stores nothing."""
 
-    def check(reference: str) -> VideoRequest:
-        return check_request(
-            model=fields.get("model"),
-            prompt=fields.get("prompt"),
-            seconds=fields.get("seconds"),
-            size=fields.get("size"),
-            resolution=fields.get("resolution_name"),
-            preset=fields.get("preset"),
-            reference=reference,
-        )
-
     given = fields.get("input_reference") not in (None, "")
-    request = check("pending" if given else "")
-    return check(await reference_image(deps, fields["input_reference"])) if given else request
+    request = check_fields(fields, reference="pending" if given else "", resolution="resolution_name")
+    if not given:
+        return request
+    stored = await reference_image(deps, fields["input_reference"])
+    return check_fields(fields, reference=stored, resolution="resolution_name")
 
 
 async def create(request: Request) -> Response:
@@ -162,7 +156,7 @@ async def create(request: Request) -> Response:
         video_request, owner=owner(request), idempotency_key=request.headers.get("idempotency-key")
     )
     await start(deps, job)
-    return json_response(service.render(job))
+    return json_response(video_object(service.video(job)))
 
 
 async def start(deps: Deps, job: Job) -> None:
@@ -185,7 +179,7 @@ async def retrieve(request: Request) -> Response:
     runner = inline_runner(deps)
     if runner is not None and service.is_due(job) and deps.clock() - job.created_at > 1.0:
         runner.kick()  # queued before a restart, or its task died: this process takes it up
-    return json_response(service.render(job))
+    return json_response(video_object(service.video(job)))
 
 
 async def list_videos(request: Request) -> Response:
@@ -193,12 +187,13 @@ async def list_videos(request: Request) -> Response:
     page = await video_service(deps_of(request)).list(
         owner(request), after=q.get("after"), limit=q.get("limit"), order=q.get("order")
     )
-    return json_response(page)
+    return json_response(video_list(page))
 
 
 async def delete(request: Request) -> Response:
     service = video_service(deps_of(request))
-    return json_response(await service.delete(request.path_params["video_id"], owner(request)))
+    deleted = await service.delete(request.path_params["video_id"], owner(request))
+    return json_response(video_deleted(deleted.id))
 
 
 async def remix(request: Request) -> Response:
@@ -207,7 +202,7 @@ async def remix(request: Request) -> Response:
     service = video_service(deps)
     job = await service.remix(request.path_params["video_id"], fields.get("prompt"), owner(request))
     await start(deps, job)
-    return json_response(service.render(job))
+    return json_response(video_object(service.video(job)))
 
 
 async def content(request: Request) -> Response:

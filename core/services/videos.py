@@ -1,8 +1,10 @@
 """Video jobs, the API side: create returns a queued job at once; a runner advances it in steps
 (`core/services/video_steps.py`: submit -> poll -> store), whichever runner the deployment has.
 
-    create()   validate, store a QUEUED job owned by the caller        -> the OpenAI video object
+    create()   store a QUEUED job owned by the caller (the request was checked before:
+               core/services/video_requests.py)
     get/list/delete/content/remix   only the owner's jobs (another owner's id is "not found")
+    video(job) the job as its owner sees it (a `Video`; core/transcode/openai_videos.py renders it)
     step(id)   one step of one job (a Step Functions task, the cron worker)
     run(id)    steps until the job ends (the local process's inline runner)
     run_due()  what the scheduled worker calls: step due jobs until its deadline
@@ -19,24 +21,31 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from core.catalog import Capability, Model, require_capability
 from core.errors import InvalidRequest, NotFound
+from core.media import Video, VideoPage
 from core.ports import AccountStore, Job, JobStatus, JobStore, MediaBlob, MediaStore, Upstream
-from core.protocol.media import IMAGE_TO_VIDEO_SECONDS, MAX_VIDEO_SECONDS
 from core.services.leasing import Leasing
 from core.services.media_lifecycle import MediaGone, expired
+from core.services.video_requests import (
+    DEFAULT_MODEL,
+    DEFAULT_SECONDS,
+    DEFAULT_SIZE,
+    VideoRequest,
+    check_page,
+    check_prompt,
+    check_request,
+    check_variant,
+    request_of,
+)
 from core.services.video_steps import StepResult, VideoSteps
 from core.settings import Settings
 
+__all__ = ["VideoNotReady", "VideoRequest", "VideoService", "check_request", "owner_of", "video_of"]
 log = logging.getLogger("grokgate.videos")
 KIND = "video"
-DEFAULT_MODEL = "grok-imagine-video"
-DEFAULT_SECONDS = 6
-DEFAULT_SIZE = "720x1280"
-MAX_LIST = 100
 
 
 class VideoNotReady(InvalidRequest):
@@ -46,114 +55,27 @@ class VideoNotReady(InvalidRequest):
     default_code = "video_not_ready"
 
 
-@dataclass(frozen=True, slots=True)
-class VideoRequest:
-    model: Model
-    prompt: str
-    seconds: int
-    size: str
-    resolution: str
-    preset: str
-    reference: str = ""  # a stored image (MediaStore id) to animate: image-to-video
-
-    def params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "model": self.model.id,
-            "prompt": self.prompt,
-            "seconds": self.seconds,
-            "size": self.size,
-            "resolution": self.resolution,
-            "preset": self.preset,
-        }
-        if self.reference:
-            params["reference"] = self.reference
-        return params
-
-
-def check_request(
-    *,
-    model: Any,
-    prompt: Any,
-    seconds: Any,
-    size: Any,
-    resolution: Any = None,
-    preset: Any = None,
-    reference: str = "",
-) -> VideoRequest:
-    """The request, or an `InvalidRequest` naming the parameter (limits from the catalog)."""
-    chosen = require_capability(
-        model if isinstance(model, str) and model else DEFAULT_MODEL, Capability.VIDEO
-    )
-    limits = chosen.limits
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InvalidRequest("'prompt' is required and must be a non-empty string.", param="prompt")
-    allowed = tuple(int(s) for s in _choices(limits, "seconds") if int(s) <= MAX_VIDEO_SECONDS)
-    if reference:  # image-to-video is one segment of the older protocol ([v2])
-        allowed = tuple(s for s in allowed if s in IMAGE_TO_VIDEO_SECONDS)
-    if seconds is None or seconds == "":
-        seconds = DEFAULT_SECONDS
-    if isinstance(seconds, str) and seconds.strip().isdigit():
-        seconds = int(seconds)
-    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds not in allowed:
-        raise InvalidRequest(
-            f"'seconds' must be one of {', '.join(map(str, allowed))} for {chosen.id} (got {seconds!r}).",
-            param="seconds",
-        )
-    sizes = _choices(limits, "sizes")
-    size = size or DEFAULT_SIZE
-    if size not in sizes:
-        raise InvalidRequest(f"'size' must be one of {', '.join(sizes)} (got {size!r}).", param="size")
-    resolutions = _choices(limits, "resolutions")
-    resolution = resolution or "720p"
-    if resolution not in resolutions:
-        raise InvalidRequest(
-            f"'resolution_name' must be one of {', '.join(resolutions)} (got {resolution!r}).",
-            param="resolution_name",
-        )
-    presets = _choices(limits, "presets")
-    preset = preset or "custom"
-    if preset not in presets:
-        raise InvalidRequest(
-            f"'preset' must be one of {', '.join(presets)} (got {preset!r}).", param="preset"
-        )
-    return VideoRequest(chosen, prompt.strip(), seconds, str(size), str(resolution), str(preset), reference)
-
-
-def to_openai(job: Job, retention: float | None = None) -> dict[str, Any]:
-    """The OpenAI video object."""
+def video_of(job: Job, retention: float | None = None) -> Video:
+    """The job as its owner sees it: its media expire `retention` seconds after it completed."""
     params = job.params
-    expires = job.completed_at + retention if job.completed_at and retention else None
-    body: dict[str, Any] = {
-        "id": job.id,
-        "object": "video",
-        "model": params.get("model", DEFAULT_MODEL),
-        "status": job.status.value,
-        "progress": job.progress,
-        "created_at": int(job.created_at),
-        "completed_at": int(job.completed_at) if job.completed_at else None,
-        "expires_at": int(expires) if expires and job.status is JobStatus.COMPLETED else None,
-        "prompt": params.get("prompt"),
-        "seconds": str(params.get("seconds", DEFAULT_SECONDS)),
-        "size": params.get("size", DEFAULT_SIZE),
-        "quality": "standard",
-        "remixed_from_video_id": params.get("remixed_from_video_id"),
-        "error": None,
-    }
-    if job.status is JobStatus.FAILED:
-        body["error"] = {"code": job.error_code or "video_generation_failed", "message": job.error_message}
-    return body
-
-
-def request_of(job: Job) -> VideoRequest:
-    p = job.params
-    return check_request(
-        model=p.get("model"),
-        prompt=p.get("prompt"),
-        seconds=p.get("seconds"),
-        size=p.get("size"),
-        resolution=p.get("resolution"),
-        preset=p.get("preset"),
-        reference=str(p.get("reference") or ""),
+    completed = job.completed_at
+    failed = job.status is JobStatus.FAILED
+    return Video(
+        id=job.id,
+        model=params.get("model", DEFAULT_MODEL),
+        status=job.status,
+        progress=job.progress,
+        created_at=job.created_at,
+        prompt=params.get("prompt"),
+        seconds=int(params.get("seconds", DEFAULT_SECONDS)),
+        size=params.get("size", DEFAULT_SIZE),
+        completed_at=completed or None,
+        expires_at=completed + retention
+        if completed and retention and job.status is JobStatus.COMPLETED
+        else None,
+        remixed_from=params.get("remixed_from_video_id"),
+        error_code=(job.error_code or "video_generation_failed") if failed else "",
+        error_message=job.error_message if failed else "",
     )
 
 
@@ -194,8 +116,8 @@ class VideoService:
 
     # --- the API side ------------------------------------------------------------------------
 
-    def render(self, job: Job) -> dict[str, Any]:
-        return to_openai(job, self.settings.media_retention)
+    def video(self, job: Job) -> Video:
+        return video_of(job, self.settings.media_retention)
 
     async def create(
         self,
@@ -231,39 +153,22 @@ class VideoService:
             raise NotFound(f"No video with id '{job_id}'.", param="video_id", code="video_not_found")
         return job
 
-    async def list(self, owner: str, *, after: str | None, limit: Any, order: Any) -> dict[str, Any]:
-        """The OpenAI list object of the owner's videos."""
-        if order is None or order == "":
-            order = "desc"
-        if order not in ("asc", "desc"):
-            raise InvalidRequest(f"'order' must be 'asc' or 'desc' (got {order!r}).", param="order")
-        try:
-            count = 20 if limit in (None, "") else int(limit)
-        except (TypeError, ValueError):
-            count = 0
-        if not 1 <= count <= MAX_LIST:
-            raise InvalidRequest(
-                f"'limit' must be an integer from 1 to {MAX_LIST} (got {limit!r}).", param="limit"
-            )
+    async def list(self, owner: str, *, after: str | None, limit: Any, order: Any) -> VideoPage:
+        """A page of the owner's videos, after the id `after` in `order` of creation."""
+        count, order = check_page(limit, order)
         jobs = await self.jobs.list(owner, after=after or None, limit=count + 1, order=order)
         page = [j for j in jobs if j.kind == KIND][:count]
-        data = [self.render(j) for j in page]
-        return {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": len(jobs) > count,
-        }
+        return VideoPage(tuple(self.video(j) for j in page), has_more=len(jobs) > count)
 
-    async def delete(self, job_id: str, owner: str) -> dict[str, Any]:
+    async def delete(self, job_id: str, owner: str) -> Job:
+        """Forget the job and remove its stored media; returns the job that was."""
         job = await self.get(job_id, owner)
         await self.jobs.delete(job.id)
         for media_id in job.result.values():
             remover = getattr(self.media, "delete", None)
             if remover is not None and isinstance(media_id, str):
                 await remover(media_id)
-        return {"id": job.id, "object": "video.deleted", "deleted": True}
+        return job
 
     async def remix(self, job_id: str, prompt: Any, owner: str) -> Job:
         """A new video from a completed one: its settings, a new prompt (the upstream has no edit of
@@ -274,7 +179,7 @@ class VideoService:
                 f"Video '{job_id}' is {source.status.value}; only a completed video can be remixed.",
                 param="video_id",
             )
-        request = replace(request_of(source), prompt=_prompt(prompt))
+        request = replace(request_of(source), prompt=check_prompt(prompt))
         return await self.create(request, owner=owner, remixed_from=source.id)
 
     def is_due(self, job: Job) -> bool:
@@ -287,10 +192,7 @@ class VideoService:
         self, job_id: str, variant: str = "video", owner: str | None = None
     ) -> tuple[MediaBlob | None, str | None]:
         """(the stored file to stream, or a URL to redirect to)."""
-        if variant not in ("video", "thumbnail"):
-            raise InvalidRequest(
-                f"'variant' must be 'video' or 'thumbnail' (got {variant!r}).", param="variant"
-            )
+        check_variant(variant)
         job = await self.get(job_id, owner)
         if job.status is not JobStatus.COMPLETED:
             raise VideoNotReady(
@@ -342,14 +244,3 @@ class VideoService:
                     break
             ran += advanced
         return ran
-
-
-def _prompt(prompt: Any) -> str:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InvalidRequest("'prompt' is required and must be a non-empty string.", param="prompt")
-    return prompt.strip()
-
-
-def _choices(limits: dict[str, object], key: str) -> tuple[Any, ...]:
-    value = limits.get(key)
-    return tuple(value) if isinstance(value, tuple | list) else ()
