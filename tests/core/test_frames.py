@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-import re
-
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -23,7 +20,7 @@ from core.events import (
     VideoOut,
 )
 from core.protocol.classify import Kind
-from core.protocol.frames import _OTHER_KEYS, SEARCH_KEYS, FrameDecoder
+from core.protocol.frames import FrameDecoder
 
 
 def line(obj: object) -> bytes:
@@ -486,13 +483,32 @@ def test_json_written_another_way_stops_the_learning() -> None:
     assert decoder._templates == [] and not decoder._learning
 
 
-def test_other_keys_are_every_key_other_reads() -> None:
-    """A thinking frame with a key `_other` reads is no template: the two lists must agree."""
-    source = inspect.getsource(FrameDecoder._other)
-    read = set(re.findall(r'"(\w+)"', source)) - {"isSoftStop"}
-    if "SEARCH_KEYS" in source:
-        read |= set(SEARCH_KEYS)
-    assert read == _OTHER_KEYS
+PREVIEW = {"imageUrl": "users/u/generated/p-part-0/image.jpg", "progress": 50, "imageUuid": "p"}
+CARD = {"jsonData": {"id": "c-1", "image_chunk": PREVIEW}}
+# What a thinking token frame may carry that makes an event every time it comes.
+PROGRESS = {
+    "cardAttachment": (CARD, ImageOut),
+    "cardAttachments": ([CARD], ImageOut),
+    "streamingImageGenerationResponse": (PREVIEW, ImageOut),
+    "streamingVideoGenerationResponse": ({"videoId": "v-1", "progress": 50, "videoPostId": "p-1"}, VideoOut),
+}
+
+
+@pytest.mark.parametrize("key", sorted(PROGRESS))
+def test_progress_riding_on_repeated_thinking_frames_is_reported_for_every_frame(key: str) -> None:
+    """Lines alike but for their token take the decoder's fast path; the progress each carries
+    must still come out once per line, beside the whole reasoning."""
+    value, kind = PROGRESS[key]
+    lines = [
+        resp(token=f"t{i} ", isThinking=True, messageTag="header", rolloutId="Grok", **{key: value})
+        for i in range(24)
+    ]
+    data = CONV + b"".join(lines) + b"".join(TOKENS) + SOFT
+    for splits in ([], [len(CONV) + len(lines[0]) * 3 + 5]):  # in one read, or cut mid-line
+        events, _ = decode(data, splits)
+        assert sum(isinstance(e, kind) for e in events) == len(lines)
+        reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+        assert reasoning == "".join(f"t{i} " for i in range(24))
 
 
 def test_a_character_cut_between_two_literals_is_two_bad_lines() -> None:
