@@ -13,6 +13,11 @@ Each step claims the job (one runner wins), heartbeats while it works, and ends 
 job with its next step due (`JobStore.advance`), completing it, or failing it with the reason.
 A runner killed mid-step stops heartbeating; its claim expires and the next runner repeats that
 step from the job's recorded state. A job older than `video_timeout` fails.
+
+    step(id)   one step of one job (a Step Functions task)
+    run(id)    steps until the job ends (the local process's inline runner)
+    run_due()  what the scheduled worker calls: step due jobs until its deadline
+    fail(id)   fail a job from outside its steps (the state machine's Catch)
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from core.protocol.media import (
     video_body,
 )
 from core.services.leasing import Leasing, Started
+from core.services.video_requests import VideoRequest, request_of
 from core.settings import Settings
 
 log = logging.getLogger("grokgate.videos")
@@ -98,28 +104,17 @@ class _Work:
         self.lost = False
 
 
+@dataclass(slots=True)
 class VideoSteps:
-    """Args: the video service's settings, ports and failover loop (see `VideoService`)."""
+    """The runner side of the video service: its settings, ports and failover loop."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: AccountStore,
-        upstream: Upstream,
-        media: MediaStore,
-        jobs: JobStore,
-        leasing: Leasing,
-        clock: Callable[[], float],
-        params: Callable[[Job], Any],
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.upstream = upstream
-        self.media = media
-        self.jobs = jobs
-        self.leasing = leasing
-        self.clock = clock
-        self._request_of = params
+    settings: Settings
+    store: AccountStore
+    upstream: Upstream
+    media: MediaStore
+    jobs: JobStore
+    leasing: Leasing
+    clock: Callable[[], float]
 
     async def step(self, job_id: str, *, deadline: float | None = None) -> StepResult:
         """Claim the job and take its next step; `deadline` (monotonic) bounds a submit's reading."""
@@ -166,6 +161,34 @@ class VideoSteps:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
 
+    async def run(self, job_id: str) -> bool:
+        """Step one job until it ends (waiting between polls); False if another runner holds it."""
+        while True:
+            result = await self.step(job_id)
+            if result.status is None:
+                return False
+            if result.done or result.status is JobStatus.QUEUED:
+                return True
+            if result.wait > 0:
+                await asyncio.sleep(result.wait)
+
+    async def run_due(self, *, limit: int = 10, deadline: float | None = None) -> int:
+        """Advance due jobs (queued, released between steps, or abandoned by a dead runner) within
+        the deadline: each job's steps while the next is due at once; later ones are left for the
+        next run. Returns how many jobs were advanced."""
+        ran = 0
+        for job_id in await self.jobs.due(now=self.clock(), limit=limit):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            advanced = False
+            while deadline is None or time.monotonic() < deadline:
+                result = await self.step(job_id, deadline=deadline)
+                advanced = advanced or result.status is not None
+                if result.status is None or result.done or result.wait > 0:
+                    break
+            ran += advanced
+        return ran
+
     async def fail(self, job_id: str, code: str, message: str) -> bool:
         """Fail a job from outside its steps (a state machine's Catch): claims it first."""
         claim = await self.jobs.claim(
@@ -189,7 +212,7 @@ class VideoSteps:
             # A runner sent E1 and died (or a task was delivered twice): the upstream may be making
             # the video already. Never send it again; look for it instead.
             return await self._next(job, work, POLL, 0.0)
-        request = self._request_of(job)
+        request = request_of(job)
         found = await self.leasing.run(
             request.model, lambda lease: self._generate(request, lease, work, deadline)
         )
@@ -200,7 +223,7 @@ class VideoSteps:
         return await self._next(job, work, STORE, 0.0)
 
     async def _generate(
-        self, request: Any, lease: Lease, work: _Work, deadline: float | None
+        self, request: VideoRequest, lease: Lease, work: _Work, deadline: float | None
     ) -> dict[str, str] | None:
         if request.reference:
             body = await self._image_video_body(request, lease)
@@ -278,7 +301,7 @@ class VideoSteps:
         await self._progress(work, 99)
         return {"video_url": final.url, "thumbnail_url": final.thumbnail_url}
 
-    async def _image_video_body(self, request: Any, lease: Lease) -> dict[str, Any]:
+    async def _image_video_body(self, request: VideoRequest, lease: Lease) -> dict[str, Any]:
         """Image-to-video ([v2]): the image uploaded to this account (E5), an image post made of
         it (E13), then the body that animates it. Nothing is generated yet, so a failure here fails
         over like a refused E1."""

@@ -5,9 +5,7 @@
                core/services/video_requests.py)
     get/list/delete/content/remix   only the owner's jobs (another owner's id is "not found")
     video(job) the job as its owner sees it (a `Video`; core/transcode/openai_videos.py renders it)
-    step(id)   one step of one job (a Step Functions task, the cron worker)
-    run(id)    steps until the job ends (the local process's inline runner)
-    run_due()  what the scheduled worker calls: step due jobs until its deadline
+    step/run/run_due   the runner side: `steps` (core/services/video_steps.py) takes them
 
 Ids are random, or derived from the owner and an `Idempotency-Key`, so a repeated create returns
 the first job. `expires_at` is when the stored media expire (`media_retention`).
@@ -15,7 +13,6 @@ the first job. `expires_at` is when the stored media expire (`media_retention`).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import secrets
@@ -107,12 +104,11 @@ class VideoService:
         leasing: Leasing | None = None,
     ) -> None:
         self.settings = settings
-        self.upstream = upstream
         self.media = media
         self.jobs = jobs
         self.clock = clock
         self.leasing = leasing or Leasing(settings, store, clock, upstream=upstream)
-        self.steps = VideoSteps(settings, store, upstream, media, jobs, self.leasing, clock, request_of)
+        self.steps = VideoSteps(settings, store, upstream, media, jobs, self.leasing, clock)
 
     # --- the API side ------------------------------------------------------------------------
 
@@ -212,35 +208,13 @@ class VideoService:
             raise MediaGone(f"The {variant} of video '{job_id}' is no longer stored.", param="video_id")
         return blob, None
 
-    # --- the runner side ---------------------------------------------------------------------
+    # --- the runner side (core/services/video_steps.py) ------------------------------------
 
     async def step(self, job_id: str, *, deadline: float | None = None) -> StepResult:
         return await self.steps.step(job_id, deadline=deadline)
 
     async def run(self, job_id: str) -> bool:
-        """Step one job until it ends (waiting between polls); False if another runner holds it."""
-        while True:
-            result = await self.steps.step(job_id)
-            if result.status is None:
-                return False
-            if result.done or result.status is JobStatus.QUEUED:
-                return True
-            if result.wait > 0:
-                await asyncio.sleep(result.wait)
+        return await self.steps.run(job_id)
 
     async def run_due(self, *, limit: int = 10, deadline: float | None = None) -> int:
-        """Advance due jobs (queued, released between steps, or abandoned by a dead runner) within
-        the deadline: each job's steps while the next is due at once; later ones are left for the
-        next run. Returns how many jobs were advanced."""
-        ran = 0
-        for job_id in await self.jobs.due(now=self.clock(), limit=limit):
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            advanced = False
-            while deadline is None or time.monotonic() < deadline:
-                result = await self.steps.step(job_id, deadline=deadline)
-                advanced = advanced or result.status is not None
-                if result.status is None or result.done or result.wait > 0:
-                    break
-            ran += advanced
-        return ran
+        return await self.steps.run_due(limit=limit, deadline=deadline)
