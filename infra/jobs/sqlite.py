@@ -5,19 +5,15 @@ script gives (see `core.ports.JobStore` and `infra.jobs.rules`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.errors import StoreUnavailable
 from core.ports import Job, JobClaim, JobStatus
 from infra.jobs.rules import ABANDONED, abandoned_message, check_order, decide_claim
-from infra.sqlite_db import open_db, transaction
+from infra.sqlite_db import SQLiteFile
 
 T = TypeVar("T")
 
@@ -70,41 +66,27 @@ def _job(row: tuple[Any, ...]) -> Job:
     )
 
 
-def _open(path: str) -> sqlite3.Connection:
-    db = open_db(path, SCHEMA)
+def _add_columns(db: sqlite3.Connection) -> None:
     have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
     for name, decl in ADDED:
         if name not in have:
             db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
     db.execute("CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_at, id)")
-    return db
 
 
 class SQLiteJobStore:
     """`JobStore` on an SQLite file (its own table; it may share the account store's file)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-jobs")
-        self._db: sqlite3.Connection | None = None
+        self._file = SQLiteFile(
+            path, name="job store", thread="sqlite-jobs", schema=SCHEMA, prepare=_add_columns
+        )
+        self.path = self._file.path
+        self._run = self._file.run
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteJobStore:
         return cls(url.removeprefix("sqlite:///"))
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._db is None:
-            self._db = _open(self.path)
-        return self._db
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            return transaction(self._connect(), fn)
-
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(f"The job store is unavailable ({type(exc).__name__}).") from exc
 
     @staticmethod
     def _read(db: sqlite3.Connection, job_id: str) -> Job | None:
@@ -262,9 +244,6 @@ class SQLiteJobStore:
         return await self._run(go)
 
     async def close(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, db.close)
-        self._executor.shutdown(wait=False)
+        await self._file.aclose()
 
     aclose = close

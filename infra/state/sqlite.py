@@ -11,17 +11,12 @@ Layout and migrations: `infra/state/sqlite_schema.py`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import itertools
 import json
 import os
 import random
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,73 +29,22 @@ from core.accounts import (
     Lease,
     NewAccount,
     Outcome,
-    OutcomeKind,
     Quota,
     TierSource,
     ascii_lower,
 )
 from core.catalog import TIER_ORDER, Tier
-from core.errors import StoreUnavailable
 from core.ports import AccountPage
 from core.selection.policy import Candidate, apply_outcome, choose, rank_key
-from infra.sqlite_db import open_db, transaction
-from infra.state.sqlite_schema import (
-    LEASE_ENTRY_LENGTH,
-    LEASE_ID_LENGTH,
-    QUOTA_COLUMNS,
-    lease_entries,
-    lease_entry,
-    migrate,
-)
+from infra.sqlite_db import SQLiteFile, transaction
+from infra.state import sqlite_statements as sql
+from infra.state.sqlite_schema import LEASE_ID_LENGTH, lease_entries, lease_entry, migrate
 
 T = TypeVar("T")
 
-ACCOUNT_COLUMNS = (
-    "id, token, tier, status, note, tags, in_flight, cooling_until, reason, created_at, "
-    "last_used_at, last_failure_at, use_count, fail_count, tier_source"
-)
-SAVED_FIELDS = (
-    "token", "tier", "tier_source", "status", "note", "tags", "in_flight", "cooling_until", "reason",
-    "last_used_at", "last_failure_at", "use_count", "fail_count",
-)  # fmt: skip
-# Quota rows in index order with the account's exact figures beside the row's lower bounds, and
-# when upkeep is next due (uncorrelated subqueries: read once).
-PICK_SQL = (
-    "SELECT q.account_id, q.tier_rank, q.remaining, q.in_flight, q.last_used_at, a.in_flight, a.last_used_at, "
-    "a.token, (SELECT leases_due FROM upkeep), (SELECT MIN(cooling_due, reset_due) FROM upkeep) "
-    "FROM quotas q CROSS JOIN accounts a ON a.id = q.account_id "
-    "WHERE q.mode=? AND q.usable=1 AND q.tier_rank IN ({marks}) AND q.remaining > 0 "
-    "ORDER BY q.tier_rank, q.remaining DESC, q.in_flight, q.last_used_at"
-)
-UPKEEP_SQL = "SELECT leases_due, cooling_due, reset_due FROM upkeep"
 PICK_WINDOW = 8  # equally ranked candidates gathered per lease; one is drawn at random
-CHECKPOINT_EVERY = 1000  # inline commits between two WAL checkpoints on the executor
 PAGE_SIZE = 1024  # for a new file: a commit writes a few pages, smaller ones cost less
 INF = float("inf")
-
-# `accounts.leases` minus the entry of lease :lease (entries are fixed width; ids start "lease_").
-_CUT = f"substr(leases, 1, instr(leases, :lease) - 1) || substr(leases, instr(leases, :lease) + {LEASE_ENTRY_LENGTH})"
-_HELD = "WHERE id = :account AND instr(leases, :lease)"
-# What `apply_outcome` does for the outcomes most releases carry (SUCCESS, CANCELLED; no reported
-# window), as UPDATEs tried in turn until one applies (SET expressions read the row as it was):
-# first for an account already ACTIVE with nothing to clear, which leaves the status columns and
-# their index alone. A refund is one more UPDATE. tests/infra/test_sqlite_store.py holds these to
-# `apply_outcome`.
-RELEASE_SQL = {
-    OutcomeKind.SUCCESS: (
-        f"UPDATE accounts SET leases = {_CUT}, in_flight = MAX(0, in_flight - 1), "  # noqa: S608
-        f"use_count = use_count + 1 {_HELD} AND status = 'active' AND cooling_until = 0 AND reason = ''",
-        f"UPDATE accounts SET leases = {_CUT}, in_flight = MAX(0, in_flight - 1), "  # noqa: S608
-        "use_count = use_count + 1, cooling_until = 0, "
-        "status = CASE WHEN status = 'disabled' THEN status ELSE 'active' END, "
-        f"reason = CASE WHEN status = 'disabled' THEN reason ELSE '' END {_HELD}",
-    ),
-    OutcomeKind.CANCELLED: (
-        f"UPDATE accounts SET leases = {_CUT}, in_flight = MAX(0, in_flight - 1) {_HELD}",  # noqa: S608
-    ),
-}
-RELEASE_ONLY_SQL = f"UPDATE accounts SET leases = {_CUT} {_HELD}"  # noqa: S608
-REFUND_SQL = "UPDATE quotas SET remaining = MIN(total, remaining + 1) WHERE account_id=? AND mode=?"
 
 # Lease ids need only be unique: a per-process generator, reseeded in a forked child.
 _LEASE_IDS = random.Random()
@@ -108,109 +52,29 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_LEASE_IDS.seed)
 
 
-@functools.lru_cache(maxsize=8)
-def _pick_sql(tiers: int) -> str:
-    return PICK_SQL.format(marks=",".join("?" * tiers))
-
-
 class SQLiteAccountStore:
     """`AccountStore` on an SQLite file (the embedded default)."""
 
     def __init__(self, path: str | Path, *, rng: random.Random | None = None) -> None:
-        self.path = str(path)
         self._rng = rng or random.Random()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        self._db: sqlite3.Connection | None = None
-        # The loop's own connection: no busy wait, no autocheckpoint (see `_run`).
-        self._fast: sqlite3.Connection | None = None
-        self._fast_lock = threading.Lock()
-        self._inline = self.path != ":memory:"  # a second :memory: connection is another database
-        self._ready = False  # the schema exists (created by the executor's connection)
-        self._commits = 0
-        self._checkpointing = False  # a checkpoint is queued on the executor: don't run inline
+        self._file = SQLiteFile(
+            path,
+            name="account store",
+            thread="sqlite-store",
+            prepare=lambda db: transaction(db, migrate),
+            foreign_keys=True,
+            page_size=PAGE_SIZE,
+            inline=True,
+        )
+        self.path = self._file.path
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteAccountStore:
         """`sqlite:///relative/path` or `sqlite:////absolute/path`."""
         return cls(url.removeprefix("sqlite:///"))
 
-    # -- plumbing -------------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._db is None:
-            db = open_db(self.path, "", foreign_keys=True, page_size=PAGE_SIZE)
-            self._transaction(db, migrate)
-            self._db = db
-        return self._db
-
-    _transaction = staticmethod(transaction)
-
-    def _fast_db(self) -> sqlite3.Connection:
-        if self._fast is None:
-            db = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA synchronous=NORMAL")  # per connection, as the executor's
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints (fsync) run on the executor
-            self._fast = db
-        return self._fast
-
-    def _try_inline(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
-        """Run the transaction on the calling thread if the write lock is free right now.
-
-        A lease or release is a few index lookups and updates (tens of µs): cheaper than the
-        thread hop and the GIL hand-offs of the executor. With any wait (another process or
-        the executor's connection holds the lock) it rolls back and says so: the caller then
-        queues it on the executor, which waits with the usual busy timeout. Same transaction,
-        same semantics; only where it runs differs.
-        """
-        if not self._fast_lock.acquire(blocking=False):
-            return False, None  # another thread is using the loop's connection
-        try:
-            db = self._fast_db()
-            try:
-                result = self._transaction(db, fn)
-            except sqlite3.OperationalError as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                if "locked" in str(exc) or "busy" in str(exc):
-                    return False, None
-                raise
-        finally:
-            self._fast_lock.release()
-        self._commits += 1
-        if self._commits % CHECKPOINT_EVERY == 0:
-            self._checkpointing = True
-            self._executor.submit(self._checkpoint)
-        return True, result
-
-    def _checkpoint(self) -> None:
-        """Copy the WAL into the database and have the next writer start it over.
-
-        Meanwhile this process's operations queue behind it on the executor: a checkpoint that
-        races the loop's commits never finds the log fully copied, and the log then only grows
-        (each commit appending pages instead of overwriting them, which costs more).
-        """
-        try:
-            with contextlib.suppress(sqlite3.Error):
-                self._connect().execute("PRAGMA wal_checkpoint(RESTART)")
-        finally:
-            self._checkpointing = False
-
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            if self._ready and not self._checkpointing:
-                done, result = self._try_inline(fn)
-                if done:
-                    return result  # type: ignore[return-value]
-
-            def call() -> T:
-                return self._transaction(self._connect(), fn)
-
-            result = await asyncio.get_running_loop().run_in_executor(self._executor, call)
-            self._ready = self._inline
-            return result
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(f"The account store is unavailable ({type(exc).__name__}).") from exc
+        return await self._file.run(fn)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -218,10 +82,7 @@ class SQLiteAccountStore:
     def _account(db: sqlite3.Connection, row: tuple[Any, ...]) -> Account:
         quotas = {
             mode: Quota(remaining, total, window, reset_at)
-            for mode, remaining, total, window, reset_at in db.execute(
-                "SELECT mode, remaining, total, window_seconds, reset_at FROM quotas WHERE account_id=?",
-                (row[0],),
-            )
+            for mode, remaining, total, window, reset_at in db.execute(sql.SELECT_QUOTAS, (row[0],))
         }
         return Account(
             id=row[0],
@@ -243,10 +104,7 @@ class SQLiteAccountStore:
         )
 
     def _load(self, db: sqlite3.Connection, account_id: str) -> Account | None:
-        row = db.execute(
-            f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id=?",  # noqa: S608 - constant columns
-            (account_id,),
-        ).fetchone()
+        row = db.execute(sql.SELECT_ACCOUNT, (account_id,)).fetchone()
         return self._account(db, row) if row else None
 
     # -- writing --------------------------------------------------------------------------
@@ -256,7 +114,7 @@ class SQLiteAccountStore:
         """Write what changed from `before` to `after`: the account's changed fields, the quota rows
         whose numbers changed (new ones with exact ranking copies), and earlier upkeep if due sooner.
         The trigger `quotas_rank_copies` keeps the other rows' copies in step."""
-        changed = [name for name in SAVED_FIELDS if getattr(before, name) != getattr(after, name)]
+        changed = [name for name in sql.SAVED_FIELDS if getattr(before, name) != getattr(after, name)]
         if changed:
             values = {name: getattr(after, name) for name in changed}
             if "tags" in values:
@@ -264,12 +122,9 @@ class SQLiteAccountStore:
             for name in ("status", "tier", "tier_source"):
                 if name in values:
                     values[name] = values[name].value
-            db.execute(
-                f"UPDATE accounts SET {', '.join(f'{name}=?' for name in changed)} WHERE id=?",  # noqa: S608
-                (*values.values(), after.id),
-            )
+            db.execute(sql.update_account(changed), (*values.values(), after.id))
             if "tier" in values:  # the trigger keeps the other copies; the tier's is kept here
-                db.execute("UPDATE quotas SET tier_rank=? WHERE account_id=?", (after.tier.rank, after.id))
+                db.execute(sql.UPDATE_TIER_RANK, (after.tier.rank, after.id))
         usable = int(after.status is AccountStatus.ACTIVE)
         reset_due = INF
         for mode, q in after.quotas.items():
@@ -277,9 +132,7 @@ class SQLiteAccountStore:
                 continue
             reset_due = min(reset_due, q.reset_at)
             db.execute(
-                f"INSERT INTO quotas ({QUOTA_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "  # noqa: S608
-                "ON CONFLICT(account_id, mode) DO UPDATE SET remaining=excluded.remaining, "
-                "total=excluded.total, window_seconds=excluded.window_seconds, reset_at=excluded.reset_at",
+                sql.UPSERT_QUOTA,
                 (
                     after.id,
                     mode,
@@ -295,11 +148,7 @@ class SQLiteAccountStore:
             )
         cooling_due = after.cooling_until if after.status is AccountStatus.COOLING else INF
         if cooling_due < INF or reset_due < INF:
-            db.execute(
-                "UPDATE upkeep SET cooling_due=MIN(cooling_due, ?), reset_due=MIN(reset_due, ?) "
-                "WHERE cooling_due > ? OR reset_due > ?",
-                (cooling_due, reset_due, cooling_due, reset_due),
-            )
+            db.execute(sql.EARLIER_UPKEEP, (cooling_due, reset_due, cooling_due, reset_due))
 
     @staticmethod
     def _sweep(db: sqlite3.Connection, now: float, due: tuple[float, float, float]) -> None:
@@ -308,33 +157,23 @@ class SQLiteAccountStore:
         leases_due, cooling_due, reset_due = due
         if leases_due <= now:
             leases_due = INF
-            for account_id, text in db.execute(
-                "SELECT id, leases FROM accounts WHERE leases != ''"
-            ).fetchall():
+            for account_id, text in db.execute(sql.HELD_LEASES).fetchall():
                 entries = lease_entries(text)
                 kept = [(lease_id, expires_at) for lease_id, expires_at in entries if expires_at > now]
                 if len(kept) < len(entries):
                     db.execute(
-                        "UPDATE accounts SET leases=?, in_flight=MAX(0, in_flight-?) WHERE id=?",
+                        sql.DROP_LEASES,
                         ("".join(lease_entry(*e) for e in kept), len(entries) - len(kept), account_id),
                     )
                 leases_due = min([leases_due, *(expires_at for _, expires_at in kept)])
         if cooling_due <= now:
-            db.execute(
-                "UPDATE accounts SET status='active', cooling_until=0 WHERE status='cooling' AND cooling_until <= ?",
-                (now,),
-            )
-            (cooling_due,) = db.execute(
-                "SELECT MIN(cooling_until) FROM accounts WHERE status='cooling'"
-            ).fetchone()
+            db.execute(sql.END_COOLING, (now,))
+            (cooling_due,) = db.execute(sql.NEXT_COOLING).fetchone()
         if reset_due <= now:
-            db.execute(
-                "UPDATE quotas SET remaining=total, reset_at=? + window_seconds WHERE reset_at <= ?",
-                (now, now),
-            )
-            (reset_due,) = db.execute("SELECT MIN(reset_at) FROM quotas").fetchone()
+            db.execute(sql.REFILL_QUOTAS, (now, now))
+            (reset_due,) = db.execute(sql.NEXT_RESET).fetchone()
         db.execute(
-            "UPDATE upkeep SET leases_due=?, cooling_due=?, reset_due=?",
+            sql.SET_UPKEEP,
             (
                 leases_due,
                 INF if cooling_due is None else cooling_due,
@@ -352,7 +191,7 @@ class SQLiteAccountStore:
         (`rank_key` only grows with in-flight count and last use): once a row's bound ranks after
         the best exact candidate seen (or ties it with the window full), no later row can beat it.
         """
-        cursor = db.execute(_pick_sql(len(ranks)), (mode, *ranks))
+        cursor = db.execute(sql.pick_sql(len(ranks)), (mode, *ranks))
         try:
             first = cursor.fetchone()
             if first is None or min(first[8], first[9]) <= now:
@@ -402,8 +241,7 @@ class SQLiteAccountStore:
             for new in accounts:
                 account_id = new.id
                 cursor = db.execute(
-                    "INSERT OR IGNORE INTO accounts (id, token, tier, status, note, tags, created_at, tier_source) "
-                    "VALUES (?,?,?,?,?,?,?,?)",
+                    sql.INSERT_ACCOUNT,
                     (
                         account_id,
                         new.token,
@@ -419,7 +257,7 @@ class SQLiteAccountStore:
                     skipped += 1
                     continue
                 added += 1
-                db.execute("INSERT OR IGNORE INTO refresh (account_id) VALUES (?)", (account_id,))
+                db.execute(sql.INSERT_REFRESH, (account_id,))
                 account = new.account(now)
                 self._save(db, replace(account, quotas={}), account)
             return ImportReport(added=added, skipped=skipped, invalid=0)
@@ -455,10 +293,7 @@ class SQLiteAccountStore:
                     "(instr(lower(id), ?) > 0 OR instr(lower(note), ?) > 0 OR instr(lower(tags), ?) > 0)"
                 )
                 args += [ascii_lower(text)] * 3
-            rows = db.execute(
-                f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",  # noqa: S608
-                (*args, limit + 1),
-            ).fetchall()
+            rows = db.execute(sql.list_accounts(clauses), (*args, limit + 1)).fetchall()
             items = [self._account(db, row) for row in rows[:limit]]
             return AccountPage(items, items[-1].id if len(rows) > limit else None)
 
@@ -466,9 +301,7 @@ class SQLiteAccountStore:
 
     async def remove(self, account_id: str) -> bool:
         # Its quota rows and refresh row go with it (foreign keys), its leases with its row.
-        return await self._run(
-            lambda db: db.execute("DELETE FROM accounts WHERE id=?", (account_id,)).rowcount > 0
-        )
+        return await self._run(lambda db: db.execute(sql.DELETE_ACCOUNT, (account_id,)).rowcount > 0)
 
     async def set_status(self, account_id: str, status: AccountStatus, reason: str, now: float) -> bool:
         def update(db: sqlite3.Connection) -> bool:
@@ -508,7 +341,7 @@ class SQLiteAccountStore:
         def lease(db: sqlite3.Connection) -> Lease | None:
             found = self._pick(db, mode, ranks, now)
             if found is None:
-                due = db.execute(UPKEEP_SQL).fetchone()
+                due = db.execute(sql.UPKEEP_SQL).fetchone()
                 if min(due) > now:
                     return None  # no candidate
                 self._sweep(db, now, due)
@@ -526,24 +359,13 @@ class SQLiteAccountStore:
                 mode=mode,
                 expires_at=now + ttl,
             )
-            db.execute(
-                "UPDATE accounts SET in_flight=in_flight+1, last_used_at=?, leases=leases || ? WHERE id=?",
-                (now, lease_entry(lease.id, lease.expires_at), pick.account_id),
-            )
-            db.execute(  # this mode's row: one unit, and the copies as they will be once this lease ends
-                "UPDATE quotas SET remaining=remaining-1, in_flight=?, last_used_at=? WHERE account_id=? AND mode=?",
-                (pick.in_flight, now, pick.account_id, mode),
-            )
+            db.execute(sql.TAKE_ACCOUNT, (now, lease_entry(lease.id, lease.expires_at), pick.account_id))
+            db.execute(sql.TAKE_QUOTA, (pick.in_flight, now, pick.account_id, mode))
             stale = [account_id for account_id in stale if account_id != pick.account_id]
             if stale:  # rows read past because their copies were behind: bring them up to date
-                marks = ",".join("?" * len(stale))
-                db.execute(
-                    "UPDATE quotas SET in_flight=a.in_flight, last_used_at=a.last_used_at "  # noqa: S608
-                    f"FROM accounts a WHERE a.id=quotas.account_id AND quotas.mode=? AND quotas.account_id IN ({marks})",
-                    (mode, *stale),
-                )
+                db.execute(sql.refresh_copies(len(stale)), (mode, *stale))
             if lease.expires_at < leases_due:
-                db.execute("UPDATE upkeep SET leases_due=?", (lease.expires_at,))
+                db.execute(sql.SET_LEASES_DUE, (lease.expires_at,))
             return lease
 
         return await self._run(lease)
@@ -555,28 +377,23 @@ class SQLiteAccountStore:
         """`release`, done on the calling thread if it can be right now (the write lock is free);
         None if it would have to wait: then call `release`. Lets a caller skip the task it
         would otherwise start to see a release through its own cancellation."""
-        if not self._ready or self._checkpointing:
-            return None
-        try:
-            done, result = self._try_inline(self._release(lease, outcome, now))
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(f"The account store is unavailable ({type(exc).__name__}).") from exc
+        done, result = self._file.try_now(self._release(lease, outcome, now))
         return result if done else None
 
     def _release(self, lease: Lease, outcome: Outcome, now: float) -> Callable[[sqlite3.Connection], bool]:
         if len(lease.id) != LEASE_ID_LENGTH or not lease.id.startswith("lease_"):
             return lambda db: False  # not a lease of this store
         held = {"account": lease.account_id, "lease": lease.id}
-        fast = RELEASE_SQL.get(outcome.kind) if outcome.quota is None else None
+        fast = sql.RELEASE_SQL.get(outcome.kind) if outcome.quota is None else None
 
         def release(db: sqlite3.Connection) -> bool:
             if fast is not None:
-                if not any(db.execute(sql, held).rowcount for sql in fast):
+                if not any(db.execute(statement, held).rowcount for statement in fast):
                     return False  # released already, reclaimed after expiry, or the account removed
                 if outcome.refund:
-                    db.execute(REFUND_SQL, (lease.account_id, lease.mode))
+                    db.execute(sql.REFUND_SQL, (lease.account_id, lease.mode))
                 return True
-            if db.execute(RELEASE_ONLY_SQL, held).rowcount == 0:
+            if db.execute(sql.RELEASE_ONLY_SQL, held).rowcount == 0:
                 return False
             account = self._load(db, lease.account_id)
             if account is None:
@@ -593,10 +410,7 @@ class SQLiteAccountStore:
 
     async def due_for_refresh(self, *, now: float, limit: int) -> list[Account]:
         def due(db: sqlite3.Connection) -> list[Account]:
-            ids = db.execute(
-                "SELECT account_id FROM refresh WHERE refresh_at <= ? ORDER BY refresh_at LIMIT ?",
-                (now, limit),
-            ).fetchall()
+            ids = db.execute(sql.DUE_FOR_REFRESH, (now, limit)).fetchall()
             return [a for (account_id,) in ids if (a := self._load(db, account_id)) is not None]
 
         return await self._run(due)
@@ -605,25 +419,10 @@ class SQLiteAccountStore:
         self, account_id: str, *, now: float, next_at: float, min_interval: float
     ) -> bool:
         def claim(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "UPDATE refresh SET refreshed_at=?, refresh_at=? WHERE account_id=? AND ? - refreshed_at >= ?",
-                (now, next_at, account_id, now, min_interval),
-            )
+            cursor = db.execute(sql.CLAIM_REFRESH, (now, next_at, account_id, now, min_interval))
             return cursor.rowcount > 0
 
         return await self._run(claim)
 
     async def close(self) -> None:
-        self._ready = False
-        with self._fast_lock:
-            if self._fast is not None:
-                self._fast.close()
-                self._fast = None
-
-        def close() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=False)
+        await self._file.aclose()

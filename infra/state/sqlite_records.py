@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
-from infra.sqlite_db import SQLiteTable
+from infra.sqlite_db import SQLiteFile
 
 NEVER = float("inf")
 
@@ -21,12 +22,12 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 
-class SQLiteRecordStore(SQLiteTable):
+class SQLiteRecordStore:
     """Records in the SQLite file at `path` (usually the account store's)."""
 
-    SCHEMA = SCHEMA
-    NAME = "record store"
-    THREAD = "sqlite-records"
+    def __init__(self, path: str | Path) -> None:
+        self._file = SQLiteFile(path, name="record store", thread="sqlite-records", schema=SCHEMA)
+        self._run = self._file.run
 
     @staticmethod
     def _current(db: sqlite3.Connection, key: str, now: float) -> tuple[str | None, int]:
@@ -74,6 +75,9 @@ class SQLiteRecordStore(SQLiteTable):
             return version + 1
 
         return await self._run(go)
+
+    async def close(self) -> None:
+        await self._file.aclose()
 
     async def aclose(self) -> None:  # Deps closes its per-process singletons by `aclose`
         await self.close()

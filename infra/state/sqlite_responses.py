@@ -4,9 +4,10 @@ invisible at once and pruned a few at a time by later writes."""
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 from core.ports import StoredResponse
-from infra.sqlite_db import SQLiteTable
+from infra.sqlite_db import SQLiteFile
 from infra.state.response_codec import pack_async, unpack_async
 
 PRUNE = 64  # expired rows removed per write
@@ -22,12 +23,12 @@ CREATE INDEX IF NOT EXISTS responses_expiry ON responses (expires_at);
 """
 
 
-class SQLiteResponseStore(SQLiteTable):
+class SQLiteResponseStore:
     """Stored responses in the SQLite file at `path` (usually the account store's)."""
 
-    SCHEMA = SCHEMA
-    NAME = "response store"
-    THREAD = "sqlite-responses"
+    def __init__(self, path: str | Path) -> None:
+        self._file = SQLiteFile(path, name="response store", thread="sqlite-responses", schema=SCHEMA)
+        self._run = self._file.run
 
     async def put(self, stored: StoredResponse) -> None:
         blob = await pack_async(stored)
@@ -65,3 +66,6 @@ class SQLiteResponseStore(SQLiteTable):
             return cursor.rowcount > 0
 
         return await self._run(go)
+
+    async def close(self) -> None:
+        await self._file.aclose()

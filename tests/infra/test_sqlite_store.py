@@ -159,7 +159,7 @@ async def _state(store, name, account_id, held):
 )
 async def test_sql_release_equals_apply_outcome(store, state, outcome):
     from core.selection.policy import apply_outcome
-    from infra.state.sqlite import RELEASE_SQL
+    from infra.state.sqlite_statements import RELEASE_SQL
 
     assert outcome.kind in RELEASE_SQL and outcome.quota is None  # the SQL path, not the Python one
     await store.add([NewAccount("a", Tier.BASIC)], NOW)
@@ -251,7 +251,7 @@ async def test_upkeep_follows_the_clock_of_each_lease(store):
 
 async def test_the_wal_starts_over_under_a_steady_load(store, tmp_path, monkeypatch):
     """Checkpoints must catch up with the loop's commits, or the log only grows."""
-    import infra.state.sqlite as module
+    import infra.sqlite_db as module
 
     monkeypatch.setattr(module, "CHECKPOINT_EVERY", 50)
     await store.add([NewAccount(f"w{i}", Tier.HEAVY) for i in range(8)], NOW)
