@@ -38,7 +38,7 @@ class RoundTrips:
             self._wrap(store._t, "script")
             self._wrap(store._t, "command")
         elif kind == "dynamodb":
-            self._wrap(store, "_call")
+            self._wrap(store.db, "call")
         # SQLite: one local transaction per operation, no network; counted as 1 per call.
 
     def _wrap(self, obj: Any, name: str) -> None:

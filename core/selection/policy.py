@@ -1,8 +1,9 @@
-"""Pure account policy: which candidate a lease takes, and what an outcome does to an account.
+"""Pure account policy: which candidate a lease takes, what a lease, an outcome and the passing
+of time do to an account.
 
-Stores that can run Python inside their atomic step (SQLite) call these directly; stores that
-cannot (Redis Lua, DynamoDB conditions) implement the same rules and the contract suite holds
-them to it.
+Stores that compute the new state in Python (SQLite for outcomes, DynamoDB for everything, before
+its conditional write) call these directly; what a store does in its own language (SQLite's SQL
+fast paths, Redis Lua) implements the same rules, and the contract suite holds them to it.
 """
 
 from __future__ import annotations
@@ -37,14 +38,59 @@ def rank_key(candidate: Candidate) -> tuple[int, int, int, float]:
     return (candidate.tier.rank, -candidate.remaining, candidate.in_flight, candidate.last_used_at)
 
 
-def choose(candidates: Sequence[Candidate], rng: random.Random | None = None) -> Candidate | None:
-    """The best candidate with quota left; ties broken at random so instances spread out."""
+def candidate(account: Account, mode: str, now: float) -> Candidate | None:
+    """`account` as a candidate for a lease of `mode` at `now`: None unless it is ACTIVE with
+    quota left in that mode (call `upkeep` first for an account whose cooling may have ended)."""
+    quota = account.quotas.get(mode)
+    if account.status is not AccountStatus.ACTIVE or quota is None:
+        return None
+    remaining = quota.current(now).remaining
+    if remaining <= 0:
+        return None
+    return Candidate(account.id, account.tier, remaining, account.in_flight, account.last_used_at)
+
+
+def choose(
+    candidates: Sequence[Candidate], rng: random.Random | None = None, *, contended: bool = False
+) -> Candidate | None:
+    """The best candidate with quota left; ties broken at random so instances spread out.
+
+    `contended` (the last try lost a race): any candidate with quota left, at random, since
+    instances that all chase the same best keep colliding."""
     live = [c for c in candidates if c.remaining > 0]
     if not live:
         return None
+    if contended:
+        return (rng or random).choice(live)
     best = min(rank_key(c) for c in live)
     tied = [c for c in live if rank_key(c) == best]
     return tied[0] if len(tied) == 1 else (rng or random).choice(tied)
+
+
+def reserve(account: Account, mode: str, now: float) -> Account:
+    """The account once a lease of `mode` is taken: one unit spent, one more in flight, used now."""
+    quota = account.quotas[mode]
+    return replace(
+        account,
+        quotas={**account.quotas, mode: replace(quota, remaining=quota.remaining - 1)},
+        in_flight=account.in_flight + 1,
+        last_used_at=now,
+    )
+
+
+def upkeep(account: Account, expired_leases: int, now: float) -> Account:
+    """The account at `now`: `expired_leases` give their in-flight count back (their units stay
+    spent), ended windows refill, ended cooling makes it ACTIVE."""
+    status, cooling_until = account.status, account.cooling_until
+    if status is AccountStatus.COOLING and cooling_until <= now:
+        status, cooling_until = AccountStatus.ACTIVE, 0.0
+    return replace(
+        account,
+        quotas={mode: quota.current(now) for mode, quota in account.quotas.items()},
+        in_flight=max(0, account.in_flight - expired_leases),
+        status=status,
+        cooling_until=cooling_until,
+    )
 
 
 def apply_outcome(account: Account, mode: str, outcome: Outcome, now: float) -> Account:

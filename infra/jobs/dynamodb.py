@@ -7,22 +7,18 @@ runner are conditioned on its claim id. The table (`jobs_table_definition`, also
 serverless.yml) has two sparse indexes: `due` (`d`, `due_at`: jobs a runner may claim, present
 until the job ends) and `owner` (`own`, `oc`: one owner's jobs by creation time, then id).
 
-boto3 is synchronous: calls run in a small thread pool; boto3 is imported on first use.
+The client and its thread pool: `infra/dynamodb_table.py`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from typing import Any
 
-from core.errors import StoreUnavailable
 from core.ports import Job, JobClaim, JobStatus
+from infra.dynamodb_table import Conflict, DynamoDBTable, location, number
 from infra.jobs.rules import ABANDONED, abandoned_message, check_order, decide_claim, from_fields, to_fields
 
 DUE = "due"
@@ -30,10 +26,6 @@ _NUMBERS = frozenset({"progress", "created_at", "updated_at", "completed_at", "a
 
 
 _NAMES = {"#s": "status", "#st": "state", "#r": "result"}  # reserved words in expressions
-
-
-class _Conflict(Exception):
-    pass
 
 
 def _names(*expressions: str) -> dict[str, str]:
@@ -72,10 +64,6 @@ def jobs_table_definition(table: str) -> dict[str, Any]:
     }
 
 
-def _n(x: float | int) -> dict[str, str]:
-    return {"N": format(Decimal(repr(float(x))), "f") if isinstance(x, float) else str(x)}
-
-
 def _order_key(created_at: float, job_id: str) -> str:
     return f"{created_at:020.6f}|{job_id}"  # sorts as (created_at, id) for any time after 1970
 
@@ -85,12 +73,12 @@ def _item(job: Job) -> dict[str, Any]:
     for name, value in to_fields(job).items():
         if name == "id" or value is None:
             continue
-        item[name] = _n(value) if name in _NUMBERS else {"S": str(value)}
+        item[name] = number(value) if name in _NUMBERS else {"S": str(value)}
     item["own"] = {"S": "o#" + job.owner}  # an index key may not be the empty string
     item["oc"] = {"S": _order_key(job.created_at, job.id)}
     if job.status in (JobStatus.QUEUED, JobStatus.IN_PROGRESS):
         item["d"] = {"S": DUE}
-        item["due_at"] = _n(job.created_at if job.status is JobStatus.QUEUED else job.claim_expires_at)
+        item["due_at"] = number(job.created_at if job.status is JobStatus.QUEUED else job.claim_expires_at)
     return item
 
 
@@ -118,78 +106,26 @@ class DynamoDBJobStore:
         create_table: bool = True,
     ) -> None:
         self.table = table
-        self._client = client
-        self._region = region
-        self._endpoint = endpoint_url
-        self._timeout = timeout
-        self._create = create_table
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dynamodb-jobs")
+        self.db = DynamoDBTable(
+            table,
+            jobs_table_definition,
+            name="job store",
+            workers=8,
+            client=client,
+            region=region,
+            endpoint_url=endpoint_url,
+            timeout=timeout,
+            create_table=create_table,
+        )
 
     @classmethod
     def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> DynamoDBJobStore:
-        env = os.environ if environ is None else environ
-        return cls(
-            url.removeprefix("dynamodb://").strip("/"),
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL") or None,
-        )
-
-    def _boto(self) -> Any:
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            config = Config(
-                connect_timeout=min(self._timeout, 3.0),
-                read_timeout=self._timeout,
-                retries={"max_attempts": 2, "mode": "standard"},
-            )
-            self._client = boto3.client(
-                "dynamodb", region_name=self._region, endpoint_url=self._endpoint, config=config
-            )
-        return self._client
-
-    async def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
-        def call() -> dict[str, Any]:
-            from botocore.exceptions import BotoCoreError, ClientError
-
-            client = self._boto()
-            for attempt in (0, 1):
-                try:
-                    result: dict[str, Any] = getattr(client, op)(TableName=self.table, **kwargs)
-                    return result
-                except ClientError as exc:
-                    code = exc.response.get("Error", {}).get("Code", "")
-                    if code == "ConditionalCheckFailedException":
-                        raise _Conflict from None
-                    if code == "ResourceNotFoundException" and self._create and attempt == 0:
-                        self._create_table(client)
-                        continue
-                    raise StoreUnavailable(
-                        f"The job store is unavailable ({code or 'ClientError'})."
-                    ) from None
-                except BotoCoreError as exc:
-                    raise StoreUnavailable(f"The job store is unavailable ({type(exc).__name__}).") from None
-            raise StoreUnavailable("The job store is unavailable (no table).")
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-
-    def _create_table(self, client: Any) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            client.create_table(**jobs_table_definition(self.table))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-                raise
-        client.get_waiter("table_exists").wait(
-            TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-        )
+        return cls(**location(url, environ))
 
     async def create(self, job: Job) -> Job:
         try:
-            await self._call("put_item", Item=_item(job), ConditionExpression="attribute_not_exists(pk)")
-        except _Conflict:
+            await self.db.call("put_item", Item=_item(job), ConditionExpression="attribute_not_exists(pk)")
+        except Conflict:
             pass
         stored = await self.get(job.id)
         if stored is None:  # created and deleted in between: the caller's job is what was asked
@@ -197,7 +133,7 @@ class DynamoDBJobStore:
         return stored
 
     async def get(self, job_id: str) -> Job | None:
-        reply = await self._call("get_item", Key={"pk": {"S": job_id}}, ConsistentRead=True)
+        reply = await self.db.call("get_item", Key={"pk": {"S": job_id}}, ConsistentRead=True)
         return _job(reply["Item"]) if "Item" in reply else None
 
     async def list(
@@ -212,7 +148,7 @@ class DynamoDBJobStore:
                 return []
             condition += f" AND oc {'<' if desc else '>'} :a"
             values[":a"] = {"S": _order_key(anchor.created_at, anchor.id)}
-        reply = await self._call(
+        reply = await self.db.call(
             "query",
             IndexName="owner",
             KeyConditionExpression=condition,
@@ -223,7 +159,7 @@ class DynamoDBJobStore:
         return [_job(item) for item in reply.get("Items", [])]
 
     async def delete(self, job_id: str) -> bool:
-        reply = await self._call("delete_item", Key={"pk": {"S": job_id}}, ReturnValues="ALL_OLD")
+        reply = await self.db.call("delete_item", Key={"pk": {"S": job_id}}, ReturnValues="ALL_OLD")
         return bool(reply.get("Attributes"))
 
     async def claim(self, job_id: str, *, now: float, ttl: float, max_attempts: int) -> JobClaim | None:
@@ -234,12 +170,12 @@ class DynamoDBJobStore:
         read = {
             ":s": {"S": job.status.value},
             ":c": {"S": job.claim_id},
-            ":a": _n(job.attempts),
+            ":a": number(job.attempts),
         }
         as_read = "#s = :s AND claim_id = :c AND attempts = :a"
         try:
             if decision.give_up:
-                await self._call(
+                await self.db.call(
                     "update_item",
                     Key={"pk": {"S": job_id}},
                     UpdateExpression="SET #s = :f, error_code = :ec, error_message = :em, completed_at = :n, "
@@ -251,14 +187,14 @@ class DynamoDBJobStore:
                         ":f": {"S": JobStatus.FAILED.value},
                         ":ec": {"S": ABANDONED},
                         ":em": {"S": abandoned_message(job.attempts)},
-                        ":n": _n(now),
+                        ":n": number(now),
                         ":e": {"S": ""},
                     },
                 )
             if not decision.take:
                 return None
             claim = JobClaim(job_id, uuid.uuid4().hex, decision.attempt, now + ttl)
-            await self._call(
+            await self.db.call(
                 "update_item",
                 Key={"pk": {"S": job_id}},
                 UpdateExpression="SET #s = :ip, attempts = :na, claim_id = :nc, claim_expires_at = :x, "
@@ -268,15 +204,15 @@ class DynamoDBJobStore:
                 ExpressionAttributeValues={
                     **read,
                     ":ip": {"S": JobStatus.IN_PROGRESS.value},
-                    ":na": _n(claim.attempt),
+                    ":na": number(claim.attempt),
                     ":nc": {"S": claim.claim_id},
-                    ":x": _n(claim.expires_at),
+                    ":x": number(claim.expires_at),
                     ":d": {"S": DUE},
-                    ":n": _n(now),
+                    ":n": number(now),
                 },
             )
             return claim
-        except _Conflict:
+        except Conflict:
             return None
 
     async def _update(
@@ -290,7 +226,7 @@ class DynamoDBJobStore:
     ) -> bool:
         condition = "#s = :ip AND claim_id = :c" + (f" AND {extra_condition}" if extra_condition else "")
         try:
-            await self._call(
+            await self.db.call(
                 "update_item",
                 Key={"pk": {"S": claim.job_id}},
                 UpdateExpression=f"SET {sets}" + (f" REMOVE {remove}" if remove else ""),
@@ -302,7 +238,7 @@ class DynamoDBJobStore:
                     **values,
                 },
             )
-        except _Conflict:
+        except Conflict:
             return False
         return True
 
@@ -316,13 +252,16 @@ class DynamoDBJobStore:
         state: dict[str, Any] | None = None,
     ) -> bool:
         sets = "claim_expires_at = :x, due_at = :x, updated_at = :n"
-        values: dict[str, Any] = {":x": _n(now + ttl), ":n": _n(now)}
+        values: dict[str, Any] = {":x": number(now + ttl), ":n": number(now)}
         if state is not None:
             sets += ", #st = :state"
             values[":state"] = {"S": json.dumps(state)}
         # Progress only rises: try with it (condition: it is not lower), else without it.
         if await self._update(
-            claim, sets + ", progress = :p", {**values, ":p": _n(progress)}, extra_condition="progress <= :p"
+            claim,
+            sets + ", progress = :p",
+            {**values, ":p": number(progress)},
+            extra_condition="progress <= :p",
         ):
             return True
         return await self._update(claim, sets, values)
@@ -334,11 +273,14 @@ class DynamoDBJobStore:
         values: dict[str, Any] = {
             ":state": {"S": json.dumps(state)},
             ":e": {"S": ""},
-            ":x": _n(due_at),
-            ":n": _n(now),
+            ":x": number(due_at),
+            ":n": number(now),
         }
         if await self._update(
-            claim, sets + ", progress = :p", {**values, ":p": _n(progress)}, extra_condition="progress <= :p"
+            claim,
+            sets + ", progress = :p",
+            {**values, ":p": number(progress)},
+            extra_condition="progress <= :p",
         ):
             return True
         return await self._update(claim, sets, values)
@@ -349,9 +291,9 @@ class DynamoDBJobStore:
             "#s = :done, progress = :h, #r = :r, completed_at = :n, updated_at = :n, claim_id = :e",
             {
                 ":done": {"S": JobStatus.COMPLETED.value},
-                ":h": _n(100),
+                ":h": number(100),
                 ":r": {"S": json.dumps(result)},
-                ":n": _n(now),
+                ":n": number(now),
                 ":e": {"S": ""},
             },
             remove="d, due_at",
@@ -365,23 +307,23 @@ class DynamoDBJobStore:
                 ":f": {"S": JobStatus.FAILED.value},
                 ":ec": {"S": code},
                 ":em": {"S": message},
-                ":n": _n(now),
+                ":n": number(now),
                 ":e": {"S": ""},
             },
             remove="d, due_at",
         )
 
     async def due(self, *, now: float, limit: int) -> list[str]:
-        reply = await self._call(
+        reply = await self.db.call(
             "query",
             IndexName="due",
             KeyConditionExpression="d = :d AND due_at <= :n",
-            ExpressionAttributeValues={":d": {"S": DUE}, ":n": _n(now)},
+            ExpressionAttributeValues={":d": {"S": DUE}, ":n": number(now)},
             Limit=max(1, limit),
         )
         return [item["pk"]["S"] for item in reply.get("Items", [])]
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=False)
+        await self.db.aclose()
 
     aclose = close

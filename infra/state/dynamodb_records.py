@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 from core.errors import StoreUnavailable
-from infra.state.dynamodb import DynamoDBAccountStore, _Conflict, _num
+from infra.dynamodb_table import Conflict, number
+from infra.state.dynamodb import DynamoDBAccountStore
 
 NEVER = 2**53  # an expiry that does not come
 
@@ -17,10 +18,10 @@ class DynamoDBRecordStore:
     """Records in the table of `store`, sharing its client and thread pool."""
 
     def __init__(self, store: DynamoDBAccountStore) -> None:
-        self._store = store
+        self._db = store.db
 
     async def read(self, key: str, *, now: float) -> tuple[dict[str, Any] | None, int]:
-        reply = await self._store._call("get_item", Key={"pk": {"S": "rec#" + key}}, ConsistentRead=True)
+        reply = await self._db.call("get_item", Key={"pk": {"S": "rec#" + key}}, ConsistentRead=True)
         item = reply.get("Item")
         if not item or float(item["exp"]["N"]) <= now:
             return None, 0
@@ -32,20 +33,20 @@ class DynamoDBRecordStore:
         item = {
             "pk": {"S": "rec#" + key},
             "doc": {"S": json.dumps(value, separators=(",", ":"))},
-            "ver": _num(version + 1),
-            "exp": _num(NEVER if ttl is None else now + ttl),
+            "ver": number(version + 1),
+            "exp": number(NEVER if ttl is None else now + ttl),
         }
         if version == 0:
             condition = "attribute_not_exists(pk) OR exp <= :now"
-            values = {":now": _num(now)}
+            values = {":now": number(now)}
         else:
             condition = "ver = :v AND exp > :now"
-            values = {":v": _num(version), ":now": _num(now)}
+            values = {":v": number(version), ":now": number(now)}
         try:
-            await self._store._call(
+            await self._db.call(
                 "put_item", Item=item, ConditionExpression=condition, ExpressionAttributeValues=values
             )
-        except _Conflict:
+        except Conflict:
             return False
         return True
 
@@ -53,26 +54,26 @@ class DynamoDBRecordStore:
         pk = {"pk": {"S": "rec#n:" + key}}
         for _ in range(5):
             try:
-                reply = await self._store._call(
+                reply = await self._db.call(
                     "update_item",
                     Key=pk,
                     UpdateExpression="ADD ver :one",
                     ConditionExpression="exp > :now",
-                    ExpressionAttributeValues={":one": _num(1), ":now": _num(now)},
+                    ExpressionAttributeValues={":one": number(1), ":now": number(now)},
                     ReturnValues="UPDATED_NEW",
                 )
                 return int(reply["Attributes"]["ver"]["N"])
-            except _Conflict:
+            except Conflict:
                 pass
             try:  # absent or expired: start the window
-                await self._store._call(
+                await self._db.call(
                     "put_item",
-                    Item={**pk, "ver": _num(1), "exp": _num(now + window), "doc": {"S": "{}"}},
+                    Item={**pk, "ver": number(1), "exp": number(now + window), "doc": {"S": "{}"}},
                     ConditionExpression="attribute_not_exists(pk) OR exp <= :now",
-                    ExpressionAttributeValues={":now": _num(now)},
+                    ExpressionAttributeValues={":now": number(now)},
                 )
                 return 1
-            except _Conflict:
+            except Conflict:
                 continue  # another caller started it first: count on it
         raise StoreUnavailable("The record store is unavailable (a counter kept changing).")
 

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -14,7 +15,7 @@ from core.accounts import (
 )
 from core.catalog import Tier
 from core.errors import InvalidRequest
-from core.selection.policy import Candidate, apply_outcome, choose
+from core.selection.policy import Candidate, apply_outcome, candidate, choose, reserve, upkeep
 from core.services.accounts import parse_import
 
 
@@ -131,3 +132,38 @@ def test_quota_window_refills_when_it_ends():
     q = Quota(0, 20, 100, 50.0)
     assert q.current(49.0) is q
     assert q.current(50.0) == Quota(20, 20, 100, 150.0)
+
+
+def test_a_lease_candidate_is_an_active_account_with_quota_left_now():
+    assert candidate(_account(), "fast", 10.0) == Candidate("acc", Tier.BASIC, 5, 1, 0.0)
+    assert candidate(_account(), "expert", 10.0) is None  # no window for that mode
+    assert candidate(_account(status=AccountStatus.COOLING), "fast", 10.0) is None
+    spent = _account(quotas={"fast": Quota(0, 60, 100, 1000.0)})
+    assert candidate(spent, "fast", 999.0) is None
+    assert candidate(spent, "fast", 1000.0) == Candidate("acc", Tier.BASIC, 60, 1, 0.0)  # the window ended
+
+
+def test_after_a_lost_race_any_live_candidate_may_be_chosen():
+    import random
+
+    best, other = Candidate("a", Tier.BASIC, 9, 0, 0.0), Candidate("b", Tier.BASIC, 1, 3, 5.0)
+    empty = Candidate("c", Tier.BASIC, 0, 0, 0.0)
+    rng = random.Random(7)
+    assert {choose([best, other, empty], rng).account_id for _ in range(50)} == {"a"}
+    picked = {choose([best, other, empty], rng, contended=True).account_id for _ in range(50)}
+    assert picked == {"a", "b"}
+
+
+def test_a_lease_reserves_a_unit_and_upkeep_reclaims_what_time_ended():
+    taken = reserve(_account(), "fast", 20.0)
+    assert taken.quotas["fast"].remaining == 4 and taken.in_flight == 2 and taken.last_used_at == 20.0
+    cooling = _account(
+        status=AccountStatus.COOLING,
+        cooling_until=30.0,
+        in_flight=2,
+        quotas={"fast": Quota(0, 60, 100, 40.0)},
+    )
+    assert upkeep(cooling, 1, 29.0) == replace(cooling, in_flight=1)
+    later = upkeep(cooling, 3, 40.0)
+    assert later.status is AccountStatus.ACTIVE and later.cooling_until == 0.0 and later.in_flight == 0
+    assert later.quotas["fast"] == Quota(60, 60, 100, 140.0)

@@ -256,7 +256,7 @@ def test_artifact_imports_on_its_own(tmp_path):
 
 
 def test_the_table_is_the_one_the_dynamodb_store_declares(template):
-    from infra.state.dynamodb import TIME_TO_LIVE, table_definition
+    from infra.state.dynamodb_codec import TIME_TO_LIVE, table_definition
 
     table = resources(template, "AWS::DynamoDB::Table")["StateTable"]["Properties"]
     expected = table_definition(table["TableName"])
