@@ -12,7 +12,7 @@ from typing import Any
 from core.ports import Job, JobClaim
 from infra.jobs import redis_lua
 from infra.jobs.rules import ABANDONED, abandoned_message, check_order, from_fields, to_fields
-from infra.state.redis import DEFAULT_PREFIX, TcpTransport, Transport, UpstashTransport, _Script
+from infra.state.redis import RedisScripts, _Script
 
 ABANDONED_TEMPLATE = abandoned_message(0).replace("0", "%d", 1)  # the Lua side formats the count
 SCRIPTS = {
@@ -39,26 +39,11 @@ def _job(flat: Sequence[str] | dict[str, str]) -> Job | None:
     return from_fields(h)
 
 
-class RedisJobStore:
+class RedisJobStore(RedisScripts):
     """`JobStore` on Redis. Construct with `from_url` (TCP) or `upstash` (REST)."""
 
-    def __init__(self, transport: Transport, *, prefix: str = DEFAULT_PREFIX) -> None:
-        self._t = transport
-        self.prefix = prefix
-        self._key = [prefix + "jobs"]  # routes the scripts to the prefix's slot on a cluster
-
-    @classmethod
-    def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = 5.0) -> RedisJobStore:
-        return cls(TcpTransport(url, timeout=timeout), prefix=prefix)
-
-    @classmethod
-    def upstash(
-        cls, url: str, token: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = 5.0
-    ) -> RedisJobStore:
-        return cls(UpstashTransport(url, token, timeout=timeout), prefix=prefix)
-
-    async def _run(self, name: str, *args: str) -> Any:
-        return await self._t.script(SCRIPTS[name], self._key, [self.prefix, *args])
+    SCRIPTS = SCRIPTS
+    KEY = "jobs"
 
     async def create(self, job: Job) -> Job:
         pairs: list[str] = []
@@ -121,7 +106,4 @@ class RedisJobStore:
         )
         return [str(i) for i in ids]
 
-    async def close(self) -> None:
-        await self._t.close()
-
-    aclose = close
+    aclose = RedisScripts.close

@@ -18,7 +18,7 @@ import asyncio
 import random
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -96,7 +96,7 @@ class DynamoDBAccountStore:
         self._leased: OrderedDict[str, AccountItem] = OrderedDict()
 
     @classmethod
-    def from_url(cls, url: str, environ: dict[str, str] | None = None) -> DynamoDBAccountStore:
+    def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> DynamoDBAccountStore:
         """`dynamodb://TABLE`; region and endpoint from the standard AWS variables."""
         return cls(**location(url, environ))
 

@@ -22,35 +22,50 @@ STORE_TIMEOUT = 5.0  # seconds one store call may take before it is StoreUnavail
 
 def open_account_store(settings: Settings, environ: Mapping[str, str] | None = None) -> AccountStore:
     """The store `settings.store` names. Configuration errors raise `SettingsError` at once."""
-    url = settings.store
-    env = os.environ if environ is None else environ
+    store: AccountStore = open_by_url(
+        settings.store,
+        settings,
+        environ,
+        setting="GROKGATE_STORE",
+        what="store",
+        sqlite="infra.state.sqlite:SQLiteAccountStore",
+        redis="infra.state.redis:RedisAccountStore",
+        dynamodb="infra.state.dynamodb:DynamoDBAccountStore",
+    )
+    return store
+
+
+def open_by_url(
+    url: str,
+    settings: Settings,
+    environ: Mapping[str, str] | None,
+    *,
+    setting: str,
+    what: str,
+    sqlite: str,
+    redis: str,
+    dynamodb: str,
+) -> Any:
+    """The adapter ("module:Class") that `url`'s scheme names, built from the URL (see the
+    module's docstring); only that adapter's module is imported. `setting` and `what` name the
+    setting and the kind of store in a `SettingsError`."""
     if url.startswith("sqlite:///"):
-        from infra.state.sqlite import SQLiteAccountStore
-
-        return SQLiteAccountStore.from_url(url)
+        return _adapter(sqlite).from_url(url)
     if url.startswith(("redis://", "rediss://")):
-        from infra.state.redis import RedisAccountStore
-
-        return RedisAccountStore.from_url(url, timeout=STORE_TIMEOUT)
+        return _adapter(redis).from_url(url, timeout=STORE_TIMEOUT)
     if url == "upstash":
         if not settings.upstash_redis_rest_url or not settings.upstash_redis_rest_token:
-            raise SettingsError(
-                "GROKGATE_STORE=upstash: set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN"
-            )
-        from infra.state.redis import RedisAccountStore
-
-        return RedisAccountStore.upstash(
+            raise SettingsError(f"{setting}=upstash: set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN")
+        return _adapter(redis).upstash(
             settings.upstash_redis_rest_url.rstrip("/"),
             settings.upstash_redis_rest_token,
             timeout=STORE_TIMEOUT,
         )
     if url.startswith("dynamodb://"):
         if not url.removeprefix("dynamodb://").strip("/"):
-            raise SettingsError("GROKGATE_STORE: expected dynamodb://TABLE (the table name is missing)")
-        from infra.state.dynamodb import DynamoDBAccountStore
-
-        return DynamoDBAccountStore.from_url(url, dict(env))
-    raise SettingsError(f"GROKGATE_STORE: unknown store {url.split(':', 1)[0]!r}")
+            raise SettingsError(f"{setting}: expected dynamodb://TABLE (the table name is missing)")
+        return _adapter(dynamodb).from_url(url, os.environ if environ is None else environ)
+    raise SettingsError(f"{setting}: unknown {what} {url.split(':', 1)[0]!r}")
 
 
 def records_for(store: AccountStore) -> RecordStore:

@@ -20,7 +20,7 @@ import json
 import random
 import uuid
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 from core.accounts import (
     Account,
@@ -187,29 +187,45 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-class RedisAccountStore:
-    """`AccountStore` on Redis (Upstash REST or TCP). Construct with `from_url` or `upstash`."""
+class RedisScripts:
+    """A store on a Redis `Transport` under a key `prefix`: each change is one of `SCRIPTS`
+    (`_run`), routed by `KEY` to the prefix's slot on a cluster. Construct with `from_url`
+    (TCP) or `upstash` (REST)."""
 
-    def __init__(
-        self, transport: Transport, *, prefix: str = DEFAULT_PREFIX, rng: random.Random | None = None
-    ):
+    SCRIPTS: ClassVar[dict[str, _Script]] = {}
+    KEY: ClassVar[str] = ""
+
+    def __init__(self, transport: Transport, *, prefix: str = DEFAULT_PREFIX) -> None:
         self._t = transport
         self.prefix = prefix
-        self._rng = rng or random.Random()
-        self._key = [prefix + "meta"]  # routes the scripts to the prefix's slot on a cluster
+        self._key = [prefix + self.KEY]
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = 5.0) -> RedisAccountStore:
+    def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = 5.0) -> Self:
         return cls(TcpTransport(url, timeout=timeout), prefix=prefix)
 
     @classmethod
-    def upstash(
-        cls, url: str, token: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = 5.0
-    ) -> RedisAccountStore:
+    def upstash(cls, url: str, token: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = 5.0) -> Self:
         return cls(UpstashTransport(url, token, timeout=timeout), prefix=prefix)
 
     async def _run(self, name: str, *args: str) -> Any:
-        return await self._t.script(SCRIPTS[name], self._key, [self.prefix, *args])
+        return await self._t.script(self.SCRIPTS[name], self._key, [self.prefix, *args])
+
+    async def close(self) -> None:
+        await self._t.close()
+
+
+class RedisAccountStore(RedisScripts):
+    """`AccountStore` on Redis (Upstash REST or TCP)."""
+
+    SCRIPTS = SCRIPTS
+    KEY = "meta"
+
+    def __init__(
+        self, transport: Transport, *, prefix: str = DEFAULT_PREFIX, rng: random.Random | None = None
+    ) -> None:
+        super().__init__(transport, prefix=prefix)
+        self._rng = rng or random.Random()
 
     # -- the port -------------------------------------------------------------------------
 
@@ -349,9 +365,6 @@ class RedisAccountStore:
 
     async def ping(self) -> None:
         await self._t.command("PING")
-
-    async def close(self) -> None:
-        await self._t.close()
 
     # -- quota upkeep (RefreshLedger) -----------------------------------------------------
 
