@@ -1,12 +1,14 @@
 """The curl_cffi internals the chat transport relies on, in one place (written against 0.17).
 
-Two private details are used, and `tests/infra/test_curl_internals.py` fails when a curl_cffi
-release changes either:
+Three private details are used, and `tests/infra/test_curl_internals.py` fails when a curl_cffi
+release changes one:
 
 * the header slist curl_cffi keeps on `Curl._headers` (freed with `_wrapper.lib`), which its
   `setopt(HTTPHEADER)` appends to instead of replacing (`set_header_lines`);
 * how `AsyncCurl` arms curl's multi timer: its C timer callback cancels `AsyncCurl._timer` and
-  stores `AsyncCurl.loop.call_later(...)` in its place (`lazy_timers`).
+  stores `AsyncCurl.loop.call_later(...)` in its place (`lazy_timers`);
+* the map of running transfers `AsyncCurl._curl2future`, which `remove_handle` and a finished
+  transfer leave (`transfers_in`: the transport's count of transfers still in flight).
 
 Why the timer matters: with a low-speed limit set, curl pushes its speed-check deadline one
 second ahead on every read, so on a stream whose tokens arrive one write each the stock
@@ -35,6 +37,11 @@ def set_header_lines(curl: Curl, lines: Sequence[bytes]) -> None:
         lib.curl_slist_free_all(curl._headers)
         curl._headers = ffi.NULL
     curl.setopt(CurlOpt.HTTPHEADER, lines)
+
+
+def transfers_in(multi: AsyncCurl) -> int:
+    """How many transfers the multi still runs."""
+    return len(multi._curl2future)
 
 
 class LazyTimers:

@@ -40,7 +40,7 @@ from curl_cffi.requests.impersonate import resolve_latest_browser_type
 
 from core.protocol.classify import UpstreamFailure, transport_failure
 from core.settings import Settings
-from infra.upstream.curl_internals import lazy_timers, set_header_lines
+from infra.upstream.curl_internals import lazy_timers, set_header_lines, transfers_in
 
 MAX_BUFFERED = 1 << 20  # unread body bytes before the transfer is paused
 PACED_BYTES = 1 << 16  # a paced read takes what it has past this much, window or not
@@ -57,22 +57,23 @@ def translate_curl_error(exc: BaseException, what: str) -> UpstreamFailure:
     return transport_failure(f"{what}: {type(exc).__name__}: {text}", timeout=timed_out)
 
 
-def _free_multi_of_closed_loop(multi: AsyncCurl, loop: asyncio.AbstractEventLoop) -> None:
+def _free_multi_of_closed_loop(multi: AsyncCurl, loop: asyncio.AbstractEventLoop) -> bool:
     """Free a multi left behind by a closed loop (a cron or worker run under `asyncio.run`),
     so its cached connections do not pile up, one per run. Its timers and readers belong to
-    that loop; a loop still open elsewhere keeps its multi (as AsyncSession would)."""
+    that loop; a loop still open elsewhere keeps its multi (as AsyncSession would). True if freed."""
     if not loop.is_closed():
-        return
+        return False
     # `AsyncCurl.close()` awaits only its timeout-checker task, which `asyncio.run` cancelled
     # with the loop: driven by hand it then completes in one step, without a running loop.
     closing = multi.close()
     try:
         closing.send(None)
     except StopIteration:
-        return
+        return True
     except RuntimeError:  # the checker was still pending on the dead loop: leave it
-        return
+        return False
     closing.close()
+    return False
 
 
 class _Handle:
@@ -288,6 +289,11 @@ class StreamedResponse:
                 reusable = False
         self._transport._release(self, handle, reusable=reusable)
 
+    @property
+    def paused(self) -> bool:
+        """Whether curl holds the transfer because the reader is behind (`max_buffered` unread)."""
+        return self._handle is not None and self._handle.paused
+
     async def aclose(self) -> None:
         handle = self._handle
         if handle is None:
@@ -326,6 +332,7 @@ class CurlTransport:
         self.max_idle = max_idle
         self.max_buffered = max_buffered
         self.handles_created = 0
+        self.multis_freed = 0  # multis of closed loops freed (a cron or worker run per loop)
         self.pacing = settings.stream_pacing_ms / 1000
         self._target = resolve_latest_browser_type(impersonate or settings.impersonate)
         self._low_speed_time = math.ceil(settings.connect_timeout + settings.read_timeout)
@@ -342,12 +349,17 @@ class CurlTransport:
     def open_responses(self) -> int:
         return len(self._open)
 
+    @property
+    def transfers_in_flight(self) -> int:
+        """Transfers curl's multi still runs: 0 once every response finished or was closed."""
+        return 0 if self._multi is None else transfers_in(self._multi)
+
     def _multi_for_loop(self) -> AsyncCurl:
         loop = asyncio.get_running_loop()
         if self._multi is None or self._loop is not loop:
             self._close_idle()
             if self._multi is not None and self._loop is not None:
-                _free_multi_of_closed_loop(self._multi, self._loop)
+                self.multis_freed += _free_multi_of_closed_loop(self._multi, self._loop)
             self._multi = AsyncCurl(loop=loop)
             lazy_timers(self._multi)
             self._loop = loop

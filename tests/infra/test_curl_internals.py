@@ -31,6 +31,12 @@ def test_async_curl_arms_its_timer_through_loop_call_later_and_cancels_timer() -
     assert "self.loop" in inspect.getsource(curl_cffi.aio.AsyncCurl.__init__)
 
 
+def test_async_curl_keeps_its_running_transfers_in_curl2future() -> None:
+    source = inspect.getsource(curl_cffi.aio.AsyncCurl)
+    assert "self._curl2future[curl] = future" in source  # add_handle
+    assert "self._curl2future.pop(curl" in source  # remove_handle and a finished transfer
+
+
 def test_curl_keeps_its_header_slist_on_the_handle() -> None:
     curl = Curl()
     try:

@@ -49,11 +49,6 @@ async def read_all(response: StreamedResponse) -> list[bytes]:
     return [chunk async for chunk in response]
 
 
-def idle_multi(transport: CurlTransport) -> bool:
-    multi = transport._multi
-    return multi is None or not multi._curl2future
-
-
 @pytest.fixture
 async def transport(sim: SimServer) -> AsyncIterator[CurlTransport]:
     t = CurlTransport(make_settings(sim.url), plain_http=True)
@@ -127,7 +122,9 @@ async def test_a_200_stream_is_read_to_the_end_with_the_simulators_bytes(
         if "token" in f.get("result", {}).get("response", {})
     ]
     assert "".join(tokens) == expected_answer(prompt, "fast")[1]
-    assert transport.open_responses == 0 and transport.idle_handles == 1 and idle_multi(transport)
+    assert (
+        transport.open_responses == 0 and transport.idle_handles == 1 and transport.transfers_in_flight == 0
+    )
 
 
 async def test_a_429_answer_gives_its_status_and_body(sim: SimServer, transport: CurlTransport) -> None:
@@ -186,7 +183,9 @@ async def test_a_refused_connection_is_a_transient_failure(transport: CurlTransp
     with pytest.raises(UpstreamFailure) as caught:
         await transport.post(f"http://127.0.0.1:{port}{CHAT}", header_lines(), b"{}")
     assert caught.value.kind is Kind.TRANSIENT
-    assert transport.open_responses == 0 and transport.idle_handles == 1 and idle_multi(transport)
+    assert (
+        transport.open_responses == 0 and transport.idle_handles == 1 and transport.transfers_in_flight == 0
+    )
 
 
 async def test_upstream_silence_past_the_read_timeout_is_a_timeout_failure(sim: SimServer) -> None:
@@ -206,7 +205,11 @@ async def test_upstream_silence_past_the_read_timeout_is_a_timeout_failure(sim: 
         failures = await asyncio.gather(stalled("ttfb_ms=12000"), stalled("tokens=3 delay_ms=12000"))
         assert [f.kind for f in failures] == [Kind.TIMEOUT, Kind.TIMEOUT]
         assert time.monotonic() - started < 11
-        assert transport.open_responses == 0 and transport.idle_handles == 2 and idle_multi(transport)
+        assert (
+            transport.open_responses == 0
+            and transport.idle_handles == 2
+            and transport.transfers_in_flight == 0
+        )
     finally:
         await transport.close()
 
@@ -218,7 +221,7 @@ async def test_a_stream_past_the_total_timeout_fails_as_a_timeout(sim: SimServer
         with pytest.raises(UpstreamFailure) as caught:
             await read_all(response)
         assert caught.value.kind is Kind.TIMEOUT and "total timeout" in caught.value.reason
-        assert transport.open_responses == 0 and idle_multi(transport)
+        assert transport.open_responses == 0 and transport.transfers_in_flight == 0
     finally:
         await transport.close()
 
@@ -235,7 +238,9 @@ async def test_aclose_mid_stream_drops_the_connection_and_the_handle_is_reused(
         await asyncio.wait_for(server.hung_up.wait(), 2)  # the server saw the connection go
         with pytest.raises(StopAsyncIteration):
             await response.__anext__()
-    assert transport.open_responses == 0 and transport.idle_handles == 1 and idle_multi(transport)
+    assert (
+        transport.open_responses == 0 and transport.idle_handles == 1 and transport.transfers_in_flight == 0
+    )
 
     again = await transport.post(sim.url + CHAT, header_lines(), body("hi"))
     assert again.status == 200 and b"".join(await read_all(again)).endswith(b"\n")
@@ -250,7 +255,9 @@ async def test_cancelling_a_task_waiting_for_headers_leaks_nothing(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert transport.open_responses == 0 and transport.idle_handles == 1 and idle_multi(transport)
+    assert (
+        transport.open_responses == 0 and transport.idle_handles == 1 and transport.transfers_in_flight == 0
+    )
 
 
 async def test_cancelling_a_task_waiting_for_data_leaks_nothing(
@@ -264,7 +271,9 @@ async def test_cancelling_a_task_waiting_for_data_leaks_nothing(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert transport.open_responses == 0 and transport.idle_handles == 1 and idle_multi(transport)
+    assert (
+        transport.open_responses == 0 and transport.idle_handles == 1 and transport.transfers_in_flight == 0
+    )
     with pytest.raises(UpstreamFailure):  # not a clean end: the rest of the answer was never read
         await response.__anext__()
     await response.aclose()  # still fine afterwards
@@ -283,16 +292,14 @@ async def test_sequential_requests_reuse_one_handle(sim: SimServer, transport: C
 def test_a_new_event_loop_gets_a_new_multi_and_pool(sim: SimServer) -> None:
     transport = CurlTransport(make_settings(sim.url), plain_http=True)
 
-    async def one_request() -> object:
+    async def one_request() -> bytes:
         response = await transport.post(sim.url + CHAT, header_lines(), body("hi"))
-        await read_all(response)
-        return transport._multi
+        return b"".join(await read_all(response))
 
-    first = asyncio.run(one_request())
-    second = asyncio.run(one_request())
-    assert first is not second
-    assert transport.handles_created == 2 and transport.idle_handles == 1
-    assert first._curlm is None  # type: ignore[attr-defined]  # freed: its loop is closed
+    for _ in range(2):  # each under its own event loop
+        assert b'"token"' in asyncio.run(one_request())
+    assert transport.handles_created == 2 and transport.idle_handles == 1  # the old loop's pool is gone
+    assert transport.multis_freed == 1  # and its multi with it: its loop is closed
     asyncio.run(transport.close())
 
 
@@ -303,8 +310,7 @@ async def test_a_slow_reader_pauses_the_transfer_and_loses_nothing(sim: SimServe
         response = await transport.post(sim.url + CHAT, header_lines(), body(prompt))
         chunks = [await response.__anext__()]
         await asyncio.sleep(0.3)  # the simulator wrote everything at once: curl had it all to give
-        handle = response._handle
-        assert handle is not None and handle.paused and handle.buffered < 8192 + 65536
+        assert response.paused
         chunks += await read_all(response)
         assert max(map(len, chunks)) < 8192 + 65536
         text = "".join(
@@ -318,11 +324,11 @@ async def test_a_slow_reader_pauses_the_transfer_and_loses_nothing(sim: SimServe
         response = await transport.post(sim.url + CHAT, header_lines(), body(prompt))
         await response.__anext__()
         await asyncio.sleep(0.2)
-        assert response._handle is not None and response._handle.paused
+        assert response.paused
         await response.aclose()
         again = await transport.post(sim.url + CHAT, header_lines(), body("hi"))
         assert b"".join(await read_all(again)).endswith(b"\n")
-        assert transport.handles_created == 1 and idle_multi(transport)
+        assert transport.handles_created == 1 and transport.transfers_in_flight == 0
     finally:
         await transport.close()
 
