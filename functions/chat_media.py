@@ -14,12 +14,10 @@ function: the answer waits for it up to `chat_video_wait` seconds, else ends wit
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -29,8 +27,10 @@ from core.ports import Job, JobStatus
 from core.services import images as image_requests
 from core.transcode.openai_chat import ChatCompletionRequest
 from core.transcode.openai_images import markdown
+from core.transcode.openai_media_chat import MediaAnswer
 from core.transcode.openai_videos import video_link
 from functions._http import json_response
+from functions._sse import CHAT
 from functions._wiring import Deps
 
 POLL = 0.5  # seconds between two reads of a video job
@@ -204,60 +204,30 @@ async def serve(
         work = await _video(request, deps, body, model, base_url)
     else:
         work = await _images(deps, body, model, base_url)
-    answer = _Answer(model.id)
+    answer = MediaAnswer(model.id)
     if not body.stream:
         async for line in work.progress():
             if line:
                 answer.reasoning.append(line)
         return json_response(answer.final(await work.content()))
     return StreamingResponse(
-        answer.stream(work),
+        _stream(answer, work),
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
 
 
-class _Answer:
-    """One chat completion of media, as chunks (streamed) or one object."""
-
-    def __init__(self, model: str) -> None:
-        self.id = "chatcmpl-" + secrets.token_hex(12)
-        self.model = model
-        self.created = int(time.time())
-        self.reasoning: list[str] = []
-
-    def chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        body = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }
-        return b"data: " + orjson.dumps(body) + b"\n\n"
-
-    async def stream(self, work: Work) -> AsyncGenerator[bytes, None]:
-        yield self.chunk({"role": "assistant", "content": ""})
-        try:
-            async for line in work.progress():
-                yield self.chunk({"reasoning_content": line + "\n"}) if line else b": progress\n\n"
-            content = await work.content()
-        except GatewayError as exc:
-            error = {"message": exc.message, "type": exc.openai_type, "param": exc.param, "code": exc.code}
-            yield b"data: " + orjson.dumps({"error": error}) + b"\n\ndata: [DONE]\n\n"
-            return
-        yield self.chunk({"content": content})
-        yield self.chunk({}, "stop") + b"data: [DONE]\n\n"
-
-    def final(self, content: str) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if self.reasoning:
-            message["reasoning_content"] = "\n".join(self.reasoning)
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        }
+async def _stream(answer: MediaAnswer, work: Work) -> AsyncGenerator[bytes, None]:
+    """Progress as reasoning deltas (an SSE comment while only time passes), then the content and
+    stop; a failure after the first byte is the error chunk. Every path ends with [DONE]."""
+    frame = CHAT.frame
+    yield frame([answer.head()])
+    try:
+        async for line in work.progress():
+            yield frame([answer.progress(line)]) if line else b": progress\n\n"
+        content = await work.content()
+    except GatewayError as exc:
+        yield frame([answer.error(exc)]) + CHAT.tail
+        return
+    yield frame([answer.content(content)])
+    yield frame([answer.stop()]) + CHAT.tail
