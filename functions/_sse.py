@@ -4,7 +4,7 @@ one write per batch, and always the dialect's terminal event.
 Each dialect differs only in its framer: chat completions write `data: {...}` lines and end with
 `data: [DONE]`; Messages and Responses write `event:` + `data:` lines and end with their own
 lifecycle event. Whatever happens (a `GatewayError`, a crash, an upstream that stops without an
-end), the accumulator is handed a `Fault` and its error and terminal event go out together with
+end), the accumulator `fail`s and its error and terminal event go out together with
 the end of the body (`Final`), so no stream ends silently.
 """
 
@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 import orjson
 
 from core.errors import GatewayError, InternalError, UpstreamError
-from core.events import Fault
 from core.transcode.answer import Accumulator, Stream
 from functions._answer import Final
 
@@ -79,12 +78,12 @@ async def sse(
                 if out:
                     yield frame(out)
             else:
-                out = head + handle([Fault(UpstreamError("The upstream stream ended without an end."))])
+                out = head + state.fail(UpstreamError("The upstream stream ended without an end."))
         except GatewayError as exc:
-            out = head + handle([Fault(exc)])
+            out = head + state.fail(exc)
         except Exception:
             log.exception("stream %s crashed", state.id)
-            out = head + handle([Fault(InternalError(f"The stream of {state.id} failed."))])
+            out = head + state.fail(InternalError(f"The stream of {state.id} failed."))
         if before_end is not None:
             await before_end()
         yield Final(frame(out) + framer.tail)

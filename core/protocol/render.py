@@ -4,7 +4,8 @@ Cards arrive before the token whose tag names them; a tag may also be split acro
 the renderer holds back an unfinished tag (or a `<` that may start one) until it completes.
 Citations become numbered markdown links `[[n]](url)`, numbered by first appearance of the URL;
 searched images become markdown images; generated-image tags are dropped (the image itself
-comes as an `ImageOut`); unknown tags are dropped.
+comes as an `ImageOut`); unknown tags are dropped. How the rest of an answer reads to a client
+(images, server tool lines) is the dialects' (`core.transcode.answer`).
 """
 
 from __future__ import annotations
@@ -114,27 +115,3 @@ class Renderer:
             link = image.get("link")
             return f"[![{title}]({src})]({link})" if link else f"![{title}]({src})"
         return ""
-
-
-def render_image(url: str, image_format: str) -> str:
-    """A generated image inside a chat answer, per the `image_format` setting."""
-    if image_format == "url":
-        return url
-    return f"![image]({url})"
-
-
-def answer_image(url: str, image_format: str, *, after_newline: bool) -> str:
-    """A final generated image as answer text: its own paragraph, whatever came before it."""
-    return ("" if after_newline else "\n\n") + render_image(url, image_format) + "\n\n"
-
-
-def tool_line(
-    name: str, args: dict[str, Any], keys: tuple[str, ...] = ("query", "q", "url", "message")
-) -> str:
-    """A server-side tool call as one line of reasoning: its name and the first argument of
-    `keys` that says what it looked for."""
-    for key in keys:
-        value = args.get(key)
-        if isinstance(value, str) and value:
-            return f"\n[{name}: {value}]\n"
-    return f"\n[{name}]\n"

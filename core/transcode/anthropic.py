@@ -25,25 +25,11 @@ import secrets
 from typing import Any
 
 from core.errors import GatewayError
-from core.events import (
-    Citation,
-    Event,
-    Fault,
-    Finish,
-    ImageOut,
-    ReasoningDelta,
-    SearchResults,
-    ServerToolUse,
-    TextDelta,
-    ToolCall,
-    Usage,
-)
-from core.protocol.render import answer_image, tool_line
+from core.events import Citation, Finish, ToolCall
+from core.transcode.answer import Accumulator, pieces
 from core.transcode.citations import mark
 
-ARGUMENT_PIECE = 32
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
-SEARCHES = ("web_search", "x_search", "x_keyword_search", "x_semantic_search")
 CITED_TEXT = 150  # characters of the citing text kept in `cited_text`
 
 
@@ -60,7 +46,7 @@ def signature(thinking: str) -> str:
     return base64.b64encode(b"grokgate:" + hashlib.sha256(thinking.encode()).digest()).decode("ascii")
 
 
-class MessagesState:
+class MessagesState(Accumulator[tuple[str, dict[str, Any]]]):
     """`start()` then `handle(events)` -> (event name, data) pairs; `final()` -> the message."""
 
     def __init__(
@@ -74,24 +60,20 @@ class MessagesState:
         id: str | None = None,
         web_search: bool = False,
     ) -> None:
-        self.id = id or message_id()
-        self.web_search = web_search  # the client offered web_search_*: searches are server tool blocks
+        # web_search: the client offered web_search_*, so searches are server tool blocks
+        super().__init__(
+            model, id or message_id(), reasoning=thinking, image_format=image_format, web_search=web_search
+        )
         self.searches = 0
         self.pending_search: str | None = None  # a server_tool_use whose result block is due
         self._cited_block: dict[str, Any] | None = None
         self._cite_from = 0
-        self.model = model
         self.input_tokens = input_tokens
-        self.show_thinking = thinking
         self.omit_thinking = omit_thinking  # `thinking.display: "omitted"`: blocks without their text
-        self.image_format = image_format
         self.content: list[dict[str, Any]] = []  # completed blocks
         self.open: dict[str, Any] | None = None
-        self.usage: Usage | None = None
         self.stop_reason: str | None = None
         self.stop_sequence: str | None = None
-        self.error: GatewayError | None = None
-        self.ends_newline = True
 
     def _usage(self) -> dict[str, Any]:
         output = self.usage.completion_tokens if self.usage else 0
@@ -118,64 +100,28 @@ class MessagesState:
             "usage": self._usage(),
         }
 
-    def final(self) -> dict[str, Any]:
-        if self.error is not None:
-            raise self.error
+    def _body(self) -> dict[str, Any]:
         return self.message()
-
-    @property
-    def ended(self) -> bool:
-        return self.stop_reason is not None or self.error is not None
 
     def start(self) -> list[tuple[str, dict[str, Any]]]:
         head = {**self.message(), "content": []}
         head["usage"] = {**head["usage"], "output_tokens": 1}
         return [("message_start", {"type": "message_start", "message": head}), ("ping", {"type": "ping"})]
 
-    def handle(self, events: list[Event]) -> list[tuple[str, dict[str, Any]]]:
-        out: list[tuple[str, dict[str, Any]]] = []
-        for event in events:
-            if isinstance(event, TextDelta):
-                self._text(event.text, out)
-            elif isinstance(event, ReasoningDelta):
-                if self.show_thinking:
-                    self._thinking(event.text, out)
-            elif isinstance(event, ServerToolUse):
-                if self.web_search and event.name in SEARCHES:
-                    self._search(event, out)
-                elif self.show_thinking:
-                    self._thinking(tool_line(event.name, event.args), out)
-            elif isinstance(event, SearchResults):
-                if self.pending_search is not None:
-                    self._search_result(event.results, out)
-            elif isinstance(event, Citation):
-                if self.web_search:
-                    self._cite(event, out)
-            elif isinstance(event, ImageOut):
-                if event.final and not event.moderated:
-                    text = answer_image(event.url, self.image_format, after_newline=self.ends_newline)
-                    self._text(text, out)
-            elif isinstance(event, ToolCall):
-                self._tool(event, out)
-            elif isinstance(event, Usage):
-                self.usage = event
-            elif isinstance(event, Finish):
-                self._close(out)
-                if self.pending_search is not None:
-                    self._search_result((), out)
-                if event.stop_sequence is not None:
-                    self.stop_reason, self.stop_sequence = "stop_sequence", event.stop_sequence
-                else:
-                    self.stop_reason = STOP_REASONS.get(event.reason, "end_turn")
-                delta = {"stop_reason": self.stop_reason, "stop_sequence": self.stop_sequence}
-                out.append(
-                    ("message_delta", {"type": "message_delta", "delta": delta, "usage": self._usage()})
-                )
-                out.append(("message_stop", {"type": "message_stop"}))
-            elif isinstance(event, Fault):
-                self.error = event.error
-                out.append(("error", event.error.anthropic_body()))
-        return out
+    def _finish(self, finish: Finish, out: list[tuple[str, dict[str, Any]]]) -> None:
+        self._close(out)
+        if self.pending_search is not None:
+            self._search_result((), out)
+        if finish.stop_sequence is not None:
+            self.stop_reason, self.stop_sequence = "stop_sequence", finish.stop_sequence
+        else:
+            self.stop_reason = STOP_REASONS.get(finish.reason, "end_turn")
+        delta = {"stop_reason": self.stop_reason, "stop_sequence": self.stop_sequence}
+        out.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": self._usage()}))
+        out.append(("message_stop", {"type": "message_stop"}))
+
+    def _fail(self, error: GatewayError, out: list[tuple[str, dict[str, Any]]]) -> None:
+        out.append(("error", error.anthropic_body()))
 
     def _index(self) -> int:
         return len(self.content)
@@ -201,7 +147,7 @@ class MessagesState:
         self.content.append(block)
         self.open = None
 
-    def _thinking(self, text: str, out: list[tuple[str, dict[str, Any]]]) -> None:
+    def _reasoning(self, text: str, out: list[tuple[str, dict[str, Any]]]) -> None:
         if not text:
             return
         if self.open is None or self.open["type"] != "thinking":
@@ -224,24 +170,21 @@ class MessagesState:
         self.ends_newline = text.endswith("\n")
         self._delta({"type": "text_delta", "text": text}, out)
 
-    def _tool(self, call: ToolCall, out: list[tuple[str, dict[str, Any]]]) -> None:
+    def _call(self, call: ToolCall, out: list[tuple[str, dict[str, Any]]]) -> None:
         self._close(out)
         self._begin({"type": "tool_use", "id": call.id, "name": call.name, "input": {}}, out)
-        for at in range(0, len(call.arguments), ARGUMENT_PIECE):
-            self._delta(
-                {"type": "input_json_delta", "partial_json": call.arguments[at : at + ARGUMENT_PIECE]}, out
-            )
+        for piece in pieces(call.arguments):
+            self._delta({"type": "input_json_delta", "partial_json": piece}, out)
         assert self.open is not None
         self.open["input"] = json.loads(call.arguments)
         self._close(out)
 
-    def _search(self, tool: ServerToolUse, out: list[tuple[str, dict[str, Any]]]) -> None:
+    def _search(self, query: str, out: list[tuple[str, dict[str, Any]]]) -> None:
         """The upstream's search as a `server_tool_use` block; its `web_search_tool_result` follows
         when the results arrive (empty if none did by the next search or the end)."""
         self._close(out)
         if self.pending_search is not None:
             self._search_result((), out)
-        query = next((v for k in ("query", "q") if isinstance(v := tool.args.get(k), str)), "")
         block_id = "srvtoolu_01" + secrets.token_hex(12)
         self._begin({"type": "server_tool_use", "id": block_id, "name": "web_search", "input": {}}, out)
         arguments = json.dumps({"query": query}, ensure_ascii=False)
@@ -251,6 +194,10 @@ class MessagesState:
         self._close(out)
         self.searches += 1
         self.pending_search = block_id
+
+    def _results(self, results: tuple[tuple[str, str], ...], out: list[tuple[str, dict[str, Any]]]) -> None:
+        if self.pending_search is not None:
+            self._search_result(results, out)
 
     def _search_result(
         self, results: tuple[tuple[str, str], ...], out: list[tuple[str, dict[str, Any]]]
@@ -273,7 +220,7 @@ class MessagesState:
 
     def _cite(self, citation: Citation, out: list[tuple[str, dict[str, Any]]]) -> None:
         block = self.open
-        if block is None or block["type"] != "text":
+        if not self.web_search or block is None or block["type"] != "text":
             return
         text = block["text"]
         if block is not self._cited_block:  # marks are found in order, each after the one before

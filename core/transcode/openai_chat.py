@@ -18,19 +18,8 @@ from pydantic import Field
 
 from core.catalog import Capability, require_capability
 from core.errors import GatewayError, InvalidRequest
-from core.events import (
-    Citation,
-    Event,
-    Fault,
-    Finish,
-    ImageOut,
-    ReasoningDelta,
-    ServerToolUse,
-    TextDelta,
-    ToolCall,
-    Usage,
-)
-from core.protocol.render import render_image, tool_line
+from core.events import Citation, Finish, ToolCall, Usage
+from core.transcode.answer import Accumulator
 from core.transcode.citations import CitationSpans
 from core.transcode.fields import RequestModel
 from core.transcode.normalize import ChatRequest, openai_messages
@@ -107,10 +96,6 @@ class ChatCompletionRequest(RequestModel):
     video_config: VideoConfig | None = None  # video models only
 
 
-# The argument that says what a server-side tool looked for; image searches describe theirs.
-_TOOL_DETAIL = ("query", "q", "url", "image_description", "imageDescription", "message")
-
-
 def _unsupported(param: str, why: str) -> InvalidRequest:
     return InvalidRequest(f"'{param}' is not supported: {why}", param=param, code="unsupported_parameter")
 
@@ -183,7 +168,7 @@ def usage_body(usage: Usage) -> dict[str, Any]:
     }
 
 
-class ChatCompletionState:
+class ChatCompletionState(Accumulator[dict[str, Any]]):
     """Events -> OpenAI chunks (`handle`), and the same events -> one completion (`final`).
 
     Consecutive deltas of one batch (one upstream read) merge into one chunk, so a read makes one
@@ -194,19 +179,14 @@ class ChatCompletionState:
         "_annotations",
         "_collect",
         "_content",
-        "_ends_newline",
-        "_reasoning",
-        "_show_reasoning",
+        "_pending",
+        "_pending_field",
+        "_reasoning_text",
         "_spans",
         "_tool_calls",
         "created",
-        "error",
         "finish_reason",
-        "id",
-        "image_format",
         "include_usage",
-        "model",
-        "usage",
     )
 
     def __init__(
@@ -220,22 +200,18 @@ class ChatCompletionState:
         id: str | None = None,
         created: int | None = None,
     ) -> None:
-        self.id = id or completion_id()
+        super().__init__(model, id or completion_id(), reasoning=reasoning, image_format=image_format)
         self.created = created or int(time.time())
-        self.model = model
         self.include_usage = include_usage
-        self.image_format = image_format
-        self._show_reasoning = reasoning
         self._collect = collect
         self._content: list[str] = []
-        self._reasoning: list[str] = []
-        self._ends_newline = True
+        self._reasoning_text: list[str] = []
+        self._pending: list[str] = []  # deltas of this batch not yet in a chunk
+        self._pending_field = ""  # "content" or "reasoning_content"
         self._tool_calls: list[dict[str, Any]] = []
         self._spans = CitationSpans()
         self._annotations: list[dict[str, Any]] = []
         self.finish_reason: str | None = None
-        self.usage: Usage | None = None
-        self.error: GatewayError | None = None
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
@@ -247,87 +223,62 @@ class ChatCompletionState:
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
 
-    @property
-    def ended(self) -> bool:
-        return self.finish_reason is not None or self.error is not None
-
     def start(self) -> list[dict[str, Any]]:
         """The first chunk: the role, before any content."""
         return [self._chunk({"role": "assistant", "content": "", "refusal": None})]
 
-    def handle(self, events: list[Event]) -> list[dict[str, Any]]:
-        chunks: list[dict[str, Any]] = []
-        text: list[str] = []
-        thought: list[str] = []
-        for event in events:
-            kind = type(event)
-            if kind is TextDelta:
-                if thought:
-                    chunks.append(self._chunk({"reasoning_content": "".join(thought)}))
-                    thought.clear()
-                text.append(event.text)  # type: ignore[union-attr]
-            elif kind is ReasoningDelta or kind is ServerToolUse:
-                if not self._show_reasoning:
-                    continue
-                if text:
-                    chunks.append(self._content_chunk(text))
-                    text.clear()
-                if kind is ReasoningDelta:
-                    thought.append(event.text)  # type: ignore[union-attr]
-                else:
-                    tool: ServerToolUse = event  # type: ignore[assignment]
-                    thought.append(tool_line(tool.name, tool.args, _TOOL_DETAIL))
-                if self._collect:
-                    self._reasoning.append(thought[-1])
-            elif kind is ImageOut:
-                image: ImageOut = event  # type: ignore[assignment]
-                if image.final and not image.moderated:
-                    if not (text[-1].endswith("\n") if text else self._ends_newline):
-                        text.append("\n\n")
-                    text.append(render_image(image.url, self.image_format) + "\n\n")
-            elif kind is ToolCall:
-                if thought:
-                    chunks.append(self._chunk({"reasoning_content": "".join(thought)}))
-                    thought.clear()
-                if text:
-                    chunks.append(self._content_chunk(text))
-                    text.clear()
-                chunks.append(self._tool_chunk(event))  # type: ignore[arg-type]
-            elif kind is Citation:
-                if text:
-                    chunks.append(self._content_chunk(text))
-                    text.clear()
-                annotation = self._annotation(event)  # type: ignore[arg-type]
-                if annotation is not None:
-                    chunks.append(self._chunk({"annotations": [annotation]}))
-            elif kind is Usage:
-                self.usage = event  # type: ignore[assignment]
-            elif kind is Finish or kind is Fault:
-                if thought:
-                    chunks.append(self._chunk({"reasoning_content": "".join(thought)}))
-                    thought.clear()
-                if text:
-                    chunks.append(self._content_chunk(text))
-                    text.clear()
-                if kind is Fault:
-                    self.error = event.error  # type: ignore[union-attr]
-                    chunks.append(self.error.openai_body())
-                else:
-                    self.finish_reason = event.reason  # type: ignore[union-attr]
-                    chunks.append(self._chunk({}, self.finish_reason))
-                    if self.include_usage and self.usage is not None:
-                        chunks.append(self._usage_chunk(self.usage))
-        if thought:
-            chunks.append(self._chunk({"reasoning_content": "".join(thought)}))
-        if text:
-            chunks.append(self._content_chunk(text))
-        return chunks
+    def _text(self, text: str, out: list[dict[str, Any]]) -> None:
+        if self._pending_field != "content":
+            self._flush(out)
+            self._pending_field = "content"
+        self._pending.append(text)
 
-    def _annotation(self, citation: Citation) -> dict[str, Any] | None:
+    def _reasoning(self, text: str, out: list[dict[str, Any]]) -> None:
+        if self._pending_field != "reasoning_content":
+            self._flush(out)
+            self._pending_field = "reasoning_content"
+        self._pending.append(text)
+        if self._collect:
+            self._reasoning_text.append(text)
+
+    def _flush(self, out: list[dict[str, Any]]) -> None:
+        if not self._pending:
+            return
+        joined = "".join(self._pending)
+        self._pending.clear()
+        if self._pending_field == "content":
+            self._spans.add(joined)
+            self.ends_newline = joined.endswith("\n")
+            if self._collect:
+                self._content.append(joined)
+        out.append(self._chunk({self._pending_field: joined}))
+
+    def _after_newline(self) -> bool:
+        if self._pending and self._pending_field == "content":
+            return self._pending[-1].endswith("\n")
+        return self.ends_newline
+
+    def _call(self, call: ToolCall, out: list[dict[str, Any]]) -> None:
+        """One chunk per call, whole: index, id, type and name come with the first (only) delta."""
+        self._flush(out)
+        entry: dict[str, Any] = (
+            {"id": call.id, "type": "custom", "custom": {"name": call.name, "input": call.arguments}}
+            if call.custom
+            else {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+        )
+        self._tool_calls.append(entry)
+        out.append(self._chunk({"tool_calls": [{"index": len(self._tool_calls) - 1, **entry}]}))
+
+    def _cite(self, citation: Citation, out: list[dict[str, Any]]) -> None:
         """An `url_citation` on the span of the citation's mark in the content."""
+        self._flush(out)
         span = self._spans.span(citation)
         if span is None:
-            return None
+            return
         annotation = {
             "type": "url_citation",
             "url_citation": {
@@ -339,29 +290,18 @@ class ChatCompletionState:
         }
         if self._collect:
             self._annotations.append(annotation)
-        return annotation
+        out.append(self._chunk({"annotations": [annotation]}))
 
-    def _content_chunk(self, text: list[str]) -> dict[str, Any]:
-        joined = "".join(text)
-        self._spans.add(joined)
-        self._ends_newline = joined.endswith("\n")
-        if self._collect:
-            self._content.append(joined)
-        return self._chunk({"content": joined})
+    def _finish(self, finish: Finish, out: list[dict[str, Any]]) -> None:
+        self._flush(out)
+        self.finish_reason = finish.reason
+        out.append(self._chunk({}, self.finish_reason))
+        if self.include_usage and self.usage is not None:
+            out.append(self._usage_chunk(self.usage))
 
-    def _tool_chunk(self, call: ToolCall) -> dict[str, Any]:
-        """One chunk per call, whole: index, id, type and name come with the first (only) delta."""
-        entry: dict[str, Any] = (
-            {"id": call.id, "type": "custom", "custom": {"name": call.name, "input": call.arguments}}
-            if call.custom
-            else {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            }
-        )
-        self._tool_calls.append(entry)
-        return self._chunk({"tool_calls": [{"index": len(self._tool_calls) - 1, **entry}]})
+    def _fail(self, error: GatewayError, out: list[dict[str, Any]]) -> None:
+        self._flush(out)
+        out.append(error.openai_body())
 
     def _usage_chunk(self, usage: Usage) -> dict[str, Any]:
         return {
@@ -374,13 +314,11 @@ class ChatCompletionState:
             "usage": usage_body(usage),
         }
 
-    def final(self) -> dict[str, Any]:
+    def _body(self) -> dict[str, Any]:
         """The non-streamed object (after every event was handled with `collect=True`)."""
-        if self.error is not None:
-            raise self.error
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self._content), "refusal": None}
-        if self._reasoning:
-            message["reasoning_content"] = "".join(self._reasoning)
+        if self._reasoning_text:
+            message["reasoning_content"] = "".join(self._reasoning_text)
         if self._annotations:
             message["annotations"] = self._annotations
         if self._tool_calls:

@@ -29,24 +29,9 @@ from collections.abc import Callable
 from typing import Any
 
 from core.errors import GatewayError, RateLimited
-from core.events import (
-    Citation,
-    Event,
-    Fault,
-    Finish,
-    ImageOut,
-    ReasoningDelta,
-    SearchResults,
-    ServerToolUse,
-    TextDelta,
-    ToolCall,
-    Usage,
-)
-from core.protocol.render import answer_image, tool_line
+from core.events import Citation, Finish, ToolCall, Usage
+from core.transcode.answer import Accumulator, pieces
 from core.transcode.citations import CitationSpans
-
-ARGUMENT_PIECE = 32  # function-call arguments stream in pieces of this many characters
-SEARCHES = ("web_search", "x_search", "x_keyword_search", "x_semantic_search")
 
 
 def new_id(prefix: str) -> str:
@@ -87,7 +72,7 @@ def usage_body(usage: Usage | None) -> dict[str, Any] | None:
     }
 
 
-class ResponsesState:
+class ResponsesState(Accumulator[dict[str, Any]]):
     """`start()` then `handle(events)` -> stream events; `final()` -> the response object.
 
     `echo` holds the request fields a response repeats (instructions, tools, tool_choice,
@@ -107,24 +92,20 @@ class ResponsesState:
         web_search: bool = False,
         sources: bool = False,
     ) -> None:
-        self.web_search = web_search  # the client offered web search: searches are web_search_call items
+        # web_search: the client offered web search, so searches are web_search_call items
+        super().__init__(
+            model, id or new_id("resp"), reasoning=reasoning, image_format=image_format, web_search=web_search
+        )
         self.sources = sources  # include web_search_call.action.sources
-        self.id = id or new_id("resp")
         self._items = 0
         self.seal = seal  # include reasoning.encrypted_content: (item id, text) -> token
         self.created_at = created_at or int(time.time())
-        self.model = model
         self.echo = echo or {}
-        self.show_reasoning = reasoning
-        self.image_format = image_format
         self.seq = 0
         self.output: list[dict[str, Any]] = []  # completed items
         self.open: dict[str, Any] | None = None  # the item being streamed
-        self.usage: Usage | None = None
         self.status = "in_progress"
         self.incomplete: str | None = None
-        self.error: GatewayError | None = None
-        self.ends_newline = True
 
     def _new_id(self, prefix: str) -> str:
         self._items += 1
@@ -169,10 +150,7 @@ class ResponsesState:
             body["error"] = {"code": code, "message": self.error.message}
         return body
 
-    def final(self) -> dict[str, Any]:
-        """The non-streamed response (a failure is raised, to become an HTTP error)."""
-        if self.error is not None:
-            raise self.error
+    def _body(self) -> dict[str, Any]:
         return self.response()
 
     # -- events
@@ -182,58 +160,32 @@ class ResponsesState:
         self.seq += 1
         return event
 
-    @property
-    def ended(self) -> bool:
-        return self.status != "in_progress"
-
     def start(self) -> list[dict[str, Any]]:
         return [
             self._event("response.created", response=self.response()),
             self._event("response.in_progress", response=self.response()),
         ]
 
-    def handle(self, events: list[Event]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for event in events:
-            if isinstance(event, TextDelta):
-                self._text(event.text, out)
-            elif isinstance(event, ReasoningDelta):
-                if self.show_reasoning:
-                    self._reasoning(event.text, out)
-            elif isinstance(event, ServerToolUse):
-                if self.web_search and event.name in SEARCHES:
-                    self._search(event, out)
-                elif self.show_reasoning:
-                    self._reasoning(tool_line(event.name, event.args), out)
-            elif isinstance(event, SearchResults):
-                if self.open is not None and self.open["type"] == "web_search_call" and self.sources:
-                    sources = self.open["action"].setdefault("sources", [])
-                    sources += [{"type": "url", "url": url} for url, _ in event.results]
-            elif isinstance(event, Citation):
-                self._annotate(event, out)
-            elif isinstance(event, ImageOut):
-                if event.final and not event.moderated:
-                    text = answer_image(event.url, self.image_format, after_newline=self.ends_newline)
-                    self._text(text, out)
-            elif isinstance(event, ToolCall):
-                self._call(event, out)
-            elif isinstance(event, Usage):
-                self.usage = event
-            elif isinstance(event, Finish):
-                self._close(out, "incomplete" if event.reason == "length" else "completed")
-                if event.reason == "length":
-                    self.status, self.incomplete = "incomplete", "max_output_tokens"
-                    out.append(self._event("response.incomplete", response=self.response()))
-                else:
-                    self.status = "completed"
-                    out.append(self._event("response.completed", response=self.response()))
-            elif isinstance(event, Fault):
-                self._close(out, "incomplete")
-                self.status, self.error = "failed", event.error
-                code = "rate_limit_exceeded" if isinstance(event.error, RateLimited) else "server_error"
-                out.append(self._event("error", code=code, message=event.error.message, param=None))
-                out.append(self._event("response.failed", response=self.response()))
-        return out
+    def _finish(self, finish: Finish, out: list[dict[str, Any]]) -> None:
+        self._close(out, "incomplete" if finish.reason == "length" else "completed")
+        if finish.reason == "length":
+            self.status, self.incomplete = "incomplete", "max_output_tokens"
+            out.append(self._event("response.incomplete", response=self.response()))
+        else:
+            self.status = "completed"
+            out.append(self._event("response.completed", response=self.response()))
+
+    def _fail(self, error: GatewayError, out: list[dict[str, Any]]) -> None:
+        self._close(out, "incomplete")
+        self.status = "failed"
+        code = "rate_limit_exceeded" if isinstance(error, RateLimited) else "server_error"
+        out.append(self._event("error", code=code, message=error.message, param=None))
+        out.append(self._event("response.failed", response=self.response()))
+
+    def _results(self, results: tuple[tuple[str, str], ...], out: list[dict[str, Any]]) -> None:
+        if self.open is not None and self.open["type"] == "web_search_call" and self.sources:
+            sources = self.open["action"].setdefault("sources", [])
+            sources += [{"type": "url", "url": url} for url, _ in results]
 
     def _index(self) -> int:
         return len(self.output)
@@ -400,8 +352,7 @@ class ResponsesState:
         self._open(item, out)
         index = self._index()
         text = call.arguments
-        for at in range(0, len(text), ARGUMENT_PIECE):
-            piece = text[at : at + ARGUMENT_PIECE]
+        for piece in pieces(text):
             out.append(self._event(events + ".delta", item_id=item["id"], output_index=index, delta=piece))
         done = {field: text} if call.custom else {"name": call.name, field: text}
         out.append(self._event(events + ".done", item_id=item["id"], output_index=index, **done))
@@ -421,11 +372,10 @@ class ResponsesState:
         self._open(item, out)
         self._close(out)
 
-    def _search(self, tool: ServerToolUse, out: list[dict[str, Any]]) -> None:
+    def _search(self, query: str, out: list[dict[str, Any]]) -> None:
         """The upstream's search as a `web_search_call` item, open until the next item (its
         results, if asked for, join `action.sources`)."""
         self._close(out)
-        query = next((v for k in ("query", "q") if isinstance(v := tool.args.get(k), str)), "")
         item: dict[str, Any] = {
             "id": self._new_id("ws"),
             "type": "web_search_call",
@@ -437,7 +387,7 @@ class ResponsesState:
         for kind in ("response.web_search_call.in_progress", "response.web_search_call.searching"):
             out.append(self._event(kind, item_id=item["id"], output_index=index))
 
-    def _annotate(self, citation: Citation, out: list[dict[str, Any]]) -> None:
+    def _cite(self, citation: Citation, out: list[dict[str, Any]]) -> None:
         item = self.open
         if item is None or item["type"] != "message":
             return
