@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from typing import Any
 
+from core.services.video_steps import StepResult
 from functions._wiring import Deps, load_settings
 from functions.videos import video_service
 
@@ -39,18 +41,28 @@ async def _with_deps(work: Any) -> Any:
         await deps.aclose()
 
 
+def output(result: StepResult) -> dict[str, Any]:
+    """Where the job stands, as the machine's Choice and Wait states read it."""
+    wait_seconds = math.ceil(result.wait)  # a Wait state takes whole seconds
+    if result.status is None:  # another runner holds the job: look again once its claim may end
+        wait_seconds = max(1, wait_seconds)
+    return {
+        "job_id": result.job_id,
+        "status": result.status.value if result.status else "busy",
+        "stage": result.stage,
+        "wait": round(result.wait, 3),
+        "wait_seconds": wait_seconds,
+    }
+
+
 def _step(event: dict[str, Any], context: Any) -> dict[str, Any]:
     job_id = str(event["job_id"])
     deadline = _budget(context)
 
-    async def work(deps: Deps) -> dict[str, Any]:
-        result = await video_service(deps).step(job_id, deadline=deadline)
-        return result.as_dict()
+    async def work(deps: Deps) -> StepResult:
+        return await video_service(deps).step(job_id, deadline=deadline)
 
-    out: dict[str, Any] = asyncio.run(_with_deps(work))
-    if out["status"] == "busy":  # another runner holds the job: look again once its claim may end
-        out["wait_seconds"] = max(1, int(out["wait_seconds"]))
-    return out
+    return output(asyncio.run(_with_deps(work)))
 
 
 def submit(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,7 +65,6 @@ class ClaimLost(Exception):
 
 class JobFailed(GatewayError):
     status = 502
-    default_type = "server_error"
     default_code = "video_generation_failed"
 
 
@@ -83,15 +81,6 @@ class StepResult:
     @property
     def done(self) -> bool:
         return self.status in TERMINAL
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "job_id": self.job_id,
-            "status": self.status.value if self.status else "busy",
-            "stage": self.stage,
-            "wait": round(self.wait, 3),
-            "wait_seconds": math.ceil(self.wait),  # a state machine's Wait takes whole seconds
-        }
 
 
 class _Work:
