@@ -22,30 +22,14 @@ from starlette.types import Scope
 
 from core.errors import AuthenticationFailed
 from core.keys import OPEN_ID, ROOT_ID, SECRET_PREFIX, ClientKey
-from core.services.keys import Admission, KeyService, allow_model
-from core.services.usage import UsageEntry, UsageLedger
+from core.services.keys import Admission, allow_model
+from core.services.usage import UsageEntry
 from functions._meter import Meter, meter_of
 from functions._metrics import METRICS, emf_line
 from functions._wiring import Deps
 
 log = logging.getLogger("grokgate.request")
 _ON_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
-
-
-def key_service(deps: Deps) -> KeyService:
-    def build(d: Deps) -> KeyService:
-        return KeyService(d.records, usage_ledger(d), clock=d.clock, ticket_ttl=d.settings.lease_ttl)
-
-    service: KeyService = deps.lazy("key_service", build)
-    return service
-
-
-def usage_ledger(deps: Deps) -> UsageLedger:
-    def build(d: Deps) -> UsageLedger:
-        return UsageLedger(d.records, clock=d.clock, retention_days=d.settings.usage_retention_days)
-
-    ledger: UsageLedger = deps.lazy("usage_ledger", build)
-    return ledger
 
 
 def client_secret(presented: str | None, *, root_matched: bool, auth_on: bool) -> str | None:
@@ -62,7 +46,7 @@ def client_secret(presented: str | None, *, root_matched: bool, auth_on: bool) -
 async def admit(scope: Scope, deps: Deps, secret: str, *, auth_on: bool) -> Admission | None:
     """Authenticate a client key and count the request against its limits (raises a
     `GatewayError`: 401 unknown or expired, 429 over a limit)."""
-    keys = key_service(deps)
+    keys = deps.key_service
     key = await keys.authenticate(secret)
     if key is None:
         if auth_on:
@@ -101,10 +85,10 @@ async def finish(
     ttfb, total, overhead = meter.first_byte - meter.started, end - meter.started, meter.overhead_ms() / 1000
     try:
         if admission is not None:
-            await key_service(deps).release(admission)
+            await deps.key_service.release(admission)
         if counted and deps.settings.usage_ledger:
             key_id = principal_id(scope, bool(deps.settings.api_keys))
-            await usage_ledger(deps).record(
+            await deps.usage_ledger.record(
                 UsageEntry(
                     key_id, meter.model, route, status, answer["input"], answer["output"], answer["failure"]
                 )

@@ -45,16 +45,6 @@ _SSE_HEADERS = [
 ]
 
 
-def chat_service(deps: Deps) -> ChatService:
-    """The process's chat service, shared by the three dialects."""
-
-    def build(d: Deps) -> ChatService:
-        return ChatService(d.settings, d.store, d.upstream, fetcher=d.fetcher, clock=d.clock)
-
-    service: ChatService = deps.lazy("chat_service", build)
-    return service
-
-
 class Final(bytes):
     """The last piece of an SSE body: written together with the end of the HTTP body (one write,
     not two). A body generator yields it and stops."""
@@ -214,7 +204,7 @@ async def serve_answer(
                 raise
             if not done:  # slow to start: headers and a comment now, the answer when it comes
                 streaming = True
-                opening: set[asyncio.Future[Any]] = deps.extras.setdefault("opening_answers", set())
+                opening = deps.opening_answers
                 opening.add(task)  # a shutdown ends these too (interrupt_streams)
                 task.add_done_callback(opening.discard)
                 task.add_done_callback(
@@ -315,10 +305,10 @@ async def _cancel(task: asyncio.Future[Any]) -> None:
 def interrupt_streams(deps: Deps) -> int:
     """Graceful shutdown: end every answer still streaming, or still opening after its early
     byte, with the dialect's terminal error; how many."""
-    opening = list(deps.extras.get("opening_answers", ()))
+    opening = list(deps.opening_answers)
     for task in opening:  # still opening after their early byte: the error ends them too
         task.cancel()
-    service: ChatService | None = deps.extras.get("chat_service")
+    service = next((v for v in deps.built() if isinstance(v, ChatService)), None)
     return len(opening) + (service.interrupt_all(shutting_down()) if service is not None else 0)
 
 

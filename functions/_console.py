@@ -108,13 +108,11 @@ async def session(request: Request) -> Response:
 
 
 def _actions(deps: Deps) -> dict[str, batches.Action]:
-    from functions.cron import rate_limit_fetcher, upkeep_calls
-
     return batches.actions_for(
         deps.store,
-        rate_limit_fetcher(deps),
+        deps.rate_limits.fetch,
         deps.settings.refresh_intervals(),
-        upkeep_calls(deps),
+        deps.upkeep_calls,
         deps.records,
     )
 
@@ -152,7 +150,6 @@ async def get_batch(request: Request) -> Response:
 async def voice_token(request: Request) -> Response:
     """E20 for the chosen account: the LiveKit URL, room and token a browser would connect with."""
     from core.protocol.classify import UpstreamFailure
-    from infra.upstream.livekit import LiveKitClient
 
     deps = await admin_deps(request)
     body = await _json(request)
@@ -167,7 +164,7 @@ async def voice_token(request: Request) -> Response:
     account = await deps.store.get(account_id)
     if account is None:
         raise NotFound(f"No account `{account_id}`.", param="account_id", code="account_not_found")
-    client = deps.lazy("livekit", lambda d: LiveKitClient(d.settings, upstream=d.upstream))
+    client = deps.livekit
     try:
         found = await client.token(account.token, voice=voice, personality=personality, speed=float(speed))
     except UpstreamFailure as failure:

@@ -44,14 +44,13 @@ def _job(job: Job) -> dict[str, Any]:
 
 async def list_jobs(request: Request) -> Response:
     from core.services.videos import owner_of
-    from functions.videos import job_store
 
     deps = await admin_deps(request)
     try:
         limit = min(200, max(1, int(request.query_params.get("limit", "50"))))
     except ValueError:
         raise InvalidRequest("`limit` must be an integer.", param="limit") from None
-    jobs = job_store(deps)
+    jobs = deps.job_store
     owners = {owner_of(None), *(owner_of(key) for key in deps.settings.api_keys)}
     found: list[Job] = []
     for owner in sorted(owners):
@@ -61,9 +60,7 @@ async def list_jobs(request: Request) -> Response:
 
 
 def _inventory(deps: Any) -> MediaInventory:
-    from functions.images import media_store
-
-    store: Any = media_store(deps)
+    store: Any = deps.media_store
     return store  # both media stores (local folder, S3) keep an inventory
 
 

@@ -45,7 +45,6 @@ from functions._console_session import admin_deps
 from functions._console_settings import routes as settings_routes
 from functions._http import json_response, read_body
 from functions._wiring import Deps
-from functions.cron import rate_limit_fetcher, upkeep_calls
 
 MAX_PAGE = 500
 MAX_IMPORT_BYTES = 8 * 1024 * 1024
@@ -96,7 +95,7 @@ async def import_route(request: Request) -> Response:
         text,
         deps.clock(),
         tier,  # type: ignore[arg-type]
-        rate_limit_fetcher(deps) if detect else None,
+        deps.rate_limits.fetch if detect else None,
     )
     return json_response(
         {
@@ -177,7 +176,7 @@ async def upkeep(request: Request) -> Response:
     if account is None:
         raise NotFound(f"No account `{account_id}`.", param="id", code="account_not_found")
     state = await run_upkeep(
-        upkeep_calls(deps),
+        deps.upkeep_calls,
         deps.records,
         account_id,
         account.token,
@@ -272,7 +271,7 @@ async def refresh(request: Request) -> Response:
         raise NotFound(f"No account `{account_id}`.", param="id", code="account_not_found")
     result = await refresh_account(
         deps.store,  # type: ignore[arg-type]
-        rate_limit_fetcher(deps),
+        deps.rate_limits.fetch,
         account,
         deps.clock(),
         intervals=deps.settings.refresh_intervals(),

@@ -24,7 +24,6 @@ from starlette.routing import Route
 
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound
 from core.services.usage import GROUPS
-from functions._access import key_service, usage_ledger
 from functions._console_session import admin_deps
 from functions._http import deps_of, json_response, validate
 from functions._metrics import METRICS, pool_figures, render
@@ -64,19 +63,19 @@ async def create_key(request: Request) -> Response:
     fields = await _fields(request)
     if not fields.get("name"):
         raise InvalidRequest("A key needs a `name`.", param="name")
-    key, secret = await key_service(deps).create(fields)
+    key, secret = await deps.key_service.create(fields)
     return json_response({**key.public(), "key": secret}, 201)
 
 
 async def list_keys(request: Request) -> Response:
     deps = await admin_deps(request)
-    keys = await key_service(deps).list()
+    keys = await deps.key_service.list()
     return json_response({"object": "list", "data": [k.public() for k in keys]})
 
 
 async def get_key(request: Request) -> Response:
     deps = await admin_deps(request)
-    key = await key_service(deps).get(request.path_params["key_id"])
+    key = await deps.key_service.get(request.path_params["key_id"])
     if key is None:
         raise NotFound(f"No client key {request.path_params['key_id']!r}.", param="id")
     return json_response(key.public())
@@ -87,14 +86,14 @@ async def patch_key(request: Request) -> Response:
     fields = await _fields(request)
     if "name" in fields and not fields["name"]:
         raise InvalidRequest("`name` may not be empty.", param="name")
-    key = await key_service(deps).change(request.path_params["key_id"], fields)
+    key = await deps.key_service.change(request.path_params["key_id"], fields)
     return json_response(key.public())
 
 
 async def delete_key(request: Request) -> Response:
     deps = await admin_deps(request)
     key_id = request.path_params["key_id"]
-    if not await key_service(deps).revoke(key_id):
+    if not await deps.key_service.revoke(key_id):
         raise NotFound(f"No client key {key_id!r}.", param="id")
     return json_response({"id": key_id, "object": "client_key.deleted", "deleted": True})
 
@@ -119,7 +118,7 @@ async def usage(request: Request) -> Response:
         raise InvalidRequest(f"`group_by` must be one of: {', '.join(GROUPS)}.", param="group_by")
     if start > end:
         raise InvalidRequest("`from` is after `to`.", param="from")
-    rows = await usage_ledger(deps).query(start, end, group_by)
+    rows = await deps.usage_ledger.query(start, end, group_by)
     return json_response({"object": "list", "group_by": group_by, "from": start, "to": end, "data": rows})
 
 

@@ -17,7 +17,7 @@ from core.services.tool_turns import Turn, open_turn
 from core.transcode.openai_chat import ChatCompletionRequest, ChatCompletionState, normalize_request
 from functions import messages, responses
 from functions._access import allow
-from functions._answer import chat_service, serve_answer
+from functions._answer import serve_answer
 from functions._app import build_app
 from functions._http import deps_of, json_response, read_json
 from functions._sse import CHAT, sse
@@ -57,7 +57,7 @@ async def chat_completions(request: Request) -> Response:
     return await serve_answer(
         request,
         deps,
-        lambda: open_turn(chat_service(deps), chat),
+        lambda: open_turn(deps.chat_service, chat),
         (lambda stream: sse(state, stream, CHAT)) if body.stream else None,
         collect,
     )

@@ -79,12 +79,10 @@ def image_of(messages: list[Any]) -> str:
 
 class _Images:
     def __init__(self, deps: Deps, request: image_requests.ImageRequest) -> None:
-        from functions.images import image_service
-
         self.deps = deps
         self.n = request.n
         self.rises: asyncio.Queue[int] = asyncio.Queue()
-        self.task = asyncio.ensure_future(image_service(deps).generate(request, self.rises.put_nowait))
+        self.task = asyncio.ensure_future(deps.image_service.generate(request, self.rises.put_nowait))
 
     async def progress(self) -> AsyncIterator[str]:
         yield f"Generating {self.n} image(s)…"
@@ -114,12 +112,10 @@ class _Images:
 
 class _Video:
     def __init__(self, deps: Deps, job: Job, base_url: str) -> None:
-        from functions.videos import video_service
-
         self.deps = deps
         self.job = job
         self.base_url = base_url
-        self.service = video_service(deps)
+        self.service = deps.video_service
         self.final: Job | None = None
 
     async def progress(self) -> AsyncIterator[str]:
@@ -141,8 +137,6 @@ class _Video:
             await asyncio.sleep(POLL)
 
     async def content(self) -> str:
-        from functions.images import media_store
-
         job = self.final
         if job is None:  # still running: the answer ends with where to follow it
             status = f"{self.base_url}/v1/videos/{self.job.id}"
@@ -155,7 +149,7 @@ class _Video:
                 f"The video failed: {job.error_message or job.error_code}",
                 code=job.error_code or "video_generation_failed",
             )
-        url = await media_store(self.deps).link(job.result["video"], self.base_url)
+        url = await self.deps.media_store.link(job.result["video"], self.base_url)
         return video_link(url, self.deps.settings.video_format)
 
 
@@ -177,7 +171,7 @@ async def _images(deps: Deps, body: ChatCompletionRequest, model: Model, base_ur
 async def _video(
     request: Request, deps: Deps, body: ChatCompletionRequest, model: Model, base_url: str
 ) -> Work:
-    from functions.videos import checked_request, owner, start, video_service
+    from functions.videos import checked_request, owner, start
 
     config = body.video_config
     image = image_of(body.messages)
@@ -191,7 +185,7 @@ async def _video(
         "input_reference": {"image_url": image} if image else None,
     }
     video_request = await checked_request(deps, fields)
-    job = await video_service(deps).create(video_request, owner=owner(request))
+    job = await deps.video_service.create(video_request, owner=owner(request))
     await start(deps, job)
     return _Video(deps, job, base_url)
 

@@ -134,13 +134,12 @@ def cmd_accounts_import(args: argparse.Namespace) -> int:
     else:
         with open(args.file, encoding="utf-8") as handle:
             text = handle.read()
-    from functions.cron import rate_limit_fetcher
 
     tier = None if args.tier == "auto" else Tier(args.tier)
     report = _store_call(
         args,
         lambda deps: import_accounts(
-            deps.store, text, time.time(), tier, None if args.no_detect else rate_limit_fetcher(deps)
+            deps.store, text, time.time(), tier, None if args.no_detect else deps.rate_limits.fetch
         ),
     )
     print(f"added {report.added}, skipped {report.skipped}, invalid {report.invalid}")
@@ -240,13 +239,12 @@ def cmd_accounts_status(args: argparse.Namespace) -> int:
 
 def cmd_accounts_refresh(args: argparse.Namespace) -> int:
     from core.services.quota import refresh_account
-    from functions.cron import rate_limit_fetcher
 
     async def refresh(deps: Deps) -> str:
         account = await deps.store.get(args.id)
         if account is None:
             return "missing"
-        result = await refresh_account(deps.store, rate_limit_fetcher(deps), account, time.time())  # type: ignore[arg-type]
+        result = await refresh_account(deps.store, deps.rate_limits.fetch, account, time.time())  # type: ignore[arg-type]
         if result == "refreshed":
             fresh = await deps.store.get(args.id)
             if fresh is not None:
@@ -266,7 +264,6 @@ def cmd_accounts_refresh(args: argparse.Namespace) -> int:
 
 def cmd_accounts_upkeep(args: argparse.Namespace) -> int:
     from core.services.upkeep import run_upkeep
-    from functions.cron import upkeep_calls
 
     async def upkeep(deps: Deps) -> dict[str, object] | None:
         account = await deps.store.get(args.id)
@@ -274,7 +271,7 @@ def cmd_accounts_upkeep(args: argparse.Namespace) -> int:
             return None
         steps = [s.strip() for s in args.steps.split(",") if s.strip()]
         return await run_upkeep(
-            upkeep_calls(deps), deps.records, account.id, account.token, time.time(),
+            deps.upkeep_calls, deps.records, account.id, account.token, time.time(),
             steps=steps, birth_date=args.birth_date,
         )  # fmt: skip
 

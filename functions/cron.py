@@ -27,20 +27,6 @@ CONCURRENCY = 4
 BATCH = 200
 
 
-def rate_limit_fetcher(deps: Deps) -> Any:
-    """The E10 call, one client per process (it follows the event loop it is used on)."""
-    from infra.upstream.rate_limits import RateLimitClient
-
-    return deps.lazy("rate_limits", lambda d: RateLimitClient(d.settings, upstream=d.upstream)).fetch
-
-
-def upkeep_calls(deps: Deps) -> Any:
-    """The upkeep calls (ToS, birth date, NSFW) over the REST upstream client (one per process)."""
-    from infra.upstream.account_calls import UpkeepCalls
-
-    return deps.lazy("upkeep_calls", lambda d: UpkeepCalls(getattr(d.upstream, "rest", d.upstream)))
-
-
 def bearer_matches(request: Request, secret: str | None) -> bool:
     if not secret:
         return False
@@ -56,15 +42,15 @@ async def run_quota_upkeep(deps: Deps) -> dict[str, object]:
     await deps.refresh_overrides()
     report = await refresh_due(
         deps.store,
-        rate_limit_fetcher(deps),
+        deps.rate_limits.fetch,
         deps.clock(),
         limit=BATCH,
         concurrency=CONCURRENCY,
         intervals=deps.settings.refresh_intervals(),  # type: ignore[arg-type]
     )
-    fetch = rate_limit_fetcher(deps)
+    fetch = deps.rate_limits.fetch
     actions = batches.actions_for(
-        deps.store, fetch, deps.settings.refresh_intervals(), upkeep_calls(deps), deps.records
+        deps.store, fetch, deps.settings.refresh_intervals(), deps.upkeep_calls, deps.records
     )
     moved = await batches.advance_running(
         deps.records, actions, deps.clock(), concurrency=deps.settings.batch_concurrency
@@ -72,15 +58,10 @@ async def run_quota_upkeep(deps: Deps) -> dict[str, object]:
     return {**report.as_dict(), "batches_advanced": moved}
 
 
-def _rest_upstream(deps: Deps) -> Any:
-    upstream = deps.upstream
-    return getattr(upstream, "rest", upstream)  # the REST client behind a chat-transport router
-
-
 async def run_clearance_upkeep(deps: Deps) -> dict[str, object]:
     """Renew the clearance of every egress that expires within the next interval (idempotent: a
     repeat finds them fresh) and re-scrape the statsig inputs (local mode)."""
-    upstream = _rest_upstream(deps)
+    upstream = deps.rest_upstream
     account_ids: list[str] = []
     if any("{account}" in p for p in deps.settings.egress_proxies()):
         page = await deps.store.list(limit=1000)
@@ -113,9 +94,8 @@ async def run_media_upkeep(deps: Deps) -> dict[str, object]:
     """Expire stored media after `media_retention` and hold the folder under `media_max_bytes`;
     a bucket whose lifecycle rule expires the files already is left to S3."""
     from core.services.media_lifecycle import SweepReport, sweep
-    from functions.images import media_store
 
-    store: Any = media_store(deps)
+    store: Any = deps.media_store
     settings = deps.settings
     if not settings.media_retention and not settings.media_max_bytes:
         return SweepReport(skipped="no retention or cap").as_dict()

@@ -17,8 +17,7 @@ from starlette.routing import Route
 
 from core.catalog import Capability, require_capability
 from core.errors import InvalidRequest, NotFound, PermissionDenied
-from core.ports import ImagineUpstream, MediaStore
-from core.services.images import ImageService, check_images, check_request
+from core.services.images import check_images, check_request
 from core.services.media_lifecycle import MediaGone, expired
 from core.transcode.normalize import Attachment
 from core.transcode.openai_images import images_body
@@ -28,49 +27,9 @@ from functions._http import deps_of, json_response, read_body, read_json
 from functions._lambda import lambda_handler
 from functions._multipart import parse_form
 from functions._wiring import Deps
-from functions.chat import chat_service
 
 DEFAULT_MODEL = "grok-imagine-image"
 DEFAULT_EDIT_MODEL = "grok-imagine-image-edit"
-
-
-def media_store(deps: Deps) -> MediaStore:
-    """The process's media store: `s3://bucket/prefix` or a local folder."""
-
-    def build(d: Deps) -> MediaStore:
-        if d.settings.media.startswith("s3://"):
-            from infra.media.s3 import S3MediaStore
-
-            return S3MediaStore.from_settings(d.settings)
-        from infra.media.local import LocalMediaStore
-
-        return LocalMediaStore.from_settings(d.settings, clock=d.clock)
-
-    store: MediaStore = deps.lazy("media_store", build)
-    return store
-
-
-def imagine(deps: Deps) -> ImagineUpstream:
-    def build(d: Deps) -> ImagineUpstream:
-        from infra.upstream.client import CurlUpstream
-        from infra.upstream.imagine_ws import WsImagine
-
-        upstream = getattr(d.upstream, "rest", d.upstream)  # under ChatTransports, its REST client
-        assert isinstance(upstream, CurlUpstream), "the Imagine client rides on the curl_cffi session"
-        return WsImagine(d.settings, upstream)
-
-    client: ImagineUpstream = deps.lazy("imagine", build)
-    return client
-
-
-def image_service(deps: Deps) -> ImageService:
-    def build(d: Deps) -> ImageService:
-        return ImageService(
-            d.settings, chat_service(d), d.upstream, imagine(d), media_store(d), clock=d.clock
-        )
-
-    service: ImageService = deps.lazy("image_service", build)
-    return service
 
 
 def base_url(request: Request, deps: Deps) -> str:
@@ -105,7 +64,7 @@ async def generations(request: Request) -> Response:
         default_format=deps.settings.image_format,
         base_url=base_url(request, deps),
     )
-    return json_response(images_body(await image_service(deps).generate(image_request)))
+    return json_response(images_body(await deps.image_service.generate(image_request)))
 
 
 async def edits(request: Request) -> Response:
@@ -135,13 +94,13 @@ async def edits(request: Request) -> Response:
         base_url=base_url(request, deps),
         images=images,
     )
-    return json_response(images_body(await image_service(deps).generate(image_request)))
+    return json_response(images_body(await deps.image_service.generate(image_request)))
 
 
 async def file_content(request: Request) -> Response:
     deps = deps_of(request)
     media_id = request.path_params["media_id"]
-    store = media_store(deps)
+    store = deps.media_store
     if signed_link(request.scope):  # the edge let it in without a key: the signature must hold
         exp, sig = request.query_params.get("exp"), request.query_params.get("sig")
         verify = getattr(store, "verify", None)

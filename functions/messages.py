@@ -17,7 +17,7 @@ from core.transcode.anthropic import MessagesState
 from core.transcode.anthropic_input import CountTokensRequest, MessagesRequest, normalize_messages
 from core.transcode.usage import estimate_usage
 from functions._access import allow
-from functions._answer import chat_service, serve_answer
+from functions._answer import serve_answer
 from functions._app import build_app
 from functions._http import deps_of, json_response, read_json
 from functions._sse import MESSAGES, sse
@@ -47,7 +47,7 @@ async def create_message(request: Request) -> Response:
 
     stream = (lambda opened: sse(state, opened, MESSAGES)) if body.stream else None
     return await serve_answer(
-        request, deps, lambda: open_turn(chat_service(deps), chat), stream, collect, ping=PING
+        request, deps, lambda: open_turn(deps.chat_service, chat), stream, collect, ping=PING
     )
 
 

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.catalog import MODELS, get_model
-from functions._access import principal_id, usage_ledger
+from functions._access import principal_id
 from functions._app import build_app
 from functions._http import deps_of, json_response
 from functions._lambda import lambda_handler
@@ -32,7 +32,7 @@ async def me(request: Request) -> Response:
     deps = deps_of(request)
     key = request.scope.get("state", {}).get("client_key")
     key_id = principal_id(request.scope, bool(deps.settings.api_keys))
-    today = await usage_ledger(deps).today(key_id)
+    today = await deps.usage_ledger.today(key_id)
     body = (
         key.public() if key is not None else {"id": key_id, "object": "client_key", "models": [], "rpm": None}
     )

@@ -23,7 +23,7 @@ from core.transcode.responses import ResponsesState, new_id
 from core.transcode.responses_echo import echo
 from core.transcode.responses_input import ResponsesRequest, normalize_responses
 from functions._access import allow
-from functions._answer import chat_service, serve_answer
+from functions._answer import serve_answer
 from functions._app import build_app, presented_key
 from functions._http import deps_of, json_response, read_json
 from functions._sse import RESPONSES, sse
@@ -92,7 +92,7 @@ async def create_response(request: Request) -> Response:
         return sse(state, opened, RESPONSES, before_end=save)
 
     return await serve_answer(
-        request, deps, lambda: open_turn(chat_service(deps), chat), stream if body.stream else None, collect
+        request, deps, lambda: open_turn(deps.chat_service, chat), stream if body.stream else None, collect
     )
 
 

@@ -22,7 +22,6 @@ from typing import Any
 
 from core.services.video_steps import StepResult
 from functions._wiring import Deps, load_settings
-from functions.videos import video_service
 
 MARGIN = 20.0  # seconds of a task's invocation kept for writing the step's end
 
@@ -60,7 +59,7 @@ def _step(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deadline = _budget(context)
 
     async def work(deps: Deps) -> StepResult:
-        return await video_service(deps).step(job_id, deadline=deadline)
+        return await deps.video_service.step(job_id, deadline=deadline)
 
     return output(asyncio.run(_with_deps(work)))
 
@@ -90,7 +89,7 @@ def fail(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     text = message[:500] or "The video state machine failed."
 
     async def work(deps: Deps) -> dict[str, Any]:
-        failed = await video_service(deps).steps.fail(job_id, "video_generation_failed", f"{code}: {text}")
+        failed = await deps.video_service.steps.fail(job_id, "video_generation_failed", f"{code}: {text}")
         return {"job_id": job_id, "status": "failed", "failed_now": failed}
 
     out: dict[str, Any] = asyncio.run(_with_deps(work))

@@ -25,7 +25,6 @@ from core.errors import PermissionDenied
 from functions._app import build_app, key_matches, presented_key
 from functions._http import deps_of, json_response
 from functions._wiring import Deps, get_deps, load_settings
-from functions.videos import video_service
 
 DEFAULT_BUDGET = 240.0  # seconds to keep starting jobs; a started job may run past it
 MARGIN = 30.0
@@ -33,7 +32,7 @@ MARGIN = 30.0
 
 async def advance(deps: Deps, *, budget: float = DEFAULT_BUDGET, limit: int = 20) -> int:
     """Run due jobs until `budget` seconds have passed; returns how many ran."""
-    return await video_service(deps).run_due(limit=limit, deadline=time.monotonic() + budget)
+    return await deps.video_service.run_due(limit=limit, deadline=time.monotonic() + budget)
 
 
 async def cron(request: Request) -> Response:

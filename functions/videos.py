@@ -20,10 +20,10 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from core.errors import InvalidRequest
-from core.ports import Job, JobStatus, JobStore
+from core.ports import Job, JobStatus
 from core.services.video_requests import DEFAULT_MODEL as VIDEO_MODEL
 from core.services.video_requests import VideoRequest, check_fields
-from core.services.videos import VideoService, owner_of
+from core.services.videos import owner_of
 from core.transcode.normalize import Attachment, attachment_from_url, check_attachment
 from core.transcode.openai_videos import video_deleted, video_list, video_object
 from functions._access import allow
@@ -32,40 +32,6 @@ from functions._http import deps_of, json_response, read_body
 from functions._lambda import lambda_handler
 from functions._multipart import parse_form
 from functions._wiring import Deps
-from functions.images import media_store
-
-
-def job_store(deps: Deps) -> JobStore:
-    """`GROKGATE_JOBS`, else the job store beside the account store (infra/jobs/factory.py)."""
-
-    def build(d: Deps) -> JobStore:
-        from infra.jobs.factory import open_job_store
-
-        return open_job_store(d.settings)
-
-    store: JobStore = deps.lazy("job_store", build)
-    return store
-
-
-def video_service(deps: Deps) -> VideoService:
-    def build(d: Deps) -> VideoService:
-        return VideoService(d.settings, d.store, d.upstream, media_store(d), job_store(d), clock=d.clock)
-
-    service: VideoService = deps.lazy("video_service", build)
-    return service
-
-
-def inline_runner(deps: Deps) -> Any:
-    """The local process's runner (None unless `video_runner=inline`)."""
-    if deps.settings.video_runner != "inline":
-        return None
-    if "video_runner" not in deps.extras:
-        from infra.jobs.inline import InlineRunner
-
-        # Registered before the service is built so that shutdown cancels its tasks first.
-        deps.extras["video_runner"] = None
-        deps.extras["video_runner"] = InlineRunner(video_service(deps))
-    return deps.extras["video_runner"]
 
 
 async def _fields(request: Request) -> dict[str, Any]:
@@ -114,7 +80,7 @@ async def reference_image(deps: Deps, value: Any) -> str:
     elif isinstance(value, str) and value:
         attachment = attachment_from_url(value, param)
     elif isinstance(value, dict) and isinstance(value.get("file_id"), str) and value["file_id"]:
-        blob = await media_store(deps).open(value["file_id"])
+        blob = await deps.media_store.open(value["file_id"])
         if blob is None:
             raise InvalidRequest(f"No stored file '{value['file_id']}'.", param=param)
         data = b"".join([chunk async for chunk in blob.chunks])
@@ -131,7 +97,7 @@ async def reference_image(deps: Deps, value: Any) -> str:
     attachment = check_attachment(attachment)
     if not attachment.mime.startswith("image/"):
         raise InvalidRequest("'input_reference' must be an image (jpeg, png, webp or gif).", param=param)
-    return await media_store(deps).put(attachment.data or b"", attachment.mime)
+    return await deps.media_store.put(attachment.data or b"", attachment.mime)
 
 
 async def checked_request(deps: Deps, fields: dict[str, Any]) -> VideoRequest:
@@ -151,7 +117,7 @@ async def create(request: Request) -> Response:
     fields = await _fields(request)
     allow(request, str(fields.get("model") or VIDEO_MODEL))
     video_request = await checked_request(deps, fields)
-    service = video_service(deps)
+    service = deps.video_service
     job = await service.create(
         video_request, owner=owner(request), idempotency_key=request.headers.get("idempotency-key")
     )
@@ -163,20 +129,20 @@ async def start(deps: Deps, job: Job) -> None:
     """Hand a new job to the deployment's runner (the cron worker needs nothing: it finds it)."""
     if job.status is not JobStatus.QUEUED:
         return
-    runner = inline_runner(deps)
+    runner = deps.inline_runner
     if runner is not None:
         runner.submit(job.id)
     elif deps.settings.video_runner == "stepfunctions":
         from infra.jobs.stepfunctions import start_execution
 
-        await start_execution(deps, job.id)
+        await start_execution(deps.stepfunctions, deps.settings.video_state_machine, job.id)
 
 
 async def retrieve(request: Request) -> Response:
     deps = deps_of(request)
-    service = video_service(deps)
+    service = deps.video_service
     job = await service.get(request.path_params["video_id"], owner(request))
-    runner = inline_runner(deps)
+    runner = deps.inline_runner
     if runner is not None and service.is_due(job) and deps.clock() - job.created_at > 1.0:
         runner.kick()  # queued before a restart, or its task died: this process takes it up
     return json_response(video_object(service.video(job)))
@@ -184,14 +150,14 @@ async def retrieve(request: Request) -> Response:
 
 async def list_videos(request: Request) -> Response:
     q = request.query_params
-    page = await video_service(deps_of(request)).list(
+    page = await deps_of(request).video_service.list(
         owner(request), after=q.get("after"), limit=q.get("limit"), order=q.get("order")
     )
     return json_response(video_list(page))
 
 
 async def delete(request: Request) -> Response:
-    service = video_service(deps_of(request))
+    service = deps_of(request).video_service
     deleted = await service.delete(request.path_params["video_id"], owner(request))
     return json_response(video_deleted(deleted.id))
 
@@ -199,7 +165,7 @@ async def delete(request: Request) -> Response:
 async def remix(request: Request) -> Response:
     deps = deps_of(request)
     fields = await _fields(request)
-    service = video_service(deps)
+    service = deps.video_service
     job = await service.remix(request.path_params["video_id"], fields.get("prompt"), owner(request))
     await start(deps, job)
     return json_response(video_object(service.video(job)))
@@ -209,7 +175,7 @@ async def content(request: Request) -> Response:
     deps = deps_of(request)
     video_id = request.path_params["video_id"]
     variant = request.query_params.get("variant", "video")
-    blob, redirect = await video_service(deps).content(video_id, variant, owner(request))
+    blob, redirect = await deps.video_service.content(video_id, variant, owner(request))
     if redirect is not None:
         return RedirectResponse(redirect, status_code=307)
     assert blob is not None

@@ -21,18 +21,16 @@ from core.settings import SettingsError
 log = logging.getLogger("grokgate.jobs")
 
 
-def _client(deps: Any) -> Any:
-    def build(_: Any) -> Any:
-        import boto3
+def client() -> Any:
+    """A Step Functions client for this process's region (and endpoint, under a local emulator)."""
+    import boto3
 
-        env = os.environ
-        return boto3.client(
-            "stepfunctions",
-            region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            endpoint_url=env.get("AWS_ENDPOINT_URL_SFN") or env.get("AWS_ENDPOINT_URL") or None,
-        )
-
-    return deps.lazy("stepfunctions", build)
+    env = os.environ
+    return boto3.client(
+        "stepfunctions",
+        region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        endpoint_url=env.get("AWS_ENDPOINT_URL_SFN") or env.get("AWS_ENDPOINT_URL") or None,
+    )
 
 
 def start_sync(client: Any, state_machine: str, job_id: str) -> str | None:
@@ -55,11 +53,9 @@ def start_sync(client: Any, state_machine: str, job_id: str) -> str | None:
     return str(started["executionArn"])
 
 
-async def start_execution(deps: Any, job_id: str) -> str | None:
-    machine = deps.settings.video_state_machine
+async def start_execution(client: Any, machine: str | None, job_id: str) -> str | None:
     if not machine:
         raise SettingsError(
             "GROKGATE_VIDEO_RUNNER=stepfunctions needs GROKGATE_VIDEO_STATE_MACHINE (its ARN)"
         )
-    client = _client(deps)
     return await asyncio.get_running_loop().run_in_executor(None, start_sync, client, machine, job_id)

@@ -146,9 +146,8 @@ def test_media_page_lists_the_wall_and_deletes(logged_in, console_gateway):
 
 def test_jobs_page_shows_progress_and_errors(logged_in, console_gateway):
     from core.ports import Job, JobStatus
-    from functions.videos import job_store
 
-    jobs = job_store(console_gateway.deps)
+    jobs = console_gateway.deps.job_store
     now = time.time()
     console_gateway.call(
         jobs.create(

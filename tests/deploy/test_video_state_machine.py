@@ -176,12 +176,11 @@ def deployment(aws, sim, monkeypatch, tmp_path):
 
 async def _create(prompt: str, token: str) -> str:
     from functions._wiring import Deps, load_settings
-    from functions.videos import video_service
 
     deps = Deps(settings=load_settings())
     try:
         await deps.store.add([NewAccount(token, Tier.SUPER)], time.time())
-        service: VideoService = video_service(deps)
+        service: VideoService = deps.video_service
         request: VideoRequest = check_request(model=None, prompt=prompt, seconds=6, size="1280x720")
         return (await service.create(request, owner="o")).id
     finally:
@@ -190,11 +189,10 @@ async def _create(prompt: str, token: str) -> str:
 
 async def _job(job_id: str) -> Any:
     from functions._wiring import Deps, load_settings
-    from functions.videos import job_store
 
     deps = Deps(settings=load_settings())
     try:
-        return await job_store(deps).get(job_id)
+        return await deps.job_store.get(job_id)
     finally:
         await deps.aclose()
 
@@ -227,7 +225,6 @@ def test_a_submitted_job_is_never_resubmitted_and_fails_at_the_total_timeout(dep
     import asyncio
 
     from functions._wiring import Deps, load_settings
-    from functions.videos import job_store
 
     monkeypatch.setenv("GROKGATE_VIDEO_TIMEOUT", "1.5")
     job_id = asyncio.run(_create("an owl at dusk", f"sim-super-sfn-{uuid.uuid4().hex[:6]}"))
@@ -237,7 +234,7 @@ def test_a_submitted_job_is_never_resubmitted_and_fails_at_the_total_timeout(dep
         # submitted, but no video will ever appear in the account's assets.
         deps = Deps(settings=load_settings())
         try:
-            store = job_store(deps)
+            store = deps.job_store
             now = time.time()
             claim = await store.claim(job_id, now=now, ttl=60, max_attempts=3)
             account = (await deps.store.list()).items[0].id

@@ -237,11 +237,9 @@ async def test_settings_show_sources_mask_secrets_and_overrides_reach_every_inst
 
 
 async def test_media_inventory_and_delete(console):
-    from functions.images import media_store
-
     client, deps = console
     csrf = await _login(client)
-    store = media_store(deps)
+    store = deps.media_store
     kept = await store.put(b"\x89PNG" + b"0" * 96, "image/png")
     gone = await store.put(b"\x89PNG" + b"1" * 46, "image/png")
     listed = (await client.get("/admin/api/media")).json()
@@ -260,11 +258,10 @@ async def test_media_inventory_and_delete(console):
 async def test_jobs_of_every_key_newest_first(console):
     from core.ports import Job, JobStatus
     from core.services.videos import owner_of
-    from functions.videos import job_store
 
     client, deps = console
     await _login(client)
-    jobs = job_store(deps)
+    jobs = deps.job_store
     await jobs.create(
         Job(
             "video_a",

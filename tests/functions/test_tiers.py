@@ -55,7 +55,7 @@ async def test_the_simulator_tells_each_tier_apart(gateway, sim, tier):
     _, deps = gateway
     token = f"tok-sim-{tier}-aaaaaaaaaaaa"
     sim.accounts.register(token, tier=tier)
-    fetch = cron.rate_limit_fetcher(deps)
+    fetch = deps.rate_limits.fetch
     totals = {mode: (await fetch(token, mode, 0.0)).total for mode in ("auto", "fast", "expert", "heavy")}
     assert detect_tier(totals) is Tier(tier)
 
@@ -127,15 +127,14 @@ async def test_patch_sets_tier_note_tags_and_an_operator_tier_survives_refresh(g
     account = await deps.store.get(account_id)
     # The operator's tier is kept by a refresh that reads super-sized quotas.
     assert (
-        await refresh_account(deps.store, cron.rate_limit_fetcher(deps), account, deps.clock() + 400)
-        == "refreshed"
+        await refresh_account(deps.store, deps.rate_limits.fetch, account, deps.clock() + 400) == "refreshed"
     )
     assert (await deps.store.get(account_id)).tier is Tier.HEAVY
     # "auto" hands it back to detection: the next refresh corrects it.
     r = await client.patch(url, json={"tier": "auto"}, headers=ADMIN)
     assert r.json()["tier_source"] == "assumed"
     account = await deps.store.get(account_id)
-    await refresh_account(deps.store, cron.rate_limit_fetcher(deps), account, deps.clock() + 800)
+    await refresh_account(deps.store, deps.rate_limits.fetch, account, deps.clock() + 800)
     assert (await deps.store.get(account_id)).tier is Tier.SUPER
 
     for body, param in (({"tier": "gold"}, "tier"), ({"tags": "eu"}, "tags"), ({"note": 3}, "note")):

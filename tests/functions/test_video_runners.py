@@ -19,7 +19,6 @@ import pytest
 from core.catalog import Tier
 from core.ports import JobStatus
 from functions.video_worker import advance
-from functions.videos import job_store, video_service
 from tests.functions import test_videos_e2e as videos
 from tests.functions.test_videos_e2e import KEY, SUPER, poll
 
@@ -108,7 +107,7 @@ def test_a_worker_killed_mid_step_loses_nothing_and_e1_is_sent_once(gateway, oai
         [sys.executable, "-m", "functions.video_worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
     )
     try:
-        store = job_store(gw.deps)
+        store = gw.deps.job_store
         deadline = time.monotonic() + 20
         while True:  # kill it once the upstream has named the video and reported progress
             job = gw.call(store.get(video.id))
@@ -157,7 +156,7 @@ def test_a_repeated_step_after_submission_never_submits_again(gateway, oai, sim)
     gw = gateway(SUPER, video_runner="cron", video_poll_seconds="0.05")
     client = oai(gw)
     video = client.videos.create(prompt="delivered twice")
-    service = video_service(gw.deps)
+    service = gw.deps.video_service
     first = gw.call(service.step(video.id))
     assert first.status is JobStatus.IN_PROGRESS and first.stage == "store"
     # The task is delivered again: the job's state says submitted, so the step stores, not submits.
@@ -175,9 +174,9 @@ def test_a_submit_repeated_after_the_stream_was_lost_polls_the_upstream_instead(
     gw = gateway(SUPER, video_runner="cron", video_poll_seconds="0.05")
     client = oai(gw)
     video = client.videos.create(prompt="stream lost")
-    service = video_service(gw.deps)
+    service = gw.deps.video_service
     assert gw.call(service.step(video.id)).stage == "store"
-    store = job_store(gw.deps)
+    store = gw.deps.job_store
     job = gw.call(store.get(video.id))
     assert job.state["video_id"] and job.state["submitted"]
     for i in range(60):  # newer assets of the account push the video to E7's second page

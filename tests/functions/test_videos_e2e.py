@@ -16,7 +16,6 @@ from core.catalog import Tier
 from core.ports import JobStatus
 from core.services.videos import owner_of
 from functions.video_worker import advance
-from functions.videos import job_store
 from infra.sim.server import SimServer
 from tests.fixtures.gateway import Gateway, start_gateway
 
@@ -244,7 +243,7 @@ def test_worker_route_needs_the_cron_secret(gateway):
 
 def test_a_job_abandoned_by_a_dead_runner_is_taken_up_when_polled(gateway, oai):
     gw = gateway(SUPER, job_claim_seconds="0.3")
-    store = job_store(gw.deps)
+    store = gw.deps.job_store
     client = oai(gw)
     # A job a crashed process claimed and never finished: in progress, claim about to expire.
     from core.ports import Job

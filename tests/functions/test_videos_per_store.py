@@ -11,7 +11,6 @@ import pytest
 
 from core.accounts import NewAccount
 from core.catalog import Tier
-from functions.videos import job_store
 from tests.fixtures.gateway import start_gateway
 from tests.functions.test_chat_per_store import store_env
 
@@ -44,7 +43,7 @@ def test_video_through_each_store(kind, sim, store_servers, tmp_path, monkeypatc
             video = client.videos.retrieve(video.id)
         assert video.status == "completed", video
         assert client.videos.download_content(video.id).content[4:8] == b"ftyp"
-        store = job_store(gw.deps)
+        store = gw.deps.job_store
         assert (
             type(store).__module__
             == {
@@ -60,5 +59,5 @@ def test_video_through_each_store(kind, sim, store_servers, tmp_path, monkeypatc
         for account in gw.call(gw.deps.store.list()).items:
             gw.call(gw.deps.store.remove(account.id))
         if video is not None:
-            gw.call(job_store(gw.deps).delete(video.id))
+            gw.call(gw.deps.job_store.delete(video.id))
         gw.stop()
