@@ -66,8 +66,8 @@ class Batch:
 
 class ImageService:
     """Args:
-    settings: assets URL, fetch limits, retry budget, lease ttl.
-    chat: the chat service (image-lite is a chat call).
+    settings: assets URL, Imagine's NSFW switch.
+    chat: the chat service (image-lite is a chat call); its failover loop serves every call.
     upstream: E1 and asset downloads.
     imagine: the E4 WebSocket and E6 uploads.
     media: where delivered images are stored.
