@@ -68,7 +68,7 @@ def check_request(
     limits = chosen.limits
     prompt = check_prompt(prompt)
     allowed = tuple(int(s) for s in _choices(limits, "seconds") if int(s) <= MAX_VIDEO_SECONDS)
-    if reference:  # image-to-video is one segment of the older protocol (§5.1)
+    if reference:  # image-to-video is one segment of the older protocol ([v2])
         allowed = tuple(s for s in allowed if s in IMAGE_TO_VIDEO_SECONDS)
     if seconds is None or seconds == "":
         seconds = DEFAULT_SECONDS
