@@ -104,7 +104,7 @@ class Face:
                 await up.statsig.value("POST", "/rest/app-chat/conversations/new")  # solves, then scrapes
                 return up.statsig, await up.identity("bench")
             finally:
-                await up.close()
+                await up.aclose()
 
         self._provider, ident = asyncio.run(get())
         self.cf, self.user_agent = ident.cf, ident.user_agent

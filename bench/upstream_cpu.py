@@ -97,7 +97,7 @@ async def measure(url: str, make: Callable[[CurlUpstream], Request], count: int,
     try:
         return await run(make(upstream), count, in_flight)
     finally:
-        await upstream.close()
+        await upstream.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -174,10 +174,8 @@ class LocalMediaStore:
             raise _unavailable(exc) from None
         return True
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         return None
-
-    aclose = close
 
 
 async def _chunks(path: Path) -> AsyncIterator[bytes]:

@@ -159,10 +159,8 @@ class S3MediaStore:
         await self._call(self.client.delete_object, Bucket=self.bucket, Key=self._key(media_id))
         return True
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         return None
-
-    aclose = close
 
 
 async def _chunks(body: Any) -> AsyncIterator[bytes]:

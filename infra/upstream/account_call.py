@@ -48,4 +48,4 @@ class AccountCall:
     async def aclose(self) -> None:
         if self._own and self._upstream is not None:
             upstream, self._upstream = self._upstream, None
-            await upstream.close()
+            await upstream.aclose()

@@ -149,7 +149,5 @@ class ChatTransports:
             raise AttributeError(name)
         return getattr(self.rest, name)
 
-    async def close(self) -> None:
-        await self.rest.close()
-
-    aclose = close
+    async def aclose(self) -> None:
+        await self.rest.aclose()

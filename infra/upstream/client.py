@@ -459,14 +459,12 @@ class CurlUpstream:
         )
         return _json_answer(response, b"asset listing")
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         for transport in self._transports.values():
-            await transport.close()
+            await transport.aclose()
         session, self._session = self._session, None
         if session is not None and self._loop is asyncio.get_running_loop():
             await session.close()
-
-    aclose = close
 
 
 def _json_answer(response: Any, what: bytes) -> Any:

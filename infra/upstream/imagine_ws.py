@@ -171,7 +171,5 @@ class WsImagine:
             raise classify_http(422, b"imagine upload answered without a file id")
         return reference
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         return None
-
-    aclose = close

@@ -456,7 +456,7 @@ class CurlTransport:
             handle.curl.close()
         self._idle.clear()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Abort open transfers (their readers get a transport failure), close every handle and,
         on its own loop, the multi."""
         for response in list(self._open):

@@ -37,7 +37,7 @@ class FakeRest:
     async def note_failure(self, failure: UpstreamFailure) -> None:
         self.noted = failure
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         return None
 
 

@@ -61,7 +61,7 @@ async def test_a_spaced_stream_keeps_one_curl_timer_instead_of_one_per_token(sim
         assert len(reads) >= 20  # the tokens did arrive one read each...
         assert view.timers_created < 10  # ...and curl's deadline moves did not each make a loop timer
     finally:
-        await transport.close()
+        await transport.aclose()
 
 
 async def test_a_pacing_window_joins_tokens_that_arrive_within_it(sim: SimServer) -> None:
@@ -75,6 +75,6 @@ async def test_a_pacing_window_joins_tokens_that_arrive_within_it(sim: SimServer
             assert b"".join(reads).count(b'"token"') >= 12
             counts[pacing] = len(reads)
         finally:
-            await transport.close()
+            await transport.aclose()
     # Unpaced, every token is its own read; a window longer than the whole answer leaves one or two.
     assert counts[0] >= 8 and counts[1000] <= 2

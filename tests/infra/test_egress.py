@@ -51,7 +51,7 @@ async def test_accounts_are_pinned_and_spread_over_the_pool(sim: SimServer, prox
             await answer(upstream, token)
             await answer(upstream, token)
     finally:
-        await upstream.close()
+        await upstream.aclose()
     assert {t: upstream.pool.for_token(t).proxy for t in TOKENS} == first  # stable
     assert through(proxies[0]) + through(proxies[1]) == 2 * len(TOKENS)
     assert through(proxies[0]) > 0 and through(proxies[1]) > 0  # both used
@@ -73,7 +73,7 @@ async def test_a_dead_proxy_cools_down_and_its_accounts_move(sim: SimServer, pro
         others = [t for t in TOKENS if upstream.pool.order(account_id_for(t))[0] == 1]
         assert all(upstream.pool.for_token(t).proxy == proxies[1].url for t in others)  # untouched
     finally:
-        await upstream.close()
+        await upstream.aclose()
     assert through(proxies[1]) == 1
 
 
@@ -92,7 +92,7 @@ async def test_clearance_is_solved_per_egress_through_it(sim: SimServer, proxies
         for token in by_proxy.values():
             assert b'"token"' in await answer(upstream, token)
     finally:
-        await upstream.close()
+        await upstream.aclose()
     solved_through = sorted(r["proxy"]["url"] for r in sim.state.solve_requests)  # type: ignore[index]
     # The scraper's pseudo-account has an egress too: each proxy solved once at most, both solved.
     assert set(solved_through) == {p.url for p in proxies} and len(solved_through) == 2
@@ -107,7 +107,7 @@ async def test_account_placeholder_gives_per_account_credentials(
         await answer(upstream, TOKENS[0])
         await answer(upstream, TOKENS[1])
     finally:
-        await upstream.close()
+        await upstream.aclose()
     users = {user for target, user in proxies[0].requests if target.endswith(CHAT)}
     assert users == {f"user-{account_id_for(TOKENS[0])}", f"user-{account_id_for(TOKENS[1])}"}
     a, b = (upstream.pool.for_token(t) for t in TOKENS[:2])

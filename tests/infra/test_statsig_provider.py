@@ -98,7 +98,7 @@ async def test_signer_mode_asks_the_signer_with_the_page_meta_and_caches(sim: Si
             response = await upstream.chat("sim-super-s", {"message": "hi #sim tokens=2", "modeId": "fast"})
             await response.aclose()
     finally:
-        await upstream.close()
+        await upstream.aclose()
     assert len(_Signer.seen) == 1  # cached per (method, path)
     request = _Signer.seen[0]
     assert request["method"] == "POST" and request["path"] == "/rest/app-chat/conversations/new"
@@ -119,7 +119,7 @@ async def test_a_signer_answer_that_is_not_70_bytes_is_never_sent(sim: SimServer
         with pytest.raises(StatsigUnavailable):
             await upstream.statsig.value("POST", "/rest/rate-limits")
     finally:
-        await upstream.close()
+        await upstream.aclose()
     assert not [r for r in sim.log if r.path == "/rest/rate-limits"]
 
 
@@ -151,8 +151,8 @@ async def test_inputs_are_scraped_once_and_shared_through_the_store(sim: SimServ
         b = await two.statsig.value("POST", "/rest/rate-limits")
         build = await one.statsig.refresh()  # the cron's re-scrape: the chunk is not read again
     finally:
-        await one.close()
-        await two.close()
+        await one.aclose()
+        await two.aclose()
     assert usable(a) and usable(b) and one.statsig.scrapes == 2 and two.statsig.scrapes == 0
     assert build == one.statsig.build
     chunk_reads = [r for r in sim.log if r.path.startswith("/_next/static/chunks/")]

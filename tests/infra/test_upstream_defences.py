@@ -51,7 +51,7 @@ async def test_chat_passes_signed_statsig_and_clearance(sim: SimServer) -> None:
         assert b'"token"' in await answer(upstream)
         assert b'"token"' in await answer(upstream)
     finally:
-        await upstream.close()
+        await upstream.aclose()
     # First call: challenged (403), one solve, retried with the solver's UA; then straight through.
     assert chats(sim) == [403, 200, 200] and sim.state.solves == 1
     sent = [r for r in sim.log if r.path == CHAT][-1]
@@ -69,7 +69,7 @@ async def test_a_build_rotation_costs_one_retried_call(sim: SimServer) -> None:
         sim.log.clear()
         assert b'"token"' in await answer(upstream)
     finally:
-        await upstream.close()
+        await upstream.aclose()
     assert chats(sim) == [403, 200]  # refused once (code 7), re-scraped, retried
     assert upstream.statsig.scrapes == 2 and upstream.statsig.build != first_build
 
@@ -83,7 +83,7 @@ async def test_an_expired_clearance_costs_one_retried_call_and_one_solve(sim: Si
         sim.log.clear()
         assert b'"token"' in await answer(upstream)
     finally:
-        await upstream.close()
+        await upstream.aclose()
     assert chats(sim) == [403, 200] and sim.state.solves == 2
 
 
@@ -95,7 +95,7 @@ async def test_concurrent_challenged_calls_share_one_solve(sim: SimServer) -> No
         sim.state.expire_clearances()
         results = await asyncio.gather(*(answer(upstream) for _ in range(8)))
     finally:
-        await upstream.close()
+        await upstream.aclose()
     assert all(b'"token"' in r for r in results)
     assert sim.state.solves == 2  # the first call's, and one for all eight
 
@@ -111,8 +111,8 @@ async def test_a_clearance_is_shared_through_the_store(sim: SimServer) -> None:
         await answer(one)
         await answer(two)  # another instance: takes the stored clearance and statsig inputs
     finally:
-        await one.close()
-        await two.close()
+        await one.aclose()
+        await two.aclose()
     assert sim.state.solves == 1 and two.statsig.scrapes == 0
 
 
@@ -123,7 +123,7 @@ async def test_without_flaresolverr_a_challenge_is_a_clear_failure(sim: SimServe
         with pytest.raises(UpstreamFailure) as caught:
             await answer(upstream)
     finally:
-        await upstream.close()
+        await upstream.aclose()
     # The statsig page itself sits behind the challenge: no value can be made.
     assert caught.value.kind in (Kind.CHALLENGE, Kind.TRANSIENT) and caught.value.reason
 
@@ -137,7 +137,7 @@ async def test_manual_statsig_refused_is_not_retried(sim: SimServer) -> None:
         with pytest.raises(UpstreamFailure) as caught:
             await answer(upstream)
     finally:
-        await upstream.close()
+        await upstream.aclose()
     assert caught.value.kind is Kind.ANTI_BOT and chats(sim) == [403]
 
 
@@ -151,7 +151,7 @@ async def test_an_unreachable_flaresolverr_is_a_clear_error(sim: SimServer) -> N
         with pytest.raises(UpstreamFailure) as caught:
             await answer(upstream)
     finally:
-        await upstream.close()
+        await upstream.aclose()
     assert "FlareSolverr is unreachable" in caught.value.reason
 
 
@@ -166,5 +166,5 @@ async def test_an_in_band_anti_bot_refusal_invalidates_the_build(sim: SimServer)
         assert upstream.statsig.signed_now("POST", CHAT) is None  # the next value needs a new scrape
         await answer(upstream)
     finally:
-        await upstream.close()
+        await upstream.aclose()
     assert upstream.statsig.scrapes == 2 and upstream.statsig.build == build  # same build, re-read

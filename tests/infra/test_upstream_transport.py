@@ -53,7 +53,7 @@ async def read_all(response: StreamedResponse) -> list[bytes]:
 async def transport(sim: SimServer) -> AsyncIterator[CurlTransport]:
     t = CurlTransport(make_settings(sim.url), plain_http=True)
     yield t
-    await t.close()
+    await t.aclose()
 
 
 class RawServer:
@@ -154,7 +154,7 @@ async def test_the_client_classifies_a_429_with_its_retry_after() -> None:
             with pytest.raises(UpstreamFailure) as caught:
                 await upstream.chat(TOKEN, {"message": "hi"})
         finally:
-            await upstream.close()
+            await upstream.aclose()
     assert (caught.value.kind, caught.value.status, caught.value.cooldown) == (Kind.RATE_LIMITED, 429, 30.0)
 
 
@@ -211,7 +211,7 @@ async def test_upstream_silence_past_the_read_timeout_is_a_timeout_failure(sim: 
             and transport.transfers_in_flight == 0
         )
     finally:
-        await transport.close()
+        await transport.aclose()
 
 
 async def test_a_stream_past_the_total_timeout_fails_as_a_timeout(sim: SimServer) -> None:
@@ -223,7 +223,7 @@ async def test_a_stream_past_the_total_timeout_fails_as_a_timeout(sim: SimServer
         assert caught.value.kind is Kind.TIMEOUT and "total timeout" in caught.value.reason
         assert transport.open_responses == 0 and transport.transfers_in_flight == 0
     finally:
-        await transport.close()
+        await transport.aclose()
 
 
 async def test_aclose_mid_stream_drops_the_connection_and_the_handle_is_reused(
@@ -300,7 +300,7 @@ def test_a_new_event_loop_gets_a_new_multi_and_pool(sim: SimServer) -> None:
         assert b'"token"' in asyncio.run(one_request())
     assert transport.handles_created == 2 and transport.idle_handles == 1  # the old loop's pool is gone
     assert transport.multis_freed == 1  # and its multi with it: its loop is closed
-    asyncio.run(transport.close())
+    asyncio.run(transport.aclose())
 
 
 async def test_a_slow_reader_pauses_the_transfer_and_loses_nothing(sim: SimServer) -> None:
@@ -330,13 +330,13 @@ async def test_a_slow_reader_pauses_the_transfer_and_loses_nothing(sim: SimServe
         assert b"".join(await read_all(again)).endswith(b"\n")
         assert transport.handles_created == 1 and transport.transfers_in_flight == 0
     finally:
-        await transport.close()
+        await transport.aclose()
 
 
 async def test_close_fails_the_open_streams(sim: SimServer) -> None:
     transport = CurlTransport(make_settings(sim.url), plain_http=True)
     response = await transport.post(sim.url + CHAT, header_lines(), body("hi #sim tokens=3 delay_ms=3000"))
-    await transport.close()
+    await transport.aclose()
     with pytest.raises(UpstreamFailure) as caught:
         await read_all(response)
     assert caught.value.kind is Kind.TRANSIENT
