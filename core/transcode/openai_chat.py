@@ -242,10 +242,11 @@ class ChatCompletionState(Accumulator[dict[str, Any]]):
             self._reasoning_text.append(text)
 
     def _flush(self, out: list[dict[str, Any]]) -> None:
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             return
-        joined = "".join(self._pending)
-        self._pending.clear()
+        joined = pending[0] if len(pending) == 1 else "".join(pending)
+        pending.clear()
         if self._pending_field == "content":
             self._spans.add(joined)
             self.ends_newline = joined.endswith("\n")
