@@ -24,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from core.catalog import Capability, Model
 from core.errors import GatewayError, UpstreamError
 from core.ports import Job, JobStatus
-from core.services import images as image_requests
+from core.services import image_requests
 from core.transcode.openai_chat import ChatCompletionRequest
 from core.transcode.openai_images import markdown
 from core.transcode.openai_media_chat import MediaAnswer

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from core.catalog import Capability, require_capability
 from core.errors import InvalidRequest, NotFound, PermissionDenied
-from core.services.images import check_images, check_request
+from core.services.image_requests import check_images, check_request
 from core.services.media_lifecycle import MediaGone, expired
 from core.transcode.normalize import Attachment
 from core.transcode.openai_images import images_body

@@ -41,11 +41,10 @@ from core.protocol.media import (
     imagine_reset,
 )
 from core.services.chat import ChatService
-from core.services.image_requests import ImageRequest, check_images, check_request
+from core.services.image_requests import ImageRequest
 from core.settings import Settings
 from core.transcode.normalize import ChatRequest, sniff_image
 
-__all__ = ["ImageRequest", "ImageService", "check_images", "check_request"]
 log = logging.getLogger("grokgate.images")
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
 

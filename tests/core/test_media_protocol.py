@@ -10,7 +10,7 @@ from core.catalog import get_model
 from core.errors import InvalidRequest
 from core.protocol.classify import Kind, UpstreamFailure
 from core.protocol.media import ImagineDecoder, imagine_request, is_video_url, video_body
-from core.services.images import check_request
+from core.services.image_requests import check_request
 from core.services.videos import check_request as check_video
 
 FINAL = base64.b64encode(b"\xff\xd8\xffFINAL").decode()
