@@ -305,15 +305,8 @@ class ChatCompletionState(Accumulator[dict[str, Any]]):
         out.append(error.openai_body())
 
     def _usage_chunk(self, usage: Usage) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": None,
-            "choices": [],
-            "usage": usage_body(usage),
-        }
+        """The usage chunk (`stream_options.include_usage`): no choices."""
+        return {**self._chunk({}), "choices": [], "usage": usage_body(usage)}
 
     def _body(self) -> dict[str, Any]:
         """The non-streamed object (after every event was handled with `collect=True`)."""

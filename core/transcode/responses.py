@@ -190,6 +190,11 @@ class ResponsesState(Accumulator[dict[str, Any]]):
     def _index(self) -> int:
         return len(self.output)
 
+    def _item_event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """An event about the open item (it is the next in `output`)."""
+        assert self.open is not None
+        return self._event(kind, item_id=self.open["id"], output_index=len(self.output), **fields)
+
     def _open(self, item: dict[str, Any], out: list[dict[str, Any]]) -> None:
         self.open = item
         out.append(self._event("response.output_item.added", output_index=self._index(), item=dict(item)))
@@ -202,55 +207,20 @@ class ResponsesState(Accumulator[dict[str, Any]]):
         if item["type"] == "reasoning":
             text = item.pop("_text")
             part = {"type": "summary_text", "text": text}
-            out.append(
-                self._event(
-                    "response.reasoning_summary_text.done",
-                    item_id=item["id"],
-                    output_index=index,
-                    summary_index=0,
-                    text=text,
-                )
-            )
-            out.append(
-                self._event(
-                    "response.reasoning_summary_part.done",
-                    item_id=item["id"],
-                    output_index=index,
-                    summary_index=0,
-                    part=part,
-                )
-            )
+            out.append(self._item_event("response.reasoning_summary_text.done", summary_index=0, text=text))
+            out.append(self._item_event("response.reasoning_summary_part.done", summary_index=0, part=part))
             item["summary"] = [part]
             if self.seal is not None:
                 item["encrypted_content"] = self.seal(item["id"], text)
         elif item["type"] == "web_search_call":
-            out.append(
-                self._event("response.web_search_call.completed", item_id=item["id"], output_index=index)
-            )
+            out.append(self._item_event("response.web_search_call.completed"))
         elif item["type"] == "message":
             text = item.pop("_text")
             item.pop("_spans")
             annotations = item.pop("_annotations")
             part = {"type": "output_text", "annotations": annotations, "logprobs": [], "text": text}
-            out.append(
-                self._event(
-                    "response.output_text.done",
-                    item_id=item["id"],
-                    output_index=index,
-                    content_index=0,
-                    text=text,
-                    logprobs=[],
-                )
-            )
-            out.append(
-                self._event(
-                    "response.content_part.done",
-                    item_id=item["id"],
-                    output_index=index,
-                    content_index=0,
-                    part=part,
-                )
-            )
+            out.append(self._item_event("response.output_text.done", content_index=0, text=text, logprobs=[]))
+            out.append(self._item_event("response.content_part.done", content_index=0, part=part))
             item["content"] = [part]
         item["status"] = status
         out.append(self._event("response.output_item.done", output_index=index, item=item))
@@ -266,10 +236,8 @@ class ResponsesState(Accumulator[dict[str, Any]]):
             assert self.open is not None
             self.open["_text"] = ""
             out.append(
-                self._event(
+                self._item_event(
                     "response.reasoning_summary_part.added",
-                    item_id=self.open["id"],
-                    output_index=self._index(),
                     summary_index=0,
                     part={"type": "summary_text", "text": ""},
                 )
@@ -277,15 +245,7 @@ class ResponsesState(Accumulator[dict[str, Any]]):
         item = self.open
         assert item is not None
         item["_text"] += text
-        out.append(
-            self._event(
-                "response.reasoning_summary_text.delta",
-                item_id=item["id"],
-                output_index=self._index(),
-                summary_index=0,
-                delta=text,
-            )
-        )
+        out.append(self._item_event("response.reasoning_summary_text.delta", summary_index=0, delta=text))
 
     def _text(self, text: str, out: list[dict[str, Any]]) -> None:
         if not text:
@@ -304,10 +264,8 @@ class ResponsesState(Accumulator[dict[str, Any]]):
             item["_spans"] = CitationSpans()
             item["_annotations"] = []
             out.append(
-                self._event(
+                self._item_event(
                     "response.content_part.added",
-                    item_id=item["id"],
-                    output_index=self._index(),
                     content_index=0,
                     part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""},
                 )
@@ -317,16 +275,7 @@ class ResponsesState(Accumulator[dict[str, Any]]):
         current["_text"] += text
         current["_spans"].add(text)
         self.ends_newline = text.endswith("\n")
-        out.append(
-            self._event(
-                "response.output_text.delta",
-                item_id=current["id"],
-                output_index=self._index(),
-                content_index=0,
-                delta=text,
-                logprobs=[],
-            )
-        )
+        out.append(self._item_event("response.output_text.delta", content_index=0, delta=text, logprobs=[]))
 
     def _call(self, call: ToolCall, out: list[dict[str, Any]]) -> None:
         """A `function_call` item, or for a free-form tool a `custom_tool_call` item, with the
@@ -350,12 +299,11 @@ class ResponsesState(Accumulator[dict[str, Any]]):
             item["namespace"] = call.namespace
         item.update({"name": call.name, field: ""})
         self._open(item, out)
-        index = self._index()
         text = call.arguments
         for piece in pieces(text):
-            out.append(self._event(events + ".delta", item_id=item["id"], output_index=index, delta=piece))
+            out.append(self._item_event(events + ".delta", delta=piece))
         done = {field: text} if call.custom else {"name": call.name, field: text}
-        out.append(self._event(events + ".done", item_id=item["id"], output_index=index, **done))
+        out.append(self._item_event(events + ".done", **done))
         item[field] = text
         self._close(out)
 
@@ -383,9 +331,8 @@ class ResponsesState(Accumulator[dict[str, Any]]):
             "action": {"type": "search", "query": query},
         }
         self._open(item, out)
-        index = self._index()
         for kind in ("response.web_search_call.in_progress", "response.web_search_call.searching"):
-            out.append(self._event(kind, item_id=item["id"], output_index=index))
+            out.append(self._item_event(kind))
 
     def _cite(self, citation: Citation, out: list[dict[str, Any]]) -> None:
         item = self.open
@@ -403,10 +350,8 @@ class ResponsesState(Accumulator[dict[str, Any]]):
         }
         item["_annotations"].append(annotation)
         out.append(
-            self._event(
+            self._item_event(
                 "response.output_text.annotation.added",
-                item_id=item["id"],
-                output_index=self._index(),
                 content_index=0,
                 annotation_index=len(item["_annotations"]) - 1,
                 annotation=annotation,
