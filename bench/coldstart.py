@@ -1,6 +1,6 @@
 """Cold start: what importing each deployable costs, in fresh processes.
 
-For every deployable (`functions/<name>.py` with a top-level `app` or `handler`), it starts fresh
+For every deployable (a `functions/<name>.py` that api/*.py or serverless.yml names), it starts fresh
 interpreters and takes the median of: the wall time of `import functions.<name>`, and the
 cumulative time `python -X importtime` gives that import (which inflates it a little). It lists the
 packages that cost the most (self time, summed per top-level package) and whether any SDK that
@@ -28,7 +28,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 LAZY_SDKS = ("boto3", "botocore", "curl_cffi", "redis", "upstash_redis")
-NOT_DEPLOYABLE = {"local", "cli", "sandbox", "settings_doc"}
 BUDGET_MS = {"chat": 150.0}
 
 # What any Starlette + pydantic app pays before a line of ours: the floor the budget sits on.
@@ -48,13 +47,15 @@ print(f"{{wall:.2f}} {{','.join(lazy)}}")
 
 
 def deployables(root: Path = ROOT) -> list[str]:
-    names = []
-    for path in sorted((root / "functions").glob("*.py")):
-        if path.stem.startswith("_") or path.stem in NOT_DEPLOYABLE:
-            continue
-        if re.search(r"^(app|handler)\s*[:=]|^def handler\(", path.read_text(), re.MULTILINE):
-            names.append(path.stem)
-    return names
+    """The modules the deployment files name: Vercel's api/*.py entries and serverless.yml's
+    handlers (and its streaming function's ASGI_APP)."""
+    names = set()
+    for entry in (root / "api").glob("*.py"):
+        names.update(re.findall(r"^from functions\.(\w+) import", entry.read_text(), re.MULTILINE))
+    sls = (root / "serverless.yml").read_text()
+    names.update(re.findall(r"^\s+handler: functions/(\w+)\.\w+\s*$", sls, re.MULTILINE))
+    names.update(re.findall(r"^\s+ASGI_APP: functions\.(\w+):app\s*$", sls, re.MULTILINE))
+    return sorted(names)
 
 
 def environment() -> dict[str, str]:

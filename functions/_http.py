@@ -26,6 +26,11 @@ def deps_of(request: Request) -> Deps:
     return deps_of_scope(request.scope)
 
 
+def base_url(request: Request, deps: Deps) -> str:
+    """Where media links point: the configured public URL, else this request's own origin."""
+    return deps.settings.public_url or str(request.base_url).rstrip("/")
+
+
 def deps_of_scope(scope: Scope) -> Deps:
     state = scope["app"].state
     deps: Deps | None = getattr(state, "deps", None)

@@ -11,7 +11,7 @@ from functions._wiring import Deps
 
 
 def all_routes() -> list[BaseRoute]:
-    """Every deployable's routes. Each module keeps its own `routes` list."""
+    """Every deployable's routes. Each deployable keeps its own `routes` list."""
     groups = [models.routes, chat.routes]
     groups += [images.routes, videos.routes, admin.routes, cron.routes]
     return [route for group in groups for route in group]

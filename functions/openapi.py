@@ -26,7 +26,7 @@ def _request_models() -> dict[tuple[str, str], type[BaseModel]]:
     from core.transcode.anthropic_input import CountTokensRequest, MessagesRequest
     from core.transcode.openai_chat import ChatCompletionRequest
     from core.transcode.responses_input import ResponsesRequest
-    from functions.images import GenerationBody
+    from functions.routes.images import GenerationBody
 
     return {
         ("POST", "/v1/chat/completions"): ChatCompletionRequest,

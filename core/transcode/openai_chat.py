@@ -92,7 +92,7 @@ class ChatCompletionRequest(RequestModel):
     prediction: dict[str, Any] | None = None
     web_search_options: dict[str, Any] | None = None
     verbosity: Literal["low", "medium", "high"] | None = None
-    image_config: ImageConfig | None = None  # image models only (functions/chat_media.py)
+    image_config: ImageConfig | None = None  # image models only (functions/routes/chat_media.py)
     video_config: VideoConfig | None = None  # video models only
 
 

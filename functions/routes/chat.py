@@ -2,7 +2,8 @@
 
 HTTP only: the body becomes a `ChatRequest`, the service yields event batches, the OpenAI
 accumulator turns each batch into chunks, and each batch goes out as one write (`functions._sse`). Disconnects and
-heartbeats are `functions._answer`'s. This deployable also serves Responses and Messages.
+heartbeats are `functions._answer`'s. The chat deployable (functions/chat.py) serves these
+routes with the Responses and Messages ones.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ from core.catalog import Capability, Model, get_model
 from core.errors import GatewayError
 from core.services.tool_turns import Turn, open_turn
 from core.transcode.openai_chat import ChatCompletionRequest, ChatCompletionState, normalize_request
-from functions import messages, responses
 from functions._access import allow
 from functions._answer import serve_answer
-from functions._app import build_app
-from functions._http import deps_of, json_response, read_json
+from functions._http import base_url, deps_of, json_response, read_json
 from functions._sse import CHAT, sse
 
 
@@ -37,8 +36,7 @@ async def chat_completions(request: Request) -> Response:
     allow(request, body.model)
     media = _media_model(body.model)
     if media is not None:  # images and videos for chat-only clients
-        from functions import chat_media
-        from functions.images import base_url
+        from functions.routes import chat_media
 
         return await chat_media.serve(request, deps, body, media, base_url(request, deps))
     chat = normalize_request(body)
@@ -63,9 +61,4 @@ async def chat_completions(request: Request) -> Response:
     )
 
 
-routes = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    *responses.routes,
-    *messages.routes,
-]
-app = build_app(routes)
+routes = [Route("/v1/chat/completions", chat_completions, methods=["POST"])]

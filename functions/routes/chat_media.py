@@ -171,7 +171,7 @@ async def _images(deps: Deps, body: ChatCompletionRequest, model: Model, base_ur
 async def _video(
     request: Request, deps: Deps, body: ChatCompletionRequest, model: Model, base_url: str
 ) -> Work:
-    from functions.videos import checked_request, owner, start
+    from functions.routes.videos import checked_request, owner, start
 
     config = body.video_config
     image = image_of(body.messages)

@@ -22,19 +22,12 @@ from core.services.media_lifecycle import MediaGone, expired
 from core.transcode.normalize import Attachment
 from core.transcode.openai_images import images_body
 from functions._access import allow
-from functions._app import build_app, signed_link
-from functions._http import deps_of, json_response, read_body, read_json
-from functions._lambda import lambda_handler
+from functions._app import signed_link
+from functions._http import base_url, deps_of, json_response, read_body, read_json
 from functions._multipart import parse_form
-from functions._wiring import Deps
 
 DEFAULT_MODEL = "grok-imagine-image"
 DEFAULT_EDIT_MODEL = "grok-imagine-image-edit"
-
-
-def base_url(request: Request, deps: Deps) -> str:
-    """Where media links point: the configured public URL, else this request's own origin."""
-    return deps.settings.public_url or str(request.base_url).rstrip("/")
 
 
 class GenerationBody(BaseModel):
@@ -134,5 +127,3 @@ routes = [
     Route("/v1/images/edits", edits, methods=["POST"]),
     Route("/v1/files/{media_id}/content", file_content, methods=["GET"]),
 ]
-app = build_app(routes)
-handler = lambda_handler(app)

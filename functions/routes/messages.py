@@ -18,7 +18,6 @@ from core.transcode.anthropic_input import CountTokensRequest, MessagesRequest, 
 from core.transcode.usage import estimate_usage
 from functions._access import allow
 from functions._answer import serve_answer
-from functions._app import build_app
 from functions._http import deps_of, json_response, read_json
 from functions._sse import MESSAGES, sse
 
@@ -63,4 +62,3 @@ routes = [
     Route("/v1/messages", create_message, methods=["POST"]),
     Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
 ]
-app = build_app(routes)

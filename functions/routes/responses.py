@@ -24,7 +24,7 @@ from core.transcode.responses_echo import echo
 from core.transcode.responses_input import ResponsesRequest, normalize_responses
 from functions._access import allow
 from functions._answer import serve_answer
-from functions._app import build_app, presented_key
+from functions._app import presented_key
 from functions._http import deps_of, json_response, read_json
 from functions._sse import RESPONSES, sse
 
@@ -139,4 +139,3 @@ routes = [
     Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
     Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
 ]
-app = build_app(routes)

@@ -27,9 +27,8 @@ from core.services.videos import owner_of
 from core.transcode.normalize import Attachment, attachment_from_url, check_attachment
 from core.transcode.openai_videos import video_deleted, video_list, video_object
 from functions._access import allow
-from functions._app import build_app, presented_key
+from functions._app import presented_key
 from functions._http import deps_of, json_response, read_body
-from functions._lambda import lambda_handler
 from functions._multipart import parse_form
 from functions._wiring import Deps
 
@@ -198,5 +197,3 @@ routes = [
     Route("/v1/videos/{video_id}/remix", remix, methods=["POST"]),
     Route("/v1/videos/{video_id}/content", content, methods=["GET"]),
 ]
-app = build_app(routes)
-handler = lambda_handler(app)
