@@ -125,11 +125,11 @@ class FrameDecoder:
         if self._parts:
             nl = chunk.find(b"\n")
             if nl >= 0:
-                self._parts.append(chunk[: nl + 1])
+                self._parts.append(chunk[:nl])
                 line = b"".join(self._parts)
                 self._parts.clear()
                 self._pending = 0
-                self._fast.read(self, line, 0, len(line), out)
+                self._fast.line(self, line, out)
                 start = nl + 1
         end = chunk.rfind(b"\n") + 1  # the complete lines are chunk[start:end]
         if start < end and not self.done:

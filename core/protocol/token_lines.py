@@ -7,8 +7,9 @@ one parse of the literals (`_bulk`, `_tokens`), and handed to the decoder as tok
 else, and any doubt, goes to the decoder one line at a time, so the events are always those the
 line-by-line path gives.
 
-One call: `TokenLines.read(decoder, data, start, end, out)`. The decoder is passed on each call
-(not kept), so a decoder and its reader form no reference cycle.
+The decoder calls `TokenLines.read(decoder, data, start, end, out)` for the complete lines of a
+read, and `TokenLines.line(decoder, line, out)` for one line it joined from pieces. The decoder is
+passed on each call (not kept), so a decoder and its reader form no reference cycle.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ class TokenLines:
         return True
 
     def _one(self, decoder: LineDecoder, line: bytes, out: list[Event]) -> None:
-        """One line, which may be of a template."""
+        """One line (without its newline), which may be of a template."""
         for tpl in self._templates:
             if (
                 len(line) >= len(tpl.prefix) + len(tpl.suffix)
@@ -232,6 +233,8 @@ class TokenLines:
         frame = decoder.decode_line(line, out)
         if frame is not None and self._learning and not decoder.done:
             self._learn(frame, line)
+
+    line = _one  # what the decoder calls for a line it joined from pieces
 
     def _learn(self, frame: dict[str, Any], line: bytes) -> None:
         """Keep the bytes around the token of a plain answer or thinking token line.
