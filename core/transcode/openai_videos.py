@@ -1,9 +1,10 @@
 """Video jobs as OpenAI's Videos API shows them (and a finished video in a chat answer).
 
-    video_object(video)    the video object: `{id, object: "video", status, progress, ...}`
-    video_list(page)       `{object: "list", data, first_id, last_id, has_more}`
-    video_deleted(id)      `{id, object: "video.deleted", deleted: true}`
-    video_link(url, fmt)   a stored video's link as a chat answer's text (`video_format`)
+    video_object(video)      the video object: `{id, object: "video", status, progress, ...}`
+    video_list(page)         `{object: "list", data, first_id, last_id, has_more}`
+    video_deleted(id)        `{id, object: "video.deleted", deleted: true}`
+    video_link(url, fmt)     a stored video's link as a chat answer's text (`video_format`)
+    video_pending(id, base)  a chat answer's text while the job still runs: where to follow it
 
 Times go out as whole seconds, `seconds` as a string, and `quality` is always "standard" (the
 upstream has one quality); `error` is set on a failed job only.
@@ -60,3 +61,11 @@ def video_link(url: str, fmt: str) -> str:
     if fmt == "html":
         return f'<video controls src="{html.escape(url, quote=True)}"></video>'
     return f"[video]({url})" if fmt == "markdown" else url
+
+
+def video_pending(video_id: str, base_url: str) -> str:
+    status = f"{base_url}/v1/videos/{video_id}"
+    return (
+        f"The video is still being made (job `{video_id}`). Its status: {status} — "
+        f"its file, once completed: {status}/content"
+    )

@@ -28,7 +28,7 @@ from core.services import image_requests
 from core.transcode.openai_chat import ChatCompletionRequest
 from core.transcode.openai_images import markdown
 from core.transcode.openai_media_chat import MediaAnswer
-from core.transcode.openai_videos import video_link
+from core.transcode.openai_videos import video_link, video_pending
 from functions._http import json_response
 from functions._sse import CHAT
 from functions._wiring import Deps
@@ -139,11 +139,7 @@ class _Video:
     async def content(self) -> str:
         job = self.final
         if job is None:  # still running: the answer ends with where to follow it
-            status = f"{self.base_url}/v1/videos/{self.job.id}"
-            return (
-                f"The video is still being made (job `{self.job.id}`). Its status: {status} — "
-                f"its file, once completed: {status}/content"
-            )
+            return video_pending(self.job.id, self.base_url)
         if job.status is JobStatus.FAILED:
             raise UpstreamError(
                 f"The video failed: {job.error_message or job.error_code}",

@@ -10,7 +10,7 @@ from core.media import VideoPage
 from core.ports import Job, JobStatus
 from core.services.video_requests import check_page, check_variant
 from core.services.videos import video_of
-from core.transcode.openai_videos import video_deleted, video_link, video_list, video_object
+from core.transcode.openai_videos import video_deleted, video_link, video_list, video_object, video_pending
 
 PARAMS = {"model": "grok-imagine-video", "prompt": "a fox", "seconds": 10, "size": "1280x720"}
 
@@ -105,6 +105,12 @@ def test_deleted_and_chat_links():
         video_link(url, "html") == '<video controls src="https://gw/v1/files/m1/content?a=1&amp;b=2"></video>'
     )
     assert video_link(url, "url") == url
+
+
+def test_a_chat_answer_of_a_running_video_says_where_to_follow_it():
+    text = video_pending("video_1", "https://gw")
+    assert "`video_1`" in text
+    assert "https://gw/v1/videos/video_1 " in text and text.endswith("https://gw/v1/videos/video_1/content")
 
 
 @pytest.mark.parametrize(
