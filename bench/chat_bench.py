@@ -66,7 +66,7 @@ def serve_gateway(port: int) -> None:
     async def seed() -> None:
         store = SQLiteAccountStore.from_url(settings.store)
         await store.add([NewAccount(t, Tier.HEAVY) for t in TOKENS], time.time())
-        await store.close()
+        await store.aclose()
 
     asyncio.run(seed())
     if os.environ.get("BENCH_PROFILE"):  # SIGUSR1 dumps a cProfile of the serving process

@@ -79,7 +79,7 @@ async def run() -> list[tuple[str, float, int]]:
     for name, call in cases.items():
         median, count = await timed(call)
         rows.append((name, median, count))
-    await store.close()
+    await store.aclose()
 
     settings = Settings.from_env(
         {"GROKGATE_STORE": f"sqlite:///{folder / 'pool.db'}", "GROKGATE_ADMIN_KEY": "k" * 20}

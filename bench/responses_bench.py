@@ -73,8 +73,8 @@ async def bench_one(servers: StoreServers, kind: str, size: str, ops: int) -> di
                     assert await store.delete(rid, owner=item.owner, now=time.time())
                 times[op].append((time.perf_counter() - start) * 1000)
     finally:
-        await store.close()
-        await account_store.close()
+        await store.aclose()
+        await account_store.aclose()
     row: dict[str, Any] = {"store": kind, "size": size, "bytes": len(pack(base)), "n": ops}
     for op, values in times.items():
         row[op] = statistics.median(values)

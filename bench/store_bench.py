@@ -78,7 +78,7 @@ async def bench_one(servers: StoreServers, kind: str, size: int, ops: int) -> di
             release_trips += trips.count - middle
         elapsed = time.perf_counter() - began
     finally:
-        await store.close()
+        await store.aclose()
     latencies.sort()
     return {
         "store": kind,

@@ -327,7 +327,7 @@ class Deps:
                 except Exception as exc:
                     log.warning("could not flush %s at shutdown: %s", type(value).__name__, exc)
         if self._store is not None:
-            await self._store.close()
+            await self._store.aclose()
             self._store = None
         for value in reversed(built):
             closer = getattr(value, "aclose", None)

@@ -119,7 +119,7 @@ async def seed(store_path: Path) -> int:
     try:
         report = await store.add(SANDBOX_ACCOUNTS, time.time())
     finally:
-        await store.close()
+        await store.aclose()
     return report.added
 
 

@@ -151,7 +151,7 @@ def prepare(sandbox: Sandbox) -> dict[str, str]:
         try:
             await store.add([NewAccount(ID_TOKEN, Tier.SUPER, note="readme")], time.time())
         finally:
-            await store.close()
+            await store.aclose()
 
     asyncio.run(ensure_id_account())
     auth = {"authorization": f"Bearer {sandbox.secrets['API key']}"}

@@ -186,4 +186,4 @@ class StoredResponses:
         }
 
     async def aclose(self) -> None:
-        await self.store.close()
+        await self.store.aclose()

@@ -323,7 +323,5 @@ class DynamoDBJobStore:
         )
         return [item["pk"]["S"] for item in reply.get("Items", [])]
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self.db.aclose()
-
-    aclose = close

@@ -105,5 +105,3 @@ class RedisJobStore(RedisScripts):
             "ZRANGEBYSCORE", f"{self.prefix}jobs:due", "-inf", _num(now), "LIMIT", "0", str(max(1, limit))
         )
         return [str(i) for i in ids]
-
-    aclose = RedisScripts.close

@@ -243,7 +243,5 @@ class SQLiteJobStore:
 
         return await self._run(go)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self._file.aclose()
-
-    aclose = close

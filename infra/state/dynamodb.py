@@ -341,7 +341,7 @@ class DynamoDBAccountStore:
     async def ping(self) -> None:
         await self.db.call("describe_table")
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self.db.aclose()
 
     # -- quota upkeep (RefreshLedger) -----------------------------------------------------

@@ -77,5 +77,5 @@ class DynamoDBRecordStore:
                 continue  # another caller started it first: count on it
         raise StoreUnavailable("The record store is unavailable (a counter kept changing).")
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         return None  # the client belongs to the account store

@@ -71,5 +71,5 @@ class DynamoDBResponseStore:
             await self._db.call("delete_item", Key=self._key(response_id, n))
         return True
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         return None  # the client belongs to the account store

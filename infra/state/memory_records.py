@@ -32,5 +32,5 @@ class MemoryRecords:
         self._data[key] = ({"n": n}, version + 1, expires)
         return n
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         pass

@@ -78,7 +78,7 @@ class Transport(Protocol):
 
     async def script(self, script: _Script, keys: list[str], args: list[str]) -> Any: ...
 
-    async def close(self) -> None: ...
+    async def aclose(self) -> None: ...
 
 
 def _is_noscript(exc: BaseException) -> bool:
@@ -126,7 +126,7 @@ class TcpTransport:
         except rexc.ResponseError as exc:
             raise StoreUnavailable(f"The account store refused a command ({_first_words(exc)}).") from None
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self._client.aclose()
 
 
@@ -171,7 +171,7 @@ class UpstashTransport:
                 raise StoreUnavailable(f"The account store is unavailable ({type(exc).__name__}).") from None
             raise
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self._client.close()
 
 
@@ -211,8 +211,8 @@ class RedisScripts:
     async def _run(self, name: str, *args: str) -> Any:
         return await self._t.script(self.SCRIPTS[name], self._key, [self.prefix, *args])
 
-    async def close(self) -> None:
-        await self._t.close()
+    async def aclose(self) -> None:
+        await self._t.aclose()
 
 
 class RedisAccountStore(RedisScripts):

@@ -52,5 +52,5 @@ class RedisRecordStore:
         ms = max(1, int(window * 1000))
         return int(await self._t.script(COUNT, [self._prefix + "n:" + key], [str(ms)]))
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         return None  # the transport belongs to the account store

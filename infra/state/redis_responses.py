@@ -54,5 +54,5 @@ class RedisResponseStore:
     async def delete(self, response_id: str, *, owner: str, now: float) -> bool:
         return bool(await self._t.script(DELETE, [self._prefix + response_id], [owner, repr(now)]))
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         return None  # the transport belongs to the account store

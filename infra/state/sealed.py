@@ -80,7 +80,7 @@ class SealedAccountStore:
             if cursor is None:
                 return done, seen
 
-    def __getattr__(self, name: str) -> Any:  # release, remove, set_status, ping, close, ...
+    def __getattr__(self, name: str) -> Any:  # release, remove, set_status, ping, aclose, ...
         return getattr(self.inner, name)
 
 
@@ -124,5 +124,5 @@ class SealedRecordStore:
             }
         return await self.inner.write(key, value, version=version, now=now, ttl=ttl)
 
-    def __getattr__(self, name: str) -> Any:  # count, close, ...
+    def __getattr__(self, name: str) -> Any:  # count, aclose, ...
         return getattr(self.inner, name)

@@ -424,5 +424,5 @@ class SQLiteAccountStore:
 
         return await self._run(claim)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self._file.aclose()

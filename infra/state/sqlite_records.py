@@ -76,8 +76,5 @@ class SQLiteRecordStore:
 
         return await self._run(go)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self._file.aclose()
-
-    async def aclose(self) -> None:  # Deps closes its per-process singletons by `aclose`
-        await self.close()

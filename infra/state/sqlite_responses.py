@@ -67,5 +67,5 @@ class SQLiteResponseStore:
 
         return await self._run(go)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self._file.aclose()

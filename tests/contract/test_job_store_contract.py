@@ -46,7 +46,7 @@ async def test_one_claim_wins_among_concurrent_clients(job_store, store_spec):
         assert got.status is JobStatus.IN_PROGRESS and got.claim_id == winners[0].claim_id
     finally:
         for s in others:
-            await s.close()
+            await s.aclose()
 
 
 async def test_heartbeat_extends_expired_claim_is_taken_over_and_the_old_runner_cannot_write(job_store):

@@ -15,7 +15,7 @@ NOW = 1_000_000.0
 async def records(account_store):
     store = records_for(account_store)
     yield store
-    await store.close()
+    await store.aclose()
 
 
 async def test_write_is_a_compare_and_set(records):

@@ -17,7 +17,7 @@ from infra.state.factory import responses_for
 async def responses(account_store):
     store = responses_for(account_store)
     yield store
-    await store.close()
+    await store.aclose()
 
 
 def stored(

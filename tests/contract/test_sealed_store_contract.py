@@ -96,5 +96,5 @@ async def test_clearance_cookies_are_sealed_in_the_records_beside_the_store(acco
     assert got == cookie and version == 1
     assert await records.write("batch:1", {"cookies": "not a secret here"}, version=0, now=NOW)
     assert (await plain.read("batch:1", now=NOW))[0] == {"cookies": "not a secret here"}
-    await records.close()
-    await plain.close()
+    await records.aclose()
+    await plain.aclose()

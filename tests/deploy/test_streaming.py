@@ -47,7 +47,7 @@ async def seed(store_url: str, token: str) -> None:
     try:
         await store.add([NewAccount(token, Tier.BASIC)], time.time())
     finally:
-        await store.close()
+        await store.aclose()
 
 
 @pytest.fixture

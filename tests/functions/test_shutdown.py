@@ -71,7 +71,7 @@ def served(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
 
         store = SQLiteAccountStore(str(db))
         await store.add([NewAccount(f"sim-super-unlimited-sd{i}", Tier.SUPER) for i in range(3)], time.time())
-        await store.close()
+        await store.aclose()
 
     asyncio.run(seed())
     port = free_port()
@@ -150,7 +150,7 @@ def test_sigterm_lets_short_streams_finish_and_ends_long_ones_with_the_terminal_
         try:
             return [a.in_flight for a in (await store.list()).items]
         finally:
-            await store.close()
+            await store.aclose()
 
     assert slow.events[-1] == b"[DONE]"
     assert orjson.loads(slow.events[-2])["error"]["code"] == "shutting_down"

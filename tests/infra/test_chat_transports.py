@@ -134,7 +134,7 @@ async def test_a_move_is_shared_through_the_records(tmp_path: Any) -> None:
         value, _ = await records.read(f"chat-socket:{account_key('alice')}", now=clock.now)
         assert value is not None and value["until"] > clock.now
     finally:
-        await records.close()
+        await records.aclose()
 
 
 async def test_the_rest_clients_other_calls_pass_through() -> None:

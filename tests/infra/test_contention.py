@@ -55,7 +55,7 @@ def _contend(spec: StoreSpec, queue) -> None:
         try:
             await asyncio.gather(*(worker() for _ in range(WORKERS)))
         finally:
-            await store.close()
+            await store.aclose()
         return {"granted": granted, "kept": kept, "errors": errors}
 
     queue.put(asyncio.run(run()))
@@ -103,4 +103,4 @@ async def test_processes_never_spend_a_unit_twice(store_spec):
         stale = Lease(lease_id, account_id, "", Tier.BASIC, "fast", NOW + TTL)
         assert not await store.release(stale, Outcome.success(), NOW + TTL + 3)
     finally:
-        await store.close()
+        await store.aclose()

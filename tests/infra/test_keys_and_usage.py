@@ -29,7 +29,7 @@ async def parts(tmp_path: Any) -> Any:
     ledger = UsageLedger(records, clock=clock, retention_days=30, flush_seconds=0)
     keys = KeyService(records, ledger, clock=clock, ticket_ttl=60)
     yield keys, ledger, clock, records
-    await records.close()
+    await records.aclose()
 
 
 def test_allowlists_take_ids_and_globs() -> None:

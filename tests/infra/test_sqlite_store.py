@@ -17,7 +17,7 @@ NOW = 1_000_000.0
 async def store(tmp_path):
     s = SQLiteAccountStore(tmp_path / "pool.db")
     yield s
-    await s.close()
+    await s.aclose()
 
 
 async def test_two_concurrent_leases_on_one_account_with_one_unit_left(store, tmp_path):
@@ -31,7 +31,7 @@ async def test_two_concurrent_leases_on_one_account_with_one_unit_left(store, tm
             other.lease(mode="fast", tiers=[Tier.BASIC], now=NOW, ttl=60),
         )
     finally:
-        await other.close()
+        await other.aclose()
     assert sum(r is not None for r in results) == 1
     after = await store.get(account.id)
     assert after.quotas["fast"].remaining == 0
@@ -109,7 +109,7 @@ def _lease_many(path: str, count: int, queue) -> None:
         for _ in range(count):
             if await store.lease(mode="expert", tiers=[Tier.BASIC], now=NOW, ttl=60):
                 got += 1
-        await store.close()
+        await store.aclose()
         queue.put(got)
 
     asyncio.run(run())
@@ -337,7 +337,7 @@ async def test_a_file_from_before_versioning_is_migrated(tmp_path):
         )
         assert (await store.get(a)).in_flight == 1 and (await store.get(a)).use_count == 6
     finally:
-        await store.close()
+        await store.aclose()
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
@@ -350,14 +350,14 @@ async def test_a_file_from_before_versioning_is_migrated(tmp_path):
     try:
         assert (await again.get(a)).in_flight == 1
     finally:
-        await again.close()
+        await again.aclose()
 
 
 async def test_a_version_1_file_gains_the_tier_source(tmp_path):
     path = tmp_path / "v1.db"
     store = SQLiteAccountStore(path)
     await store.add([NewAccount("v1-a", Tier.SUPER)], NOW)
-    await store.close()
+    await store.aclose()
     db = sqlite3.connect(path)  # make it the file version 1 wrote: no tier_source column
     db.execute("ALTER TABLE accounts DROP COLUMN tier_source")
     db.execute("PRAGMA user_version = 1")
@@ -368,7 +368,7 @@ async def test_a_version_1_file_gains_the_tier_source(tmp_path):
         account = (await again.list()).items[0]
         assert account.tier is Tier.SUPER and account.tier_source.value == "assumed"
     finally:
-        await again.close()
+        await again.aclose()
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2

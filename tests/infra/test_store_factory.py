@@ -47,7 +47,7 @@ async def test_each_url_opens_its_store(tmp_path, redis_server, upstash_shim, mo
             await store.ping()
             assert (await store.list()).items == []
         finally:
-            await store.close()
+            await store.aclose()
 
 
 def test_configuration_errors_name_the_variable():
@@ -85,5 +85,5 @@ async def test_an_unreachable_store_fails_fast(aws):
             with pytest.raises(StoreUnavailable):
                 await store.get("acc_x")
         finally:
-            await store.close()
+            await store.aclose()
         assert time.monotonic() - started < 15

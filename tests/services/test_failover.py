@@ -41,7 +41,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteAccountStore]:
     store = SQLiteAccountStore(tmp_path / "accounts.db")
     await store.add([NewAccount(t, Tier.BASIC) for t in TOKENS], NOW)
     yield store
-    await store.close()
+    await store.aclose()
 
 
 def chat_service(store: SQLiteAccountStore, fake: FakeUpstream, **settings: Any) -> ChatService:
@@ -150,7 +150,7 @@ async def test_an_account_already_tried_ends_the_retries(tmp_path: Path) -> None
     assert chat_tokens(fake) == ["only"]
     only = await account(store, "only")
     assert only.in_flight == 0 and only.quotas["fast"].remaining == only.quotas["fast"].total
-    await store.close()
+    await store.aclose()
 
 
 async def test_a_failure_another_account_cannot_fix_is_not_retried(store: SQLiteAccountStore) -> None:
@@ -200,7 +200,7 @@ async def test_an_empty_pool_is_a_503(tmp_path: Path) -> None:
     store = SQLiteAccountStore(tmp_path / "empty.db")
     with pytest.raises(Overloaded):
         await open_and_collect(chat_service(store, FakeUpstream(lambda call: answer("never"))))
-    await store.close()
+    await store.aclose()
 
 
 # --- the loop itself, for calls that are not chat answers (images, videos) ---------------------
@@ -277,4 +277,4 @@ async def test_a_video_job_fails_over_on_a_refused_submit(store: SQLiteAccountSt
     assert (await videos.get(job.id)).status is JobStatus.COMPLETED
     assert len(submits) == 2 and submits[0] != submits[1]
     assert (await account(store, submits[0])).status is AccountStatus.COOLING
-    await jobs.close()
+    await jobs.aclose()
