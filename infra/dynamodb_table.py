@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from core.errors import StoreUnavailable
 
@@ -41,6 +41,42 @@ def location(url: str, environ: Mapping[str, str] | None = None) -> dict[str, An
     }
 
 
+def table_request(
+    table: str, attributes: Sequence[tuple[str, str]], indexes: Sequence[tuple[str, str, str, str]]
+) -> dict[str, Any]:
+    """A `CreateTable` request: on-demand, keyed by `pk`, with the `attributes` (name, type) its
+    index keys use and one GSI per (name, hash key, range key, projection type)."""
+    return {
+        "TableName": table,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": name,
+                "KeySchema": [
+                    {"AttributeName": hash_key, "KeyType": "HASH"},
+                    {"AttributeName": range_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": projection},
+            }
+            for name, hash_key, range_key, projection in indexes
+        ],
+    }
+
+
+class TableAccess(TypedDict, total=False):
+    """How a store reaches its table (keyword arguments of the stores' constructors): a boto3
+    `client` (else one is built for `region` and `endpoint_url`), the per-call `timeout`, and
+    whether a missing table is created (`create_table`, on by default)."""
+
+    client: Any
+    region: str | None
+    endpoint_url: str | None
+    timeout: float
+    create_table: bool
+
+
 class DynamoDBTable:
     """One DynamoDB table as a store uses it: `call(op, **kwargs)` runs one API call on it.
 
@@ -56,22 +92,18 @@ class DynamoDBTable:
         *,
         name: str,
         workers: int,
-        client: Any = None,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-        timeout: float = 5.0,
-        create_table: bool = True,
         time_to_live: dict[str, Any] | None = None,
+        **access: Unpack[TableAccess],
     ) -> None:
         self.table = table
         self._definition = definition
         self._name = name
         self._workers = workers
-        self._client = client
-        self._region = region
-        self._endpoint = endpoint_url
-        self._timeout = timeout
-        self._create = create_table
+        self._client = access.get("client")
+        self._region = access.get("region")
+        self._endpoint = access.get("endpoint_url")
+        self._timeout = access.get("timeout", 5.0)
+        self._create = access.get("create_table", True)
         self._time_to_live = time_to_live
         self._executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="dynamodb-" + name.replace(" ", "-")

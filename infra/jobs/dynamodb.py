@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from core.ports import Job, JobClaim, JobStatus
-from infra.dynamodb_table import Conflict, DynamoDBTable, location, number
+from infra.dynamodb_table import Conflict, DynamoDBTable, TableAccess, location, number, table_request
 from infra.jobs.rules import ABANDONED, abandoned_message, check_order, decide_claim, from_fields, to_fields
 
 DUE = "due"
@@ -35,33 +35,11 @@ def _names(*expressions: str) -> dict[str, str]:
 
 def jobs_table_definition(table: str) -> dict[str, Any]:
     """The `CreateTable` request for the jobs table (what serverless.yml declares, compared in a test)."""
-    return {
-        "TableName": table,
-        "BillingMode": "PAY_PER_REQUEST",
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-        "AttributeDefinitions": [
-            {"AttributeName": n, "AttributeType": t}
-            for n, t in (("pk", "S"), ("d", "S"), ("due_at", "N"), ("own", "S"), ("oc", "S"))
-        ],
-        "GlobalSecondaryIndexes": [
-            {
-                "IndexName": "due",
-                "KeySchema": [
-                    {"AttributeName": "d", "KeyType": "HASH"},
-                    {"AttributeName": "due_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            },
-            {
-                "IndexName": "owner",
-                "KeySchema": [
-                    {"AttributeName": "own", "KeyType": "HASH"},
-                    {"AttributeName": "oc", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            },
-        ],
-    }
+    return table_request(
+        table,
+        (("pk", "S"), ("d", "S"), ("due_at", "N"), ("own", "S"), ("oc", "S")),
+        (("due", "d", "due_at", "KEYS_ONLY"), ("owner", "own", "oc", "ALL")),
+    )
 
 
 def _order_key(created_at: float, job_id: str) -> str:
@@ -95,28 +73,9 @@ def _job(item: Mapping[str, Any]) -> Job:
 class DynamoDBJobStore:
     """`JobStore` on one DynamoDB table (`dynamodb://TABLE`), created on first use if missing."""
 
-    def __init__(
-        self,
-        table: str,
-        *,
-        client: Any = None,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-        timeout: float = 5.0,
-        create_table: bool = True,
-    ) -> None:
+    def __init__(self, table: str, **access: Unpack[TableAccess]) -> None:
         self.table = table
-        self.db = DynamoDBTable(
-            table,
-            jobs_table_definition,
-            name="job store",
-            workers=8,
-            client=client,
-            region=region,
-            endpoint_url=endpoint_url,
-            timeout=timeout,
-            create_table=create_table,
-        )
+        self.db = DynamoDBTable(table, jobs_table_definition, name="job store", workers=8, **access)
 
     @classmethod
     def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> DynamoDBJobStore:

@@ -20,7 +20,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Unpack
 
 from core.accounts import (
     Account,
@@ -37,7 +37,7 @@ from core.catalog import Tier
 from core.errors import StoreUnavailable
 from core.ports import AccountPage
 from core.selection.policy import apply_outcome, candidate, choose, reserve, upkeep
-from infra.dynamodb_table import Conflict, DynamoDBTable, location, number
+from infra.dynamodb_table import Conflict, DynamoDBTable, TableAccess, location, number
 from infra.state.dynamodb_codec import (
     ALL,
     DUE,
@@ -66,29 +66,12 @@ class DynamoDBAccountStore:
     """`AccountStore` on one DynamoDB table (`dynamodb://TABLE`)."""
 
     def __init__(
-        self,
-        table: str,
-        *,
-        client: Any = None,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-        timeout: float = 5.0,
-        create_table: bool = True,
-        rng: random.Random | None = None,
+        self, table: str, *, rng: random.Random | None = None, **access: Unpack[TableAccess]
     ) -> None:
         self.table = table
         # Shared with the record and response stores kept in the same table.
         self.db = DynamoDBTable(
-            table,
-            table_definition,
-            name="account store",
-            workers=16,
-            client=client,
-            region=region,
-            endpoint_url=endpoint_url,
-            timeout=timeout,
-            create_table=create_table,
-            time_to_live=TIME_TO_LIVE,
+            table, table_definition, name="account store", workers=16, time_to_live=TIME_TO_LIVE, **access
         )
         self._rng = rng or random.Random()
         self._last_sweep = float("-inf")

@@ -18,7 +18,7 @@ from typing import Any
 
 from core.accounts import Account, AccountStatus, Quota, TierSource
 from core.catalog import Tier
-from infra.dynamodb_table import number
+from infra.dynamodb_table import number, table_request
 
 MODES = ("auto", "fast", "expert", "heavy")  # one pick index each (a table may have 20 GSIs)
 ALL = "a"  # the one partition of the `ids` and `refresh` indexes
@@ -124,52 +124,15 @@ def from_item(item: dict[str, Any]) -> AccountItem:
 
 def table_definition(table: str) -> dict[str, Any]:
     """The `CreateTable` request for the store's table (also what IaC should declare)."""
-    gsis = [
-        {
-            "IndexName": f"pick_{m}",
-            "KeySchema": [
-                {"AttributeName": f"p_{m}", "KeyType": "HASH"},
-                {"AttributeName": f"s_{m}", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "ALL"},
-        }
-        for m in MODES
+    attributes = [("pk", "S"), ("l", "S"), ("d", "S"), ("due_at", "N"), ("refresh_at", "N")]
+    attributes += [(f"p_{m}", "S") for m in MODES] + [(f"s_{m}", "N") for m in MODES]
+    indexes = [(f"pick_{m}", f"p_{m}", f"s_{m}", "ALL") for m in MODES]
+    indexes += [
+        ("due", "d", "due_at", "KEYS_ONLY"),
+        ("ids", "l", "pk", "ALL"),
+        ("refresh", "l", "refresh_at", "KEYS_ONLY"),
     ]
-    gsis += [
-        {
-            "IndexName": "due",
-            "KeySchema": [
-                {"AttributeName": "d", "KeyType": "HASH"},
-                {"AttributeName": "due_at", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "KEYS_ONLY"},
-        },
-        {
-            "IndexName": "ids",
-            "KeySchema": [
-                {"AttributeName": "l", "KeyType": "HASH"},
-                {"AttributeName": "pk", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "ALL"},
-        },
-        {
-            "IndexName": "refresh",
-            "KeySchema": [
-                {"AttributeName": "l", "KeyType": "HASH"},
-                {"AttributeName": "refresh_at", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "KEYS_ONLY"},
-        },
-    ]
-    attrs = [("pk", "S"), ("l", "S"), ("d", "S"), ("due_at", "N"), ("refresh_at", "N")]
-    attrs += [(f"p_{m}", "S") for m in MODES] + [(f"s_{m}", "N") for m in MODES]
-    return {
-        "TableName": table,
-        "BillingMode": "PAY_PER_REQUEST",
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attrs],
-        "GlobalSecondaryIndexes": gsis,
-    }
+    return table_request(table, attributes, indexes)
 
 
 # DynamoDB's own expiry (stored responses carry it; accounts never do). Not part of CreateTable:
