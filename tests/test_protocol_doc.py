@@ -52,7 +52,6 @@ def test_every_cited_label_is_defined():
     missing = {
         f"{path.relative_to(ROOT)}: {label}"
         for path in _sources()
-        if path.suffix == ".py"
         for label in _cited_labels(path.read_text()) - defined
     }
     assert not missing, sorted(missing)
