@@ -154,7 +154,7 @@ class FakeUpstream:
     async def media_post(self, token: str, body: dict[str, Any]) -> Any:
         return await self.call(Call("media_post", token, body=body))
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self.closed = True
 
 
@@ -174,5 +174,5 @@ class _Imagine:
     async def upload(self, token: str, name: str, mime: str, data: bytes) -> str:
         return str(await self._fake.call(Call("imagine_upload", token, name=name, mime=mime, data=data)))
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self._fake.closed = True
