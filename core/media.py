@@ -1,7 +1,7 @@
 """What the media services hand back, in the domain's words; a dialect renders it.
 
-    DeliveredImage / GeneratedImages   core/services/images.py -> core/transcode/openai_images.py
-    Video / VideoPage                  core/services/videos.py -> core/transcode/openai_videos.py
+    Picture / GeneratedImages   core/services/images.py -> core/transcode/openai_images.py
+    Video / VideoPage           core/services/videos.py -> core/transcode/openai_videos.py
 
 The services decide what is true (which images were delivered and how, when a video's media
 expire, a failed job's reason); the dialect modules only decide how a client sees it.
@@ -15,8 +15,8 @@ from core.ports import JobStatus
 
 
 @dataclass(frozen=True, slots=True)
-class DeliveredImage:
-    """One image for the client: `url` is its stored link, or None when it goes inline."""
+class Picture:
+    """An image's bytes and type; `url` is its stored link once stored (None: it goes inline)."""
 
     data: bytes
     mime: str
@@ -28,7 +28,7 @@ class GeneratedImages:
     """What one image request delivered; `created` is seconds since the epoch."""
 
     created: int
-    images: tuple[DeliveredImage, ...]
+    images: tuple[Picture, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,14 +22,14 @@ import base64
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.accounts import Lease
 from core.catalog import Capability
 from core.errors import InvalidRequest, UpstreamError
 from core.events import Fault, ImageOut
-from core.media import DeliveredImage, GeneratedImages
+from core.media import GeneratedImages, Picture
 from core.ports import ImagineUpstream, MediaStore, Upstream
 from core.protocol.classify import UpstreamFailure, empty_stream
 from core.protocol.frames import FrameDecoder
@@ -47,12 +47,6 @@ from core.transcode.normalize import ChatRequest, sniff_image
 
 log = logging.getLogger("grokgate.images")
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Picture:
-    data: bytes
-    mime: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +120,11 @@ class ImageService:
         created = int(self.clock())
         return GeneratedImages(created, tuple([await self._deliver(request, p) for p in pictures]))
 
-    async def _deliver(self, request: ImageRequest, picture: Picture) -> DeliveredImage:
+    async def _deliver(self, request: ImageRequest, picture: Picture) -> Picture:
         if request.response_format == "b64_json":
-            return DeliveredImage(picture.data, picture.mime)
+            return picture
         media_id = await self.media.put(picture.data, picture.mime)
-        return DeliveredImage(picture.data, picture.mime, await self.media.link(media_id, request.base_url))
+        return replace(picture, url=await self.media.link(media_id, request.base_url))
 
     # --- lite: a chat call that draws ---------------------------------------------------------
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from core.media import DeliveredImage, GeneratedImages
+from core.media import GeneratedImages, Picture
 
 
-def image_item(image: DeliveredImage) -> dict[str, Any]:
+def image_item(image: Picture) -> dict[str, Any]:
     """`{"url": link}` for a stored image, `{"b64_json": ...}` for an inline one."""
     if image.url is None:
         return {"b64_json": base64.b64encode(image.data).decode("ascii")}
