@@ -7,10 +7,12 @@ naming the parameter, raised before anything is stored or sent.
     check_prompt    a remix's new prompt
     check_page      a list's `limit` and `order`
     check_variant   what a content download asks for
+    owner_of        who asks: a job belongs to the API key that made it
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -145,6 +147,11 @@ def check_variant(variant: str) -> str:
     if variant not in VARIANTS:
         raise InvalidRequest(f"'variant' must be 'video' or 'thumbnail' (got {variant!r}).", param="variant")
     return variant
+
+
+def owner_of(api_key: str | None) -> str:
+    """Who owns a job: a hash of the API key that made it ("" when the gateway is open)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:32] if api_key else ""
 
 
 def _choices(limits: dict[str, object], key: str) -> tuple[Any, ...]:

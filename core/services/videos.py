@@ -35,6 +35,7 @@ from core.services.video_requests import (
     check_prompt,
     check_request,
     check_variant,
+    owner_of,
     request_of,
 )
 from core.services.video_steps import StepResult, VideoSteps
@@ -74,11 +75,6 @@ def video_of(job: Job, retention: float | None = None) -> Video:
         error_code=(job.error_code or "video_generation_failed") if failed else "",
         error_message=job.error_message if failed else "",
     )
-
-
-def owner_of(api_key: str | None) -> str:
-    """Who owns a job: a hash of the API key that made it ("" when the gateway is open)."""
-    return hashlib.sha256(api_key.encode()).hexdigest()[:32] if api_key else ""
 
 
 class VideoService:

@@ -22,8 +22,7 @@ from starlette.routing import Route
 from core.errors import InvalidRequest
 from core.ports import Job, JobStatus
 from core.services.video_requests import DEFAULT_MODEL as VIDEO_MODEL
-from core.services.video_requests import VideoRequest, check_fields
-from core.services.videos import owner_of
+from core.services.video_requests import VideoRequest, check_fields, owner_of
 from core.transcode.normalize import Attachment, attachment_from_url, check_attachment
 from core.transcode.openai_videos import video_deleted, video_list, video_object
 from functions._access import allow
