@@ -1,9 +1,10 @@
 """POST /v1/images/generations, POST /v1/images/edits, and the media download route.
 
 HTTP only: bodies become an `ImageRequest`, the image service generates and stores, and
-core/transcode/openai_images.py renders the answer, OpenAI's `{created, data: [{url} | {b64_json}]}`. `GET /v1/files/{id}/content` serves stored
-media: with `exp` and `sig` (a signed link) it needs no API key and checks the signature in
-constant time and the expiry; without them it is an ordinary authenticated route.
+core/transcode/openai_images.py renders the answer, OpenAI's `{created, data: [{url} | {b64_json}]}`.
+`GET /v1/files/{id}/content` serves stored media: with `exp` and `sig` (a signed link) it needs no
+API key and checks the signature in constant time and the expiry; without them it is an ordinary
+authenticated route.
 """
 
 from __future__ import annotations
