@@ -23,18 +23,19 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from core.errors import GatewayError, InternalError, Overloaded
-from core.events import Event, Fault
-from core.services.chat import ChatService
 from functions._http import SSE_HEADERS
 from functions._meter import Meter, meter_of
 from functions._wiring import Deps
+
+if TYPE_CHECKING:  # the chat service and its events load with the first answer
+    from core.events import Event
 
 T = TypeVar("T")
 log = logging.getLogger("grokgate.answer")
@@ -243,6 +244,8 @@ class Failed:
         self.error = error
 
     async def _batches(self) -> AsyncGenerator[list[Event], None]:
+        from core.events import Fault
+
         yield [Fault(self.error)]
 
     def __aiter__(self) -> AsyncIterator[list[Event]]:
@@ -308,6 +311,8 @@ def interrupt_streams(deps: Deps) -> int:
     opening = list(deps.opening_answers)
     for task in opening:  # still opening after their early byte: the error ends them too
         task.cancel()
+    from core.services.chat import ChatService
+
     service = next((v for v in deps.built() if isinstance(v, ChatService)), None)
     return len(opening) + (service.interrupt_all(shutting_down()) if service is not None else 0)
 

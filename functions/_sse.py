@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
 from core.errors import GatewayError, InternalError, UpstreamError
-from core.transcode.answer import Accumulator, Stream
 from functions._answer import Final
+
+if TYPE_CHECKING:  # the dialects' modules load with their routes' first request
+    from core.transcode.answer import Accumulator, Stream
 
 log = logging.getLogger("grokgate.sse")
 

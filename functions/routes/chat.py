@@ -8,18 +8,21 @@ routes with the Responses and Messages ones.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from core.catalog import Capability, Model, get_model
 from core.errors import GatewayError
-from core.services.tool_turns import Turn, open_turn
-from core.transcode.openai_chat import ChatCompletionRequest, ChatCompletionState, normalize_request
 from functions._access import allow
 from functions._answer import serve_answer
 from functions._http import base_url, deps_of, json_response, read_json
 from functions._sse import CHAT, sse
+
+if TYPE_CHECKING:
+    from core.services.tool_turns import Turn
 
 
 def _media_model(model_id: str) -> Model | None:
@@ -31,6 +34,11 @@ def _media_model(model_id: str) -> Model | None:
 
 
 async def chat_completions(request: Request) -> Response:
+    # The dialect loads with the route's first request: an instance that serves only Responses or
+    # Messages never imports it (the chat deployable serves all three).
+    from core.services.tool_turns import open_turn
+    from core.transcode.openai_chat import ChatCompletionRequest, ChatCompletionState, normalize_request
+
     deps = deps_of(request)
     body = await read_json(request, ChatCompletionRequest)
     allow(request, body.model)

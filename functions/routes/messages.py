@@ -8,23 +8,30 @@ one wire format); `x-api-key` or a Bearer key authenticates.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.services.tool_turns import Turn, open_turn
-from core.transcode.anthropic import MessagesState
-from core.transcode.anthropic_input import CountTokensRequest, MessagesRequest, normalize_messages
-from core.transcode.usage import estimate_usage
 from functions._access import allow
 from functions._answer import serve_answer
 from functions._http import deps_of, json_response, read_json
 from functions._sse import MESSAGES, sse
 
+if TYPE_CHECKING:
+    from core.services.tool_turns import Turn
+
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 
 
 async def create_message(request: Request) -> Response:
+    # The dialect loads with the route's first request (see functions/routes/chat.py).
+    from core.services.tool_turns import open_turn
+    from core.transcode.anthropic import MessagesState
+    from core.transcode.anthropic_input import MessagesRequest, normalize_messages
+    from core.transcode.usage import estimate_usage
+
     deps = deps_of(request)
     body = await read_json(request, MessagesRequest)
     allow(request, body.model)
@@ -51,6 +58,9 @@ async def create_message(request: Request) -> Response:
 
 
 async def count_tokens(request: Request) -> Response:
+    from core.transcode.anthropic_input import CountTokensRequest, normalize_messages
+    from core.transcode.usage import estimate_usage
+
     body = await read_json(request, CountTokensRequest)
     allow(request, body.model)
     chat = normalize_messages(body)

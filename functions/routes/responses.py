@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from core.errors import InvalidRequest, StoreUnavailable
-from core.services.tool_turns import Turn, open_turn
-from core.transcode.responses import ResponsesState, new_id
-from core.transcode.responses_echo import echo
-from core.transcode.responses_input import ResponsesRequest, normalize_responses
 from functions._access import allow
 from functions._answer import serve_answer
 from functions._app import presented_key
 from functions._http import deps_of, json_response, read_json
 from functions._sse import RESPONSES, sse
+
+if TYPE_CHECKING:
+    from core.services.tool_turns import Turn
 
 log = logging.getLogger("grokgate.responses")
 
@@ -42,6 +41,12 @@ def _owner(request: Request) -> str:
 
 
 async def create_response(request: Request) -> Response:
+    # The dialect loads with the route's first request (see functions/routes/chat.py).
+    from core.services.tool_turns import open_turn
+    from core.transcode.responses import ResponsesState, new_id
+    from core.transcode.responses_echo import echo
+    from core.transcode.responses_input import ResponsesRequest, normalize_responses
+
     deps = deps_of(request)
     body = await read_json(request, ResponsesRequest)
     allow(request, body.model)
