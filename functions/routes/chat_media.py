@@ -14,6 +14,7 @@ function: the answer waits for it up to `chat_video_wait` seconds, else ends wit
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol
@@ -22,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from core.catalog import Capability, Model
-from core.errors import GatewayError, UpstreamError
+from core.errors import GatewayError, InternalError, UpstreamError
 from core.ports import Job, JobStatus
 from core.services import image_requests
 from core.transcode.openai_chat import ChatCompletionRequest
@@ -33,6 +34,7 @@ from functions._http import json_response
 from functions._sse import CHAT
 from functions._wiring import Deps
 
+log = logging.getLogger("grokgate.chat_media")
 POLL = 0.5  # seconds between two reads of a video job
 
 
@@ -201,15 +203,16 @@ async def serve(
                 answer.reasoning.append(line)
         return json_response(answer.final(await work.content()))
     return StreamingResponse(
-        _stream(answer, work),
+        stream_answer(answer, work),
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
 
 
-async def _stream(answer: MediaAnswer, work: Work) -> AsyncGenerator[bytes, None]:
+async def stream_answer(answer: MediaAnswer, work: Work) -> AsyncGenerator[bytes, None]:
     """Progress as reasoning deltas (an SSE comment while only time passes), then the content and
-    stop; a failure after the first byte is the error chunk. Every path ends with [DONE]."""
+    stop; a failure after the first byte (a crash too) is the error chunk. Every path ends with
+    [DONE], as in the chat dialects' loop (functions/_sse.py)."""
     frame = CHAT.frame
     yield frame([answer.head()])
     try:
@@ -218,6 +221,10 @@ async def _stream(answer: MediaAnswer, work: Work) -> AsyncGenerator[bytes, None
         content = await work.content()
     except GatewayError as exc:
         yield frame([answer.error(exc)]) + CHAT.tail
+        return
+    except Exception:
+        log.exception("media answer %s crashed", answer.id)
+        yield frame([answer.error(InternalError(f"The answer {answer.id} failed."))]) + CHAT.tail
         return
     yield frame([answer.content(content)])
     yield frame([answer.stop()]) + CHAT.tail
