@@ -6,7 +6,9 @@ row carries what ranking needs (tier, usability, and lower bounds of the account
 and last use), so a lease reads a handful of index entries whatever the size of the pool and
 writes one quota row, not one per mode. Leases live on their account's row, so recording or
 releasing one is part of the account's own update; a SUCCESS or CANCELLED release is one UPDATE.
-Layout and migrations: `infra/state/sqlite_schema.py`.
+Layout and migrations: `infra/state/sqlite_schema.py`; the statements: `sqlite_statements.py`;
+the connections (a transaction runs on the event loop when the write lock is free, else on a
+worker thread): `infra/sqlite_db.py`.
 """
 
 from __future__ import annotations
