@@ -9,10 +9,12 @@ Adapter instead (`run.sh`, see docs/deploy-aws.md). Each buffered module ends wi
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mangum import Mangum
 from starlette.types import ASGIApp
+
+if TYPE_CHECKING:  # imported with the first invocation: Vercel and the local app never need it
+    from mangum import Mangum
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -31,6 +33,8 @@ def lambda_handler(app: ASGIApp) -> LambdaHandler:
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         nonlocal adapter
         if adapter is None:
+            from mangum import Mangum
+
             adapter = Mangum(app, lifespan="off")
         return adapter(event, context)
 
