@@ -41,6 +41,7 @@ from core.services.video_requests import (
 from core.services.video_steps import StepResult, VideoSteps
 from core.settings import Settings
 
+# The request's check and its owner come with the service for callers that make jobs.
 __all__ = ["VideoNotReady", "VideoRequest", "VideoService", "check_request", "owner_of", "video_of"]
 log = logging.getLogger("grokgate.videos")
 KIND = "video"
@@ -58,6 +59,9 @@ def video_of(job: Job, retention: float | None = None) -> Video:
     params = job.params
     completed = job.completed_at
     failed = job.status is JobStatus.FAILED
+    expires = None
+    if completed and retention and job.status is JobStatus.COMPLETED:
+        expires = completed + retention
     return Video(
         id=job.id,
         model=params.get("model", DEFAULT_MODEL),
@@ -68,9 +72,7 @@ def video_of(job: Job, retention: float | None = None) -> Video:
         seconds=int(params.get("seconds", DEFAULT_SECONDS)),
         size=params.get("size", DEFAULT_SIZE),
         completed_at=completed or None,
-        expires_at=completed + retention
-        if completed and retention and job.status is JobStatus.COMPLETED
-        else None,
+        expires_at=expires,
         remixed_from=params.get("remixed_from_video_id"),
         error_code=(job.error_code or "video_generation_failed") if failed else "",
         error_message=job.error_message if failed else "",
