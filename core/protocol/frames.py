@@ -43,7 +43,7 @@ from core.events import (
 from core.protocol import frame_fields
 from core.protocol.classify import Kind, UpstreamFailure, classify_inband, empty_stream, truncated_stream
 from core.protocol.render import Renderer
-from core.protocol.token_lines import TokenLines
+from core.protocol.token_lines import Template, TokenLines
 
 MAX_LINE = 8 * 1024 * 1024
 
@@ -154,12 +154,13 @@ class FrameDecoder:
         """An answer tag is open in the renderer: answer tokens must come one by one."""
         return self._renderer.holding
 
-    def emit_tokens(self, tokens: list[str], thinking: bool, agent: Any, out: list[Event]) -> None:
-        """What `_frame` makes of these tokens, each on a token frame (of rollout `agent`)."""
+    def emit_tokens(self, tokens: list[str], frame: Template, out: list[Event]) -> None:
+        """What `_frame` makes of these tokens, each on `frame` (an answer or a thinking token)."""
         self._content = True
-        if thinking:
+        if frame.thinking:
             if self._run:
                 self._text(out)
+            agent = frame.agent
             if self._think and agent != self._agent:
                 self._reasoning(out)
             self._agent = agent

@@ -42,12 +42,13 @@ class LineDecoder(Protocol):
         """One line the line-by-line way; the frame, when the line was one bare JSON object."""
         ...
 
-    def emit_tokens(self, tokens: list[str], thinking: bool, agent: Any, out: list[Event]) -> None:
-        """The events of these tokens, each on the frame a template was learned from."""
+    def emit_tokens(self, tokens: list[str], frame: Template, out: list[Event]) -> None:
+        """The events of these tokens, each on the frame `frame` was learned from (an answer
+        token, or a thinking token of rollout `frame.agent`)."""
         ...
 
 
-class _Template(NamedTuple):
+class Template(NamedTuple):
     """The bytes of a token line around its token: every line `prefix + literal + suffix` is the
     same frame as the one it was learned from, with only the token changed (see `_learn`)."""
 
@@ -66,7 +67,7 @@ class TokenLines:
 
     def __init__(self, busy_keys: Set[str]) -> None:
         self._busy = busy_keys  # response keys that make events: a thinking frame with one is no template
-        self._templates: list[_Template] = []  # most recent first
+        self._templates: list[Template] = []  # most recent first
         self._learning = True
         self._learns = 0
         self._misses = 0
@@ -111,7 +112,7 @@ class TokenLines:
                 return
 
     def _bulk(
-        self, decoder: LineDecoder, chunk: bytes, pos: int, stop: int, tpl: _Template, out: list[Event]
+        self, decoder: LineDecoder, chunk: bytes, pos: int, stop: int, tpl: Template, out: list[Event]
     ) -> None:
         """The lines chunk[pos:stop], from one of `tpl` to the last one in this read: as one run,
         or as several among other lines.
@@ -168,7 +169,7 @@ class TokenLines:
             if decoder.done:
                 return
 
-    def _tokens(self, decoder: LineDecoder, literals: list[bytes], tpl: _Template, out: list[Event]) -> bool:
+    def _tokens(self, decoder: LineDecoder, literals: list[bytes], tpl: Template, out: list[Event]) -> bool:
         """The tokens of a run of lines of `tpl`, decoded in one parse.
 
         Each literal must be a whole JSON string body on its own: no unescaped quote, no escape
@@ -190,7 +191,7 @@ class TokenLines:
                 return False  # a control character: the lines one by one
             if tpl.thinking or ("<" not in text and not decoder.holding):
                 self._hits += len(literals)
-                decoder.emit_tokens([text], tpl.thinking, tpl.agent, out)
+                decoder.emit_tokens([text], tpl, out)
                 return True
         joined = b'","'.join(literals)
         if b"\\" in joined:
@@ -209,7 +210,7 @@ class TokenLines:
         if len(tokens) != len(literals) or not all(tokens):
             return False
         self._hits += len(tokens)
-        decoder.emit_tokens(tokens, tpl.thinking, tpl.agent, out)
+        decoder.emit_tokens(tokens, tpl, out)
         return True
 
     def _one(self, decoder: LineDecoder, line: bytes, out: list[Event]) -> None:
@@ -227,7 +228,7 @@ class TokenLines:
                     continue  # not one JSON string there: not this template's line
                 if token:
                     self._hits += 1
-                    decoder.emit_tokens([token], tpl.thinking, tpl.agent, out)
+                    decoder.emit_tokens([token], tpl, out)
                     return
                 break  # an empty token is no token
         frame = decoder.decode_line(line, out)
@@ -291,6 +292,6 @@ class TokenLines:
             self._templates.clear()
             return
         sep = suffix + b"\n" + prefix
-        self._templates.insert(0, _Template(prefix, suffix, sep, suffix + b"\n", thinking, agent))
+        self._templates.insert(0, Template(prefix, suffix, sep, suffix + b"\n", thinking, agent))
         del self._templates[4:]
         self._learns += 1

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from core.events import Event, Fault, Finish, ImageOut, ReasoningDelta, ServerToolUse, TextDelta, VideoOut
 from core.protocol.frames import EVENT_KEYS, FrameDecoder
-from core.protocol.token_lines import TokenLines
+from core.protocol.token_lines import Template, TokenLines
 from infra.sim import frames as sim_frames
 from infra.sim.chat import render
 from infra.sim.script import build
@@ -82,8 +82,8 @@ class Recording:
         self.slow.append(line + b"\n")
         return self.decoder.decode_line(line, out)
 
-    def emit_tokens(self, tokens: list[str], thinking: bool, agent: Any, out: list[Event]) -> None:
-        self.decoder.emit_tokens(tokens, thinking, agent, out)
+    def emit_tokens(self, tokens: list[str], frame: Template, out: list[Event]) -> None:
+        self.decoder.emit_tokens(tokens, frame, out)
 
 
 def one_by_one(data: bytes) -> tuple[list[Event], list[bytes]]:
