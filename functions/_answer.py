@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+import types
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import Request
@@ -133,14 +134,97 @@ class _Heartbeat:
             self._sending.cancel()
 
 
+class PushFrom:
+    """A body item, not bytes: from now on the serving side may hand the batches of `stream`
+    (its `push_to`) to `frame` and write the bytes at once, as they arrive, without the body
+    generator; whatever `push_to` does not hand over still comes through the generator."""
+
+    __slots__ = ("frame", "stream")
+
+    def __init__(self, stream: Any, frame: Callable[[list[Event]], bytes]) -> None:
+        self.stream = stream
+        self.frame = frame
+
+
+class _DirectWrite:
+    """Writes framed batches through the ASGI `send` from outside the serving task (inside the
+    upstream's read), when the send completes without suspending, as it does unless the client
+    is slow to read. A send that does suspend (flow control) is finished by a task of its own,
+    and nothing more is written this way until the serving task has waited for it, so the order
+    of writes stays the order of the answer."""
+
+    __slots__ = ("_beat", "_frame", "_send", "backlog", "broken")
+
+    def __init__(self, send: Send, beat: _Heartbeat, frame: Callable[[list[Event]], bytes]) -> None:
+        self._send = send
+        self._beat = beat
+        self._frame = frame
+        self.backlog: asyncio.Future[None] | None = None
+        self.broken: OSError | None = None
+
+    def __call__(self, batch: list[Event]) -> bool:
+        if self.backlog is not None or self.broken is not None:
+            return False  # the serving task writes next, after the backlog
+        data = self._frame(batch)
+        if not data:
+            return True
+        sending = self._send({"type": "http.response.body", "body": data, "more_body": True})
+        try:
+            waiting = sending.send(None)
+        except StopIteration:
+            self._beat.touch()
+            return True
+        except OSError as exc:  # the connection broke: the serving task ends on it
+            self.broken = exc
+            return True
+        self.backlog = asyncio.ensure_future(_finish_send(sending, waiting))
+        return True
+
+    async def settle(self) -> None:
+        """Before the serving task's own write: the suspended send done, a broken one raised."""
+        if self.backlog is not None:
+            await self.backlog
+            self.backlog = None
+        if self.broken is not None:
+            raise self.broken
+
+    def close(self) -> None:
+        if self.backlog is not None:
+            self.backlog.cancel()
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, Any, None]:
+    """Go on with a coroutine that was started by hand and suspended on `waiting`, as a task's
+    own step would (the task waits on what it yields and sends back the result)."""
+    while True:
+        try:
+            sent = yield waiting
+        except BaseException as exc:
+            try:
+                waiting = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                waiting = coro.send(sent)
+            except StopIteration:
+                return
+
+
+async def _finish_send(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+    await _resume(coro, waiting)
+
+
 class EventStream(Response):
-    """An SSE response from an async generator of bytes (one write per item), with heartbeat,
-    under the request's `ClientWatch` (closed when the stream ends)."""
+    """An SSE response from an async generator of bytes (one write per item; a `PushFrom`
+    item lets its stream's text go out as it arrives), with heartbeat, under the request's
+    `ClientWatch` (closed when the stream ends)."""
 
     media_type = "text/event-stream"
 
     def __init__(
-        self, body: AsyncGenerator[bytes, None], watch: ClientWatch, *, heartbeat: float, ping: bytes = PING
+        self, body: AsyncGenerator[Any, None], watch: ClientWatch, *, heartbeat: float, ping: bytes = PING
     ) -> None:
         self.status_code = 200
         self.background = None
@@ -152,26 +236,42 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.body_iterator
+        direct: list[_DirectWrite] = []
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             beat = _Heartbeat(send, self.heartbeat, self.ping)
             try:
-                await self.watch.run(self._pump(send, beat))
+                await self.watch.run(self._pump(send, beat, direct))
             except (Disconnected, OSError):
                 pass
             finally:
                 beat.stop()
         finally:
             self.watch.close()
-            await body.aclose()
+            try:
+                await body.aclose()
+            finally:
+                for writer in direct:
+                    writer.close()
 
-    async def _pump(self, send: Send, beat: _Heartbeat) -> None:
+    async def _pump(self, send: Send, beat: _Heartbeat, direct: list[_DirectWrite]) -> None:
+        writer: _DirectWrite | None = None
         async for data in self.body_iterator:
+            if type(data) is PushFrom:
+                candidate = _DirectWrite(send, beat, data.frame)
+                if data.stream.push_to(candidate):
+                    writer = candidate
+                    direct.append(writer)
+                continue
             beat.touch()
+            if writer is not None and (writer.backlog is not None or writer.broken is not None):
+                await writer.settle()
             last = type(data) is Final
             await send({"type": "http.response.body", "body": data, "more_body": not last})
             if last:
                 return
+        if writer is not None:
+            await writer.settle()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 
 from core.errors import GatewayError, InternalError, UpstreamError
-from functions._answer import Final
+from functions._answer import Final, PushFrom
 
 if TYPE_CHECKING:  # the dialects' modules load with their routes' first request
     from core.transcode.answer import Accumulator, Stream
@@ -60,13 +60,14 @@ async def sse(
     framer: Framer,
     *,
     before_end: Callable[[], Awaitable[None]] | None = None,
-) -> AsyncGenerator[bytes, None]:
+) -> AsyncGenerator[bytes | PushFrom, None]:
     """The lifecycle head goes out with the first batch; the terminal event (and the framer's
     tail) in the same write as the end of the body. `before_end` runs just before that write
     (Responses stores the finished response there, so a client that retrieves it on
     `response.completed` finds it)."""
     frame = framer.frame
     handle = state.handle
+    pushing = not hasattr(stream, "push_to")
     try:
         head = state.start()
         try:
@@ -79,6 +80,9 @@ async def sse(
                     break
                 if out:
                     yield frame(out)
+                if not pushing:  # text after the head may go out as it arrives (text never ends it)
+                    pushing = True
+                    yield PushFrom(stream, lambda batch: frame(handle(batch)))
             else:
                 out = head + state.fail(UpstreamError("The upstream stream ended without an end."))
         except GatewayError as exc:

@@ -44,6 +44,7 @@ from core.transcode.tools import ToolFilter
 from core.transcode.usage import estimate_usage
 
 log = logging.getLogger("grokgate.chat")
+_PUSHED = (TextDelta, ReasoningDelta)  # what push_to hands over; the rest goes through the iteration
 
 
 class ChatService:
@@ -196,6 +197,9 @@ class ChatStream(BatchStream):
         self._outcome: Outcome | None = None  # set when the answer ended, applied after the last yield
         self._interrupted: GatewayError | None = None
         self._reading: asyncio.Task[Any] | None = None  # the task awaiting the upstream, while it does
+        self._emit: Callable[[list[Event]], bool] | None = None  # push_to's target, while set
+        self._kept: list[Event] = []  # decoded by the upstream's sink, for the iteration
+        self._push_error: BaseException | None = None
         self._gen = self._run()
         service.active.add(self)
 
@@ -229,12 +233,53 @@ class ChatStream(BatchStream):
         await self._gen.aclose()
         await self._finish(self._outcome or Outcome(OutcomeKind.CANCELLED))
 
+    def push_to(self, emit: Callable[[list[Event]], bool] | None) -> bool:
+        """Hand later batches of plain text and reasoning to `emit` as the upstream delivers them,
+        synchronously, without waking the task that iterates this stream (None: stop). Anything
+        else (the end, a failure, an image, a tool call) still comes out of the iteration, in
+        order. `emit(batch)` returns False, having done nothing, when it cannot take the batch
+        now; it may raise, and the iteration then raises the same exception. Returns False when
+        the upstream cannot hand bytes over this way (nothing is set then)."""
+        set_sink = getattr(self._upstream, "set_sink", None)
+        if set_sink is None:
+            return False
+        if emit is None:
+            self._emit = None
+            return bool(set_sink(None))
+        if not set_sink(self._pushed):
+            return False
+        self._emit = emit
+        return True
+
+    def _pushed(self, data: bytes) -> bool:
+        """The upstream's sink (called inside its read): decode, filter and emit, or keep the
+        batch for the iteration; False when the iteration must run."""
+        try:
+            batch = self._filter(self.decoder.feed(data))
+            if not batch:
+                return True
+            emit = self._emit
+            if (
+                emit is not None
+                and self._interrupted is None
+                and all(type(e) in _PUSHED for e in batch)
+                and emit(batch)
+            ):
+                for event in batch:
+                    (self._text if type(event) is TextDelta else self._reasoning).append(event.text)  # type: ignore[union-attr]
+                return True
+            self._kept += batch
+        except BaseException as exc:  # raised where the iteration runs, not inside the upstream's read
+            self._push_error = exc
+            self._emit = None
+        return False
+
     async def _run(self) -> AsyncGenerator[list[Event], None]:
         try:
-            batch = self._first
+            batch = self._filter(self._first)
             self._first = []
             while True:
-                out = await self._process(batch)
+                out = await self._settle(batch)
                 if self._interrupted is not None and self._outcome is not None:
                     self._outcome = Outcome(OutcomeKind.CANCELLED)  # not the account's fault
                 if out:
@@ -243,32 +288,41 @@ class ChatStream(BatchStream):
                     await self._finish(self._outcome)
                     return
                 if self._interrupted is not None:
-                    batch = [Fault(self._interrupted)]
+                    batch = self._filter([Fault(self._interrupted)])
                     continue
                 try:
                     self._reading = asyncio.current_task()
                     chunk = await self._chunks.__anext__()
-                    batch = self.decoder.feed(chunk)
+                    batch = self._filter(self.decoder.feed(chunk))
                 except StopAsyncIteration:
-                    batch = self.decoder.flush()
+                    batch = self._filter(self.decoder.flush())
                 except UpstreamFailure as failure:
-                    batch = [Fault(failure.to_error(), failure)]
+                    batch = self._filter([Fault(failure.to_error(), failure)])
                 except asyncio.CancelledError:
                     if self._interrupted is None or self._reading is None:
                         raise
                     self._reading.uncancel()
-                    batch = [Fault(self._interrupted)]
+                    batch = self._filter([Fault(self._interrupted)])
                 finally:
                     self._reading = None
+                if self._kept:  # what the sink decoded but could not emit comes first
+                    batch, self._kept = self._kept + batch, []
+                if self._push_error is not None:
+                    error, self._push_error = self._push_error, None
+                    raise error
         finally:
+            self._emit = None
             await self._upstream.aclose()
             await self._finish(self._outcome or Outcome(OutcomeKind.CANCELLED))
 
-    async def _process(self, batch: list[Event]) -> list[Event]:
+    def _filter(self, batch: list[Event]) -> list[Event]:
         if self._tools is not None:  # before the limits: markup is not answer text
             batch = self._tools.apply(batch)
         if self._limits.active:
             batch = self._limits.apply(batch)
+        return batch
+
+    async def _settle(self, batch: list[Event]) -> list[Event]:
         text = self._text
         reasoning = self._reasoning
         fmt = self.service.settings.image_format

@@ -10,7 +10,9 @@ One `AsyncCurl` multi and one handle pool per event loop: curl's sockets and tim
 with the loop that was running when the multi was made, so a new loop (a new Lambda loop, a test)
 starts afresh. Connections live in the multi and are shared by its handles.
 
-Body chunks are kept as curl delivers them and handed to the reader joined, once per wake-up.
+Body chunks are kept as curl delivers them and handed to the reader joined, once per wake-up;
+or, when the reader installed a sink (`set_sink`) and is parked, handed to the sink at the end
+of the socket action that read them, without waking the reader (the chat service's push path).
 Past `max_buffered` unread bytes the transfer is paused (curl holds the data back and the socket
 is no longer read) until the reader catches up. `aclose()`, or cancelling a task that waits for
 headers or data, removes the handle from the multi: curl closes the connection (HTTP/1.1) or
@@ -30,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from curl_cffi import CurlError
 from curl_cffi.aio import AsyncCurl
@@ -40,13 +42,25 @@ from curl_cffi.requests.impersonate import resolve_latest_browser_type
 
 from core.protocol.classify import UpstreamFailure, transport_failure
 from core.settings import Settings
-from infra.upstream.curl_internals import lazy_timers, set_header_lines, transfers_in
+from infra.upstream.curl_internals import LazyTimers, lazy_timers, set_header_lines, transfers_in
 
 MAX_BUFFERED = 1 << 20  # unread body bytes before the transfer is paused
 PACED_BYTES = 1 << 16  # a paced read takes what it has past this much, window or not
 KEPT_HEADERS = frozenset({b"retry-after", b"cf-mitigated"})  # response headers the callers read
 # What AsyncSession asks curl to decode by default; the header line sent is the caller's own.
 ACCEPT_ENCODING = b"gzip, deflate, br"
+
+
+def _nothing() -> None:
+    return None
+
+
+class _NoView:
+    acting = False
+    after = None
+
+
+_NO_VIEW: LazyTimers = _NoView()  # type: ignore[assignment]  # a handle before its first request
 
 
 def translate_curl_error(exc: BaseException, what: str) -> UpstreamFailure:
@@ -83,6 +97,7 @@ class _Handle:
         "buffered",
         "chunks",
         "curl",
+        "deadline",
         "finished",
         "first_at",
         "headers",
@@ -93,13 +108,20 @@ class _Handle:
         "multi",
         "paused",
         "proxy",
+        "queued",
+        "ready",
+        "sink",
         "status",
         "url",
+        "view",
         "waiter",
     )
 
-    def __init__(self, curl: Curl, max_buffered: int) -> None:
+    def __init__(self, curl: Curl, max_buffered: int, ready: list[_Handle]) -> None:
         self.curl = curl
+        self.ready = ready  # the transport's handles with data for their sink, drained per action
+        self.queued = False
+        self.view: LazyTimers = _NO_VIEW
         self.max_buffered = max_buffered
         self.multi: AsyncCurl | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -115,10 +137,14 @@ class _Handle:
         self.headers_complete = False
         self.url = ""
         self.proxy: str | None = None
+        self.sink: Callable[[bytes], bool] | None = None
+        self.deadline = 0.0
 
     def reset(self) -> None:
         self.finished = None
         self.waiter = None
+        self.sink = None
+        self.queued = False
         self.chunks = []
         self.buffered = 0
         self.holding = False
@@ -143,6 +169,16 @@ class _Handle:
             self.first_at = time.monotonic()
         self.chunks.append(data)
         self.buffered += len(data)
+        if self.sink is not None and self.waiter is not None:
+            # A parked reader with a sink: what this socket action reads goes to the sink at its
+            # end, in one piece (`CurlTransport._drain`), and the reader is not woken for it.
+            if not self.queued:
+                self.queued = True
+                self.ready.append(self)
+                if not self.view.acting:  # delivered outside a socket action (rare): drain soon
+                    assert self.loop is not None
+                    self.loop.call_soon(self.view.after or _nothing)
+            return len(data)
         if not self.holding:
             self.wake()
         return len(data)
@@ -195,6 +231,19 @@ class StreamedResponse:
             await self._wait(handle)
         self.status = handle.status
         self.headers = handle.headers
+
+    def set_sink(self, sink: Callable[[bytes], bool] | None) -> bool:
+        """While the reader is parked with nothing unread, hand the body bytes to `sink` instead
+        of waking it: called from the loop's callback that read them, once per curl socket action
+        with all that action read (None: stop). `sink(data)` returns True when it dealt with the
+        bytes; False when it took them but the reader must run (its next read then returns what
+        arrived since, possibly b""). It must not raise. Refused (False, nothing set) with a
+        pacing window, which joins reads the other way."""
+        handle = self._handle
+        if handle is None or (sink is not None and self._pacing):
+            return False
+        handle.sink = sink
+        return True
 
     def __aiter__(self) -> StreamedResponse:
         return self
@@ -340,6 +389,8 @@ class CurlTransport:
         self._multi: AsyncCurl | None = None
         self._idle: list[_Handle] = []
         self._open: set[StreamedResponse] = set()
+        self._ready: list[_Handle] = []
+        self._view: LazyTimers = _NO_VIEW
 
     @property
     def idle_handles(self) -> int:
@@ -361,14 +412,15 @@ class CurlTransport:
             if self._multi is not None and self._loop is not None:
                 self.multis_freed += _free_multi_of_closed_loop(self._multi, self._loop)
             self._multi = AsyncCurl(loop=loop)
-            lazy_timers(self._multi)
+            self._view = lazy_timers(self._multi)
+            self._view.after = self._drain
             self._loop = loop
         return self._multi
 
     def _new_handle(self) -> _Handle:
         settings = self.settings
         curl = Curl()
-        handle = _Handle(curl, self.max_buffered)
+        handle = _Handle(curl, self.max_buffered, self._ready)
         try:
             # Before impersonating, like AsyncSession: the impersonation reads the HTTP version.
             if self.plain_http:
@@ -430,22 +482,50 @@ class CurlTransport:
             curl.setopt(CurlOpt.POSTFIELDS, body)  # curl_cffi keeps `body` alive for curl
             curl.setopt(CurlOpt.POSTFIELDSIZE, len(body))
             set_header_lines(curl, header_lines)
+            handle.deadline = deadline
             handle.finished = multi.add_handle(curl)
         except CurlError as exc:
             self._release(None, handle, reusable=False)
             raise translate_curl_error(exc, "upstream chat request failed") from None
         handle.multi = multi
         handle.loop = self._loop
+        handle.view = self._view
         handle.finished.add_done_callback(handle.wake)
         response = StreamedResponse(self, handle, deadline)
         self._open.add(response)
         await response._wait_for_headers()
         return response
 
+    def _drain(self) -> None:
+        """After a socket action: hand each parked reader's new bytes to its sink, in one piece;
+        wake the readers that cannot take them that way."""
+        ready = self._ready
+        if not ready:
+            return
+        handles = ready[:]
+        ready.clear()
+        for handle in handles:
+            handle.queued = False
+            chunks = handle.chunks
+            if not chunks:
+                continue  # the reader took them meanwhile
+            sink = handle.sink
+            if sink is None or handle.waiter is None or handle.paused or time.monotonic() > handle.deadline:
+                handle.wake()  # the reader deals with it (the deadline, a paused transfer)
+                continue
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+            handle.buffered = 0
+            if not sink(data):
+                chunks.append(b"")  # taken, but the reader must run: its next read is empty
+                handle.wake()
+
     def _release(self, response: StreamedResponse | None, handle: _Handle, *, reusable: bool) -> None:
         if response is not None:
             self._open.discard(response)
         handle.waiter = None
+        handle.sink = None
+        handle.queued = False
         if reusable and handle.multi is self._multi and len(self._idle) < self.max_idle:
             self._idle.append(handle)
         else:

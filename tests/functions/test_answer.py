@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from functions._answer import ClientWatch, Disconnected, EventStream, Final
+from functions._answer import ClientWatch, Disconnected, EventStream, Final, PushFrom
 
 
 class Channel:
@@ -111,3 +111,73 @@ async def test_watch_turns_a_disconnect_during_open_into_disconnected() -> None:
     ch.gone.set()
     with pytest.raises(Disconnected):
         await asyncio.wait_for(task, 2)
+
+
+class Pushing:
+    """A stream whose text the serving side may push: keeps the emit it is given."""
+
+    def __init__(self) -> None:
+        self.emit: Any = None
+
+    def push_to(self, emit: Any) -> bool:
+        self.emit = emit
+        return True
+
+
+async def test_pushed_writes_go_out_at_once_and_in_order_behind_a_slow_client() -> None:
+    ch = Channel()
+    window = asyncio.Event()  # the client's receive window: a write of b"slow" waits for it
+    plain_send = ch.send
+
+    async def send(message: dict[str, Any]) -> None:
+        if message.get("body") == b"slow":
+            await window.wait()
+        await plain_send(message)
+
+    stream, ended = Pushing(), asyncio.Event()
+
+    async def body() -> AsyncGenerator[Any, None]:
+        yield b"head"
+        yield PushFrom(stream, lambda batch: b"".join(batch))
+        await ended.wait()  # the serving task is parked, as on an upstream read
+        yield Final(b"tail")
+
+    async def serve() -> None:  # the watch belongs to the task serving the request
+        await EventStream(body(), ClientWatch(ch.receive), heartbeat=30)({}, ch.receive, send)
+
+    serving = asyncio.ensure_future(serve())
+    while stream.emit is None:
+        await asyncio.sleep(0)
+    assert stream.emit([b"a"]) and ch.bodies()[-1] == (b"a", True)  # written from outside the task
+    assert stream.emit([b"slow"])  # taken; its send waits for the client
+    assert not stream.emit([b"b"])  # refused until the slow write is out: order first
+    ended.set()
+    await asyncio.sleep(0.01)
+    assert [b for b, _ in ch.bodies()] == [b"head", b"a"]  # the tail waits behind the slow write
+    window.set()
+    await asyncio.wait_for(serving, 1)
+    assert ch.bodies() == [(b"head", True), (b"a", True), (b"slow", True), (b"tail", False)]
+
+
+async def test_a_disconnect_while_text_is_pushed_ends_the_stream() -> None:
+    ch, stream, closed = Channel(), Pushing(), []
+
+    async def body() -> AsyncGenerator[Any, None]:
+        try:
+            yield b"head"
+            yield PushFrom(stream, lambda batch: b"".join(batch))
+            await asyncio.sleep(60)
+            yield Final(b"never")
+        finally:
+            closed.append(True)
+
+    async def serve() -> None:  # the watch belongs to the task serving the request
+        await EventStream(body(), ClientWatch(ch.receive), heartbeat=30)({}, ch.receive, ch.send)
+
+    serving = asyncio.ensure_future(serve())
+    while stream.emit is None:
+        await asyncio.sleep(0)
+    assert stream.emit([b"token"])
+    ch.gone.set()
+    await asyncio.wait_for(serving, 1)
+    assert closed == [True] and [b for b, _ in ch.bodies()] == [b"head", b"token"]

@@ -37,6 +37,29 @@ def test_async_curl_keeps_its_running_transfers_in_curl2future() -> None:
     assert "self._curl2future.pop(curl" in source  # remove_handle and a finished transfer
 
 
+def test_async_curl_reads_through_process_data_as_lazy_timers_process_does() -> None:
+    # LazyTimers swaps these registrations for its own `process`, which repeats this one.
+    registering = inspect.getsource(curl_cffi.aio.socket_function)
+    assert "loop.add_reader(sockfd, async_curl.process_data, sockfd, CURL_CSELECT_IN)" in registering
+    assert "loop.add_writer(sockfd, async_curl.process_data, sockfd, CURL_CSELECT_OUT)" in registering
+    assert "async_curl.process_data," in inspect.getsource(curl_cffi.aio.timer_function)
+    reading = inspect.getsource(curl_cffi.aio.AsyncCurl.process_data)
+    for step in (
+        "self.socket_action(sockfd, ev_bitmask)",
+        "lib.curl_multi_info_read(self._curlm, msg_in_queue)",
+        "if curl_msg.msg == CURLMSG_DONE:",
+        "curl = self._curl2curl[curl_msg.easy_handle]",
+        "retcode = curl_msg.data.result",
+        "callback_exception = curl._get_callback_exception()",
+        "self.set_exception(curl, callback_exception)",
+        "self.set_result(curl)",
+        'self.set_exception(curl, curl._get_error(retcode, "perform"))',
+    ):
+        assert step in reading, step
+    acting = inspect.getsource(curl_cffi.aio.AsyncCurl.socket_action)
+    assert "lib.curl_multi_socket_action(" in acting and "self._check_error(errcode)" in acting
+
+
 def test_curl_keeps_its_header_slist_on_the_handle() -> None:
     curl = Curl()
     try:
@@ -60,6 +83,7 @@ async def test_a_spaced_stream_keeps_one_curl_timer_instead_of_one_per_token(sim
         assert text.count(b'"token"') >= 30 and expected_answer(prompt, "fast")[1].split()[0].encode() in text
         assert len(reads) >= 20  # the tokens did arrive one read each...
         assert view.timers_created < 10  # ...and curl's deadline moves did not each make a loop timer
+        assert view.actions >= len(reads)  # every read went through the view's lean `process`
     finally:
         await transport.aclose()
 
