@@ -14,9 +14,9 @@ release changes one:
   future from `curl_multi_info_read` (`_curl2curl`, the callback exception, `_get_error`), which
   `LazyTimers.process` does the same way without its per-call allocations.
 
-Why the timer matters: with a low-speed limit set, curl pushes its speed-check deadline one
-second ahead on every read, so on a stream whose tokens arrive one write each the stock
-callback cancels one loop timer and creates another per token. `LazyTimers` keeps one timer
+Why the timer matters: curl moves some deadlines on every read (with a low-speed limit, which
+the transport no longer sets, its speed check one second ahead), and the stock callback answers
+each move by cancelling one loop timer and creating another. `LazyTimers` keeps one timer
 armed for the earliest deadline asked: a later deadline just re-arms the callback, and the
 timer, when it fires early, runs curl's timeout action, which does nothing but ask again.
 """

@@ -30,7 +30,6 @@ Besides curl_cffi's public API, two private details are relied on, both in `curl
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -53,6 +52,11 @@ ACCEPT_ENCODING = b"gzip, deflate, br"
 
 def _nothing() -> None:
     return None
+
+
+def loop_of(handle: _Handle) -> asyncio.AbstractEventLoop:
+    assert handle.loop is not None
+    return handle.loop
 
 
 class _NoView:
@@ -102,6 +106,7 @@ class _Handle:
         "first_at",
         "headers",
         "headers_complete",
+        "heard",
         "holding",
         "loop",
         "max_buffered",
@@ -109,6 +114,7 @@ class _Handle:
         "paused",
         "proxy",
         "queued",
+        "quiet_since",
         "ready",
         "sink",
         "status",
@@ -131,6 +137,8 @@ class _Handle:
         self.buffered = 0
         self.first_at = 0.0  # monotonic time the oldest unread chunk arrived (pacing only)
         self.holding = False  # a paced read is waiting out its window: new data does not wake it
+        self.heard = False  # bytes came since the last silence check
+        self.quiet_since = 0.0  # monotonic time of the silence check that last found bytes
         self.paused = False
         self.status = 0
         self.headers: dict[str, str] = {}
@@ -161,6 +169,7 @@ class _Handle:
                 waiter.set_result(None)
 
     def on_body(self, data: bytes) -> int:
+        self.heard = True
         if self.buffered >= self.max_buffered:
             # curl keeps this chunk and delivers it again after `curl.pause(CURLPAUSE_CONT)`.
             self.paused = True
@@ -184,6 +193,7 @@ class _Handle:
         return len(data)
 
     def on_header(self, line: bytes) -> int:
+        self.heard = True
         if line.startswith(b"HTTP/"):
             # A new status line: an interim 1xx answer came before, forget its headers.
             self.status = int(line.split(b" ", 2)[1])
@@ -229,6 +239,9 @@ class StreamedResponse:
                     raise transport_failure("upstream chat request ended without a response")
                 break
             await self._wait(handle)
+            if self._handle is None:  # aborted while waiting (silence, the transport closed)
+                failure, self._failure = self._failure, None
+                raise failure or transport_failure("upstream chat request was aborted")
         self.status = handle.status
         self.headers = handle.headers
 
@@ -384,7 +397,9 @@ class CurlTransport:
         self.multis_freed = 0  # multis of closed loops freed (a cron or worker run per loop)
         self.pacing = settings.stream_pacing_ms / 1000
         self._target = resolve_latest_browser_type(impersonate or settings.impersonate)
-        self._low_speed_time = math.ceil(settings.connect_timeout + settings.read_timeout)
+        self._silence = settings.read_timeout
+        self._every = min(1.0, settings.read_timeout / 4)  # how often silence is checked
+        self._checking: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._multi: AsyncCurl | None = None
         self._idle: list[_Handle] = []
@@ -415,6 +430,7 @@ class CurlTransport:
             self._view = lazy_timers(self._multi)
             self._view.after = self._drain
             self._loop = loop
+            self._checking = None  # the old loop's timer went with it
         return self._multi
 
     def _new_handle(self) -> _Handle:
@@ -432,11 +448,8 @@ class CurlTransport:
             curl.setopt(CurlOpt.NOSIGNAL, 1)
             curl.setopt(CurlOpt.FOLLOWLOCATION, 0)
             curl.setopt(CurlOpt.CONNECTTIMEOUT_MS, int(settings.connect_timeout * 1000))
-            # The read timeout, as curl_cffi maps a streamed (connect, read) timeout: a transfer
-            # slower than 1 byte/s for that long is abandoned, so a stalled stream ends too. curl
-            # averages the speed over its last 5 s, so silence is noticed up to 5 s later.
-            curl.setopt(CurlOpt.LOW_SPEED_LIMIT, 1)
-            curl.setopt(CurlOpt.LOW_SPEED_TIME, self._low_speed_time)
+            # No curl low-speed limit for the read timeout: with one, curl moves its speed-check
+            # deadline on every read, a timer callback per token. `_check_silence` does it.
             # An empty PROXY and NOPROXY: no proxy from the environment (trust_env=False).
             curl.setopt(CurlOpt.NOPROXY, "")
             self._set_proxy(handle, settings.proxy_url)
@@ -490,11 +503,36 @@ class CurlTransport:
         handle.multi = multi
         handle.loop = self._loop
         handle.view = self._view
+        handle.quiet_since = time.monotonic()
+        handle.heard = False
+        if self._checking is None:
+            self._checking = loop_of(handle).call_later(self._every, self._check_silence)
         handle.finished.add_done_callback(handle.wake)
         response = StreamedResponse(self, handle, deadline)
         self._open.add(response)
         await response._wait_for_headers()
         return response
+
+    def _check_silence(self) -> None:
+        """The read timeout: a transfer that got no byte (headers or body) for `read_timeout`
+        seconds is abandoned, its reader woken with a timeout failure. One timer per transport,
+        not one per read; runs while responses are open."""
+        self._checking = None
+        now = time.monotonic()
+        for response in list(self._open):
+            handle = response._handle
+            if handle is None:
+                continue
+            if handle.heard:
+                handle.heard = False
+                handle.quiet_since = now
+            elif now - handle.quiet_since >= self._silence:
+                handle.wake()
+                response._abort(
+                    transport_failure(f"upstream stream was silent for {self._silence:g} s", timeout=True)
+                )
+        if self._open and self._loop is not None and not self._loop.is_closed():
+            self._checking = self._loop.call_later(self._every, self._check_silence)
 
     def _drain(self) -> None:
         """After a socket action: hand each parked reader's new bytes to its sink, in one piece;
@@ -540,6 +578,8 @@ class CurlTransport:
         """Abort open transfers (their readers get a transport failure), close every handle and,
         on its own loop, the multi."""
         for response in list(self._open):
+            if response._handle is not None:
+                response._handle.wake()  # a parked reader gets the failure, not a hang
             response._abort(transport_failure("upstream transport closed"))
         self._open.clear()
         self._close_idle()
