@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,6 +103,7 @@ class Result:
     heaviest: list[tuple[str, float]]
     lazy_loaded: list[str]
     first_request_ms: float | None = None
+    walls: list[float] = field(default_factory=list)  # one per run, in the floor's order
 
 
 def statement(name: str) -> str:
@@ -160,23 +161,40 @@ def first_request(name: str) -> float | None:
     return float(out.split()[-1])
 
 
-def measure(name: str, runs: int) -> Result:
-    walls, totals, firsts, lazy = [], [], [], set()
-    packages: dict[str, list[float]] = defaultdict(list)
+@dataclass
+class Samples:
+    walls: list[float] = field(default_factory=list)
+    totals: list[float] = field(default_factory=list)
+    firsts: list[float] = field(default_factory=list)
+    lazy: set[str] = field(default_factory=set)
+    packages: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def result(self, name: str) -> Result:
+        median = statistics.median
+        heaviest = sorted(((p, median(v)) for p, v in self.packages.items()), key=lambda x: -x[1])[:5]
+        first_ms = median(self.firsts) if self.firsts else None
+        return Result(
+            name, median(self.walls), median(self.totals), heaviest, sorted(self.lazy), first_ms, self.walls
+        )
+
+
+def measure(names: list[str], runs: int) -> list[Result]:
+    """Round robin, one fresh process per name and run: the machine's drift (its speed varies by
+    tens of percent from one minute to the next) falls on the floor and the deployables alike."""
+    samples = {name: Samples() for name in names}
     for _ in range(runs):
-        wall, loaded = probe(name)
-        walls.append(wall)
-        lazy.update(loaded)
-        total, per_package = importtime(name)
-        totals.append(total)
-        first = first_request(name)
-        if first is not None:
-            firsts.append(first)
-        for package, ms in per_package.items():
-            packages[package].append(ms)
-    heaviest = sorted(((p, statistics.median(v)) for p, v in packages.items()), key=lambda x: -x[1])[:5]
-    first_ms = statistics.median(firsts) if firsts else None
-    return Result(name, statistics.median(walls), statistics.median(totals), heaviest, sorted(lazy), first_ms)
+        for name, sample in samples.items():
+            wall, loaded = probe(name)
+            sample.walls.append(wall)
+            sample.lazy.update(loaded)
+            total, per_package = importtime(name)
+            sample.totals.append(total)
+            first = first_request(name)
+            if first is not None:
+                sample.firsts.append(first)
+            for package, ms in per_package.items():
+                sample.packages[package].append(ms)
+    return [sample.result(name) for name, sample in samples.items()]
 
 
 def table(results: list[Result], runs: int) -> str:
@@ -184,7 +202,8 @@ def table(results: list[Result], runs: int) -> str:
         "## Cold start",
         "",
         f"Import time of each deployable, median of {runs} fresh processes (`python -m bench.coldstart`),",
-        f"on this machine ({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},",
+        "taken in turns with the floor's so that the machine's drift falls on both alike, on this",
+        f"machine ({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},",
         f"load average {os.getloadavg()[0]:.1f} when measured),",
         "bytecode compiled. *import* is wall time of `import functions.<name>`; *importtime* is the",
         "cumulative figure `python -X importtime` reports for it (slightly inflated by the measuring).",
@@ -192,37 +211,41 @@ def table(results: list[Result], runs: int) -> str:
         "upstash_redis if importing the deployable loaded them (they must load on first use only).",
         f"The first row is the floor: `{FLOOR_IMPORTS}`, what any Starlette + pydantic",
         "app pays on this machine before a line of ours; *own* is a deployable's import minus it, and",
-        "*x floor* its import over the floor's. *+ first request* (chat) is the import and one chat",
-        "completion in the same fresh process (an empty SQLite pool: a 503, no network): what a route",
-        "loads on its first request is cold-start time too.",
+        "*x floor* the median of its import over the floor's, run by run. *+ first request* (chat) is",
+        "the import and one chat completion in the same fresh process (an empty SQLite pool: a 503, no",
+        "network): what a route loads on its first request is cold-start time too.",
         "",
         "| deployable | import (ms) | own (ms) | x floor | importtime (ms) | + first request (ms) | budget "
         "| SDKs at import | heaviest packages (ms) |",
         "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    floor = next((r.wall_ms for r in results if r.name == FLOOR), 0.0)
+    floor_result = next((r for r in results if r.name == FLOOR), None)
+    floor = floor_result.wall_ms if floor_result else 0.0
     for r in results:
         budget = BUDGET_MS.get(r.name)
         verdict = "" if budget is None else f"{budget:.0f} {'ok' if r.wall_ms <= budget else 'OVER'}"
         heavy = ", ".join(f"{p} {ms:.0f}" for p, ms in r.heaviest)
         first = "" if r.first_request_ms is None else f"{r.first_request_ms:.0f}"
         lines.append(
-            f"| {r.name} | {r.wall_ms:.0f} | {r.wall_ms - floor:.0f} | {ratio(r, floor):.2f} | "
+            f"| {r.name} | {r.wall_ms:.0f} | {r.wall_ms - floor:.0f} | {ratio(r, floor_result):.2f} | "
             f"{r.importtime_ms:.0f} | {first} | {verdict} | {', '.join(r.lazy_loaded) or 'none'} | {heavy} |"
         )
     lines.append("")
     for r in results:
         goal = RATIO_GOAL.get(r.name)
         if goal is not None:
-            verdict = "ok" if ratio(r, floor) <= goal else "OVER"
+            verdict = "ok" if ratio(r, floor_result) <= goal else "OVER"
             lines.append(
-                f"The {r.name} import is {ratio(r, floor):.2f}x the framework floor (goal {goal}x: {verdict})."
+                f"The {r.name} import is {ratio(r, floor_result):.2f}x the framework floor (goal {goal}x: {verdict})."
             )
     return "\n".join(lines) + "\n"
 
 
-def ratio(result: Result, floor: float) -> float:
-    return result.wall_ms / floor if floor else 0.0
+def ratio(result: Result, floor: Result | None) -> float:
+    """The median of the run-by-run ratios (each run took the floor and this import in turn)."""
+    if floor is None:
+        return 0.0
+    return statistics.median(w / f for w, f in zip(result.walls, floor.walls, strict=True))
 
 
 def write_section(section: str, doc: Path = DOC) -> None:
@@ -247,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         env=environment(),
         check=True,
     )
-    results = [measure(name, args.runs) for name in [FLOOR, *deployables()]]
+    results = measure([FLOOR, *deployables()], args.runs)
     section = table(results, args.runs)
     print(section)
     if args.write:
