@@ -89,7 +89,9 @@ def stream_once(lines: list[bytes], service: Any, request: ChatRequest) -> None:
         await cycle.send(message)
 
     beat = SimpleNamespace(touch=lambda: None)
-    writer = _answer._DirectWrite(send_with_id, beat, lambda batch: CHAT.frame(state.handle(batch)))  # type: ignore[arg-type]
+    writer = _answer._DirectWrite(
+        send_with_id, beat, lambda batch: CHAT.frame(state.handle(batch)), transport
+    )  # type: ignore[arg-type]
     chat.push_to(writer)
     sink = upstream.sink
     for line in lines:

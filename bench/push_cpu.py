@@ -38,7 +38,7 @@ from core.services.chat import ChatService
 from core.settings import Settings
 from core.transcode.normalize import ChatRequest
 from core.transcode.openai_chat import ChatCompletionState
-from functions._answer import ClientWatch, EventStream
+from functions._answer import COALESCING, ClientWatch, EventStream
 from functions._server import CoalescingTransport
 from functions._sse import CHAT, sse
 from infra.state.sqlite import SQLiteAccountStore
@@ -100,7 +100,7 @@ async def one(service: ChatService, request: ChatRequest, push: bool) -> None:
     state = ChatCompletionState(MODEL)
     body = sse(state, stream if push else _Hidden(stream), CHAT)  # type: ignore[arg-type]
     response = EventStream(body, ClientWatch(receive), heartbeat=15.0)  # type: ignore[arg-type]
-    await response({"type": "http"}, receive, send)
+    await response({"type": "http", "extensions": {COALESCING: transport}}, receive, send)
     if not cycle.response_complete:
         raise RuntimeError("a stream did not end")
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the chat service and its events load with the first answer
     from core.events import Event
 
 T = TypeVar("T")
+COALESCING = "grokgate.coalescing"  # functions._server.EXTENSION: the server's writes, per request
 log = logging.getLogger("grokgate.answer")
 PING = b": keep-alive\n\n"
 _SSE_HEADERS = [
@@ -153,12 +154,15 @@ class _DirectWrite:
     and nothing more is written this way until the serving task has waited for it, so the order
     of writes stays the order of the answer."""
 
-    __slots__ = ("_beat", "_frame", "_send", "backlog", "broken")
+    __slots__ = ("_beat", "_frame", "_send", "_transport", "backlog", "broken")
 
-    def __init__(self, send: Send, beat: _Heartbeat, frame: Callable[[list[Event]], bytes]) -> None:
+    def __init__(
+        self, send: Send, beat: _Heartbeat, frame: Callable[[list[Event]], bytes], transport: Any = None
+    ) -> None:
         self._send = send
         self._beat = beat
         self._frame = frame
+        self._transport = transport  # the server's coalescing transport, when it offers one
         self.backlog: asyncio.Future[None] | None = None
         self.broken: OSError | None = None
 
@@ -169,6 +173,9 @@ class _DirectWrite:
         if not data:
             return True
         sending = self._send({"type": "http.response.body", "body": data, "more_body": True})
+        transport = self._transport
+        if transport is not None:
+            transport.immediate = True
         try:
             waiting = sending.send(None)
         except StopIteration:
@@ -177,6 +184,9 @@ class _DirectWrite:
         except OSError as exc:  # the connection broke: the serving task ends on it
             self.broken = exc
             return True
+        finally:
+            if transport is not None:
+                transport.immediate = False
         self.backlog = asyncio.ensure_future(_finish_send(sending, waiting))
         return True
 
@@ -237,11 +247,12 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.body_iterator
         direct: list[_DirectWrite] = []
+        coalescing = (scope.get("extensions") or {}).get(COALESCING)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             beat = _Heartbeat(send, self.heartbeat, self.ping)
             try:
-                await self.watch.run(self._pump(send, beat, direct))
+                await self.watch.run(self._pump(send, beat, direct, coalescing))
             except (Disconnected, OSError):
                 pass
             finally:
@@ -254,11 +265,11 @@ class EventStream(Response):
                 for writer in direct:
                     writer.close()
 
-    async def _pump(self, send: Send, beat: _Heartbeat, direct: list[_DirectWrite]) -> None:
+    async def _pump(self, send: Send, beat: _Heartbeat, direct: list[_DirectWrite], coalescing: Any) -> None:
         writer: _DirectWrite | None = None
         async for data in self.body_iterator:
             if type(data) is PushFrom:
-                candidate = _DirectWrite(send, beat, data.frame)
+                candidate = _DirectWrite(send, beat, data.frame, coalescing)
                 if data.stream.push_to(candidate):
                     writer = candidate
                     direct.append(writer)

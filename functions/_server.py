@@ -36,21 +36,34 @@ from core.settings import Settings
 log = logging.getLogger("grokgate.server")
 
 
+EXTENSION = "grokgate.coalescing"  # the request scope's key for its `CoalescingTransport`
+
+
 class CoalescingTransport:
     """A transport whose writes within one loop iteration reach the socket as one write.
 
     Everything but writing and closing is the wrapped transport's. Closing sends what is
     pending first; aborting drops it, as an abort drops the socket's own buffer.
+
+    `immediate` (set around a send made outside the serving task, inside the upstream's read:
+    `functions._answer`'s direct writes) writes at once when nothing is pending: that callback is
+    the iteration's only writer to this connection, so deferring would only cost a callback.
+    The app finds the transport in the request's scope, `scope["extensions"][EXTENSION]`.
     """
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    __slots__ = ("_loop", "_pending", "_transport", "immediate")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self.immediate = False
 
     def write(self, data: bytes) -> None:
+        if self.immediate and not self._pending:
+            if not self._transport.is_closing():
+                self._transport.write(data)
+            return
         if not self._pending:
             self._loop.call_soon(self._flush)
         self._pending.append(data)
@@ -136,6 +149,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = {EXTENSION: self.transport}  # type: ignore[typeddict-unknown-key]
         if self._read_timer is None:  # a request after an idle keep-alive: its own head deadline
             self._arm(self.limits.header_timeout)
 

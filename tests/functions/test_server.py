@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from functions._answer import COALESCING
 from functions._server import CoalescingHttpToolsProtocol, CoalescingTransport
 
 
@@ -75,8 +76,27 @@ async def test_nothing_is_written_to_a_transport_that_is_closing() -> None:
     assert raw.writes == []
 
 
+async def test_an_immediate_write_leaves_at_once_unless_writes_are_pending() -> None:
+    raw = RecordingTransport()
+    t = CoalescingTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+    t.immediate = True  # a direct write from the upstream's read
+    t.write(b"a")
+    assert raw.writes == [b"a"]
+    t.immediate = False
+    t.write(b"b")
+    t.immediate = True
+    t.write(b"c")  # behind a pending write: joined to it, in order
+    assert raw.writes == [b"a"]
+    await asyncio.sleep(0)
+    assert raw.writes == [b"a", b"bc"]
+
+
+SEEN: list[Any] = []
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     assert scope["type"] == "http"
+    SEEN.append(scope.get("extensions", {}).get(COALESCING))
     await receive()
     await send(
         {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
@@ -108,6 +128,7 @@ def test_a_real_server_streams_through_the_protocol() -> None:
         assert b"".join(c for _, c in arrivals) == b"data: 1\n\ndata: 2\n\n"
         assert arrivals[0][1] == b"data: 1\n\n"  # the first chunk did not wait for the second
         assert arrivals[-1][0] - arrivals[0][0] >= 0.15
+        assert isinstance(SEEN[-1], CoalescingTransport)  # where the app's direct writes find it
     finally:
         server.should_exit = True
         thread.join(10)
