@@ -36,35 +36,17 @@ from collections.abc import Callable, Sequence
 from curl_cffi import CurlError
 from curl_cffi.aio import AsyncCurl
 from curl_cffi.const import CurlECode, CurlHttpVersion, CurlOpt
-from curl_cffi.curl import CURL_WRITEFUNC_PAUSE, CURLPAUSE_CONT, DEFAULT_CACERT, Curl
+from curl_cffi.curl import CURLPAUSE_CONT, DEFAULT_CACERT, Curl
 from curl_cffi.requests.impersonate import resolve_latest_browser_type
 
 from core.protocol.classify import UpstreamFailure, transport_failure
 from core.settings import Settings
+from infra.upstream.curl_handle import MAX_BUFFERED, NO_VIEW, Handle, loop_of
 from infra.upstream.curl_internals import LazyTimers, lazy_timers, set_header_lines, transfers_in
 
-MAX_BUFFERED = 1 << 20  # unread body bytes before the transfer is paused
 PACED_BYTES = 1 << 16  # a paced read takes what it has past this much, window or not
-KEPT_HEADERS = frozenset({b"retry-after", b"cf-mitigated"})  # response headers the callers read
 # What AsyncSession asks curl to decode by default; the header line sent is the caller's own.
 ACCEPT_ENCODING = b"gzip, deflate, br"
-
-
-def _nothing() -> None:
-    return None
-
-
-def loop_of(handle: _Handle) -> asyncio.AbstractEventLoop:
-    assert handle.loop is not None
-    return handle.loop
-
-
-class _NoView:
-    acting = False
-    after = None
-
-
-_NO_VIEW: LazyTimers = _NoView()  # type: ignore[assignment]  # a handle before its first request
 
 
 def translate_curl_error(exc: BaseException, what: str) -> UpstreamFailure:
@@ -94,122 +76,6 @@ def _free_multi_of_closed_loop(multi: AsyncCurl, loop: asyncio.AbstractEventLoop
     return False
 
 
-class _Handle:
-    """A pooled easy handle and the state of the transfer it runs; curl calls `on_body`/`on_header`."""
-
-    __slots__ = (
-        "buffered",
-        "chunks",
-        "curl",
-        "deadline",
-        "finished",
-        "first_at",
-        "headers",
-        "headers_complete",
-        "heard",
-        "holding",
-        "loop",
-        "max_buffered",
-        "multi",
-        "paused",
-        "proxy",
-        "queued",
-        "quiet_since",
-        "ready",
-        "sink",
-        "status",
-        "url",
-        "view",
-        "waiter",
-    )
-
-    def __init__(self, curl: Curl, max_buffered: int, ready: list[_Handle]) -> None:
-        self.curl = curl
-        self.ready = ready  # the transport's handles with data for their sink, drained per action
-        self.queued = False
-        self.view: LazyTimers = _NO_VIEW
-        self.max_buffered = max_buffered
-        self.multi: AsyncCurl | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.finished: asyncio.Future[None] | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.chunks: list[bytes] = []
-        self.buffered = 0
-        self.first_at = 0.0  # monotonic time the oldest unread chunk arrived (pacing only)
-        self.holding = False  # a paced read is waiting out its window: new data does not wake it
-        self.heard = False  # bytes came since the last silence check
-        self.quiet_since = 0.0  # monotonic time of the silence check that last found bytes
-        self.paused = False
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self.headers_complete = False
-        self.url = ""
-        self.proxy: str | None = None
-        self.sink: Callable[[bytes], bool] | None = None
-        self.deadline = 0.0
-
-    def reset(self) -> None:
-        self.finished = None
-        self.waiter = None
-        self.sink = None
-        self.queued = False
-        self.chunks = []
-        self.buffered = 0
-        self.holding = False
-        self.paused = False
-        self.status = 0
-        self.headers = {}
-        self.headers_complete = False
-
-    def wake(self, _: object = None) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def on_body(self, data: bytes) -> int:
-        self.heard = True
-        if self.buffered >= self.max_buffered:
-            # curl keeps this chunk and delivers it again after `curl.pause(CURLPAUSE_CONT)`.
-            self.paused = True
-            return CURL_WRITEFUNC_PAUSE
-        if not self.chunks:
-            self.first_at = time.monotonic()
-        self.chunks.append(data)
-        self.buffered += len(data)
-        if self.sink is not None and self.waiter is not None:
-            # A parked reader with a sink: what this socket action reads goes to the sink at its
-            # end, in one piece (`CurlTransport._drain`), and the reader is not woken for it.
-            if not self.queued:
-                self.queued = True
-                self.ready.append(self)
-                if not self.view.acting:  # delivered outside a socket action (rare): drain soon
-                    assert self.loop is not None
-                    self.loop.call_soon(self.view.after or _nothing)
-            return len(data)
-        if not self.holding:
-            self.wake()
-        return len(data)
-
-    def on_header(self, line: bytes) -> int:
-        self.heard = True
-        if line.startswith(b"HTTP/"):
-            # A new status line: an interim 1xx answer came before, forget its headers.
-            self.status = int(line.split(b" ", 2)[1])
-            self.headers = {}
-        elif line == b"\r\n":
-            if self.status >= 200:
-                self.headers_complete = True
-                self.wake()
-        else:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name in KEPT_HEADERS:
-                self.headers[name.decode("latin-1")] = value.strip().decode("latin-1")
-        return len(line)
-
-
 class StreamedResponse:
     """An answer being read: `status`, `headers` (only `KEPT_HEADERS`), async iteration of body
     bytes (what arrived since the last read, joined), and `aclose()`, which aborts the transfer
@@ -218,9 +84,9 @@ class StreamedResponse:
 
     __slots__ = ("_deadline", "_failure", "_handle", "_pacing", "_transport", "headers", "status")
 
-    def __init__(self, transport: CurlTransport, handle: _Handle, deadline: float) -> None:
+    def __init__(self, transport: CurlTransport, handle: Handle, deadline: float) -> None:
         self._transport = transport
-        self._handle: _Handle | None = handle
+        self._handle: Handle | None = handle
         self._deadline = deadline
         self._pacing = transport.pacing
         self._failure: UpstreamFailure | None = None
@@ -287,7 +153,7 @@ class StreamedResponse:
                 raise StopAsyncIteration
             await self._wait(handle)
 
-    def _take(self, handle: _Handle) -> bytes:
+    def _take(self, handle: Handle) -> bytes:
         chunks = handle.chunks
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
@@ -300,7 +166,7 @@ class StreamedResponse:
                 self._abort(translate_curl_error(exc, "upstream stream could not resume"))
         return data
 
-    async def _hold(self, handle: _Handle, delay: float) -> None:
+    async def _hold(self, handle: Handle, delay: float) -> None:
         """Wait out the pacing window (or the transfer's end), letting chunks pile up."""
         assert handle.loop is not None
         timer = handle.loop.call_later(delay, handle.wake)
@@ -311,7 +177,7 @@ class StreamedResponse:
             handle.holding = False
             timer.cancel()
 
-    async def _wait(self, handle: _Handle) -> None:
+    async def _wait(self, handle: Handle) -> None:
         assert handle.loop is not None
         handle.waiter = waiter = handle.loop.create_future()
         try:
@@ -402,10 +268,10 @@ class CurlTransport:
         self._checking: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._multi: AsyncCurl | None = None
-        self._idle: list[_Handle] = []
+        self._idle: list[Handle] = []
         self._open: set[StreamedResponse] = set()
-        self._ready: list[_Handle] = []
-        self._view: LazyTimers = _NO_VIEW
+        self._ready: list[Handle] = []
+        self._view: LazyTimers = NO_VIEW
 
     @property
     def idle_handles(self) -> int:
@@ -433,10 +299,10 @@ class CurlTransport:
             self._checking = None  # the old loop's timer went with it
         return self._multi
 
-    def _new_handle(self) -> _Handle:
+    def _new_handle(self) -> Handle:
         settings = self.settings
         curl = Curl()
-        handle = _Handle(curl, self.max_buffered, self._ready)
+        handle = Handle(curl, self.max_buffered, self._ready)
         try:
             # Before impersonating, like AsyncSession: the impersonation reads the HTTP version.
             if self.plain_http:
@@ -463,7 +329,7 @@ class CurlTransport:
         self.handles_created += 1
         return handle
 
-    def _set_proxy(self, handle: _Handle, proxy: str | None) -> None:
+    def _set_proxy(self, handle: Handle, proxy: str | None) -> None:
         curl = handle.curl
         curl.setopt(CurlOpt.PROXY, proxy or "")
         if proxy:
@@ -558,7 +424,7 @@ class CurlTransport:
                 chunks.append(b"")  # taken, but the reader must run: its next read is empty
                 handle.wake()
 
-    def _release(self, response: StreamedResponse | None, handle: _Handle, *, reusable: bool) -> None:
+    def _release(self, response: StreamedResponse | None, handle: Handle, *, reusable: bool) -> None:
         if response is not None:
             self._open.discard(response)
         handle.waiter = None
