@@ -8,7 +8,7 @@ core 1; the legs of the two gateways alternate, and each leg's figure is the gat
 /proc) per 200-token stream.
 
 Usage: `python -m bench.spaced_ab BEFORE_TREE AFTER_TREE [--rounds 3] [--seconds 4]
-[--env-b NAME=VALUE ...] [--profile-b SECONDS]` (a tree is a checkout with its code; the
+[--env-a/--env-b NAME=VALUE ...] [--only SCENARIO] [--profile a|b]` (a tree is a checkout with its code; the
 simulator and this load generator come from this checkout).
 """
 
@@ -74,6 +74,7 @@ def main() -> int:
     parser.add_argument("after", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--env-a", action="append", default=[], help="NAME=VALUE for the first gateway")
     parser.add_argument("--env-b", action="append", default=[], help="NAME=VALUE for the second gateway")
     parser.add_argument("--only", help="one scenario: per_frame, delay_ms=1 or delay_ms=20")
     parser.add_argument("--profile", choices=("a", "b"), help="py-spy one gateway on the 1 ms leg")
@@ -85,8 +86,9 @@ def main() -> int:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )
+    extra_a = dict(item.split("=", 1) for item in args.env_a)
     extra_b = dict(item.split("=", 1) for item in args.env_b)
-    gateways = [start_gateway(args.before, sim_port, {}), start_gateway(args.after, sim_port, extra_b)]
+    gateways = [start_gateway(args.before, sim_port, extra_a), start_gateway(args.after, sim_port, extra_b)]
     try:
         wait_port(sim_port, sim)
         for proc, port in gateways:
