@@ -15,6 +15,7 @@ replayed history where they can be. Tools: `core.transcode.anthropic_tools`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import Field
@@ -115,6 +116,15 @@ def _text(value: Any, param: str) -> str:
     return value
 
 
+def _blocks(content: list[Any], param: str) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """Each content block with where it sits and its type; a block that is not an object is a 400."""
+    for j, block in enumerate(content):
+        where = f"{param}.{j}"
+        if not isinstance(block, dict):
+            raise _bad(where, "must be an object")
+        yield where, block.get("type"), block
+
+
 class _History:
     """Blocks of one request: texts of a turn gathered, tool results and earlier calls in place."""
 
@@ -150,6 +160,14 @@ class _History:
             raise _bad(f"{param}.source.type", f"{kind!r} is not supported")
         return ""
 
+    def plain(self, kind: Any, block: dict[str, Any], where: str) -> str | None:
+        """A text, image or document block as text (any turn may hold them); None for other kinds."""
+        if kind == "text":
+            return _text(block.get("text"), f"{where}.text")
+        if kind in ("image", "document"):
+            return self.source(block, where, document=kind == "document")
+        return None
+
     def text(self, content: Any, param: str) -> str:
         """Plain content (system, a tool result, a document): text, images and documents only."""
         if isinstance(content, str):
@@ -157,15 +175,10 @@ class _History:
         if not isinstance(content, list):
             raise _bad(param, "must be a string or an array of content blocks")
         texts: list[str] = []
-        for j, block in enumerate(content):
-            where = f"{param}.{j}"
-            if not isinstance(block, dict):
-                raise _bad(where, "must be an object")
-            kind = block.get("type")
-            if kind == "text":
-                texts.append(_text(block.get("text"), f"{where}.text"))
-            elif kind in ("image", "document"):
-                texts.append(self.source(block, where, document=kind == "document"))
+        for where, kind, block in _blocks(content, param):
+            plain = self.plain(kind, block, where)
+            if plain is not None:
+                texts.append(plain)
             elif kind == "tool_reference":  # a tool search result: the tool it found
                 texts.append(f"[tool available: {_text(block.get('tool_name'), f'{where}.tool_name')}]")
             elif kind == "search_result":
@@ -191,15 +204,10 @@ class _History:
                 self.blocks.append(Block(role, "\n".join(t for t in texts if t)))
                 texts.clear()
 
-        for j, block in enumerate(content):
-            where = f"{param}.{j}"
-            if not isinstance(block, dict):
-                raise _bad(where, "must be an object")
-            kind = block.get("type")
-            if kind == "text":
-                texts.append(_text(block.get("text"), f"{where}.text"))
-            elif kind in ("image", "document"):
-                texts.append(self.source(block, where, document=kind == "document"))
+        for where, kind, block in _blocks(content, param):
+            plain = self.plain(kind, block, where)
+            if plain is not None:
+                texts.append(plain)
             elif kind in ("thinking", "redacted_thinking") and role == "assistant":
                 continue
             elif kind in ("server_tool_use", "web_search_tool_result") and role == "assistant":
