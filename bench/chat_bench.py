@@ -230,6 +230,28 @@ def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("a child process did not listen")
 
 
+def start_gateway(
+    sim_port: int, tree: Path = ROOT, env_extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A gateway process (the code of `tree`) over the simulator at `sim_port`, on a fresh SQLite
+    store, served as `grokgate serve` serves it; returns it and its port."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GROKGATE_UPSTREAM_URL": f"http://127.0.0.1:{sim_port}",
+        "GROKGATE_ASSETS_URL": f"http://127.0.0.1:{sim_port}",
+        "GROKGATE_FLARESOLVERR_URL": f"http://127.0.0.1:{sim_port}",
+        "GROKGATE_STORE": f"sqlite:///{tempfile.mkdtemp()}/bench.db",
+        "GROKGATE_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(tree),
+        **(env_extra or {}),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.chat_bench", "--serve-gateway", str(port)], cwd=tree, env=env
+    )
+    return proc, port
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=4.0, help="per leg")
@@ -241,25 +263,14 @@ def main() -> int:
         return 0
     os.sched_setaffinity(0, {1})
     load_before = _load()
-    sim_port, gw_port = free_port(), free_port()
-    tmp = tempfile.mkdtemp()
+    sim_port = free_port()
     sim = subprocess.Popen(
         # grok.com's defences on (signed statsig, Cloudflare clearance): measured as they are upstream.
         ["taskset", "-c", "1", sys.executable, "-m", "infra.sim", "--port", str(sim_port), "--defences"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )
-    env = {
-        **os.environ,
-        "GROKGATE_UPSTREAM_URL": f"http://127.0.0.1:{sim_port}",
-        "GROKGATE_ASSETS_URL": f"http://127.0.0.1:{sim_port}",
-        "GROKGATE_FLARESOLVERR_URL": f"http://127.0.0.1:{sim_port}",
-        "GROKGATE_STORE": f"sqlite:///{tmp}/bench.db",
-        "GROKGATE_LOG_LEVEL": "WARNING",
-    }
-    gw = subprocess.Popen(
-        [sys.executable, "-m", "bench.chat_bench", "--serve-gateway", str(gw_port)], cwd=ROOT, env=env
-    )
+    gw, gw_port = start_gateway(sim_port)
     try:
         wait_port(sim_port, sim)
         wait_port(gw_port, gw)

@@ -23,30 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.chat_bench import ROOT, Target, free_port, run_load, wait_port
+from bench.chat_bench import ROOT, Target, free_port, run_load, start_gateway, wait_port
 
 SCENARIOS = (("per_frame", 0, 16), ("delay_ms=1", 1, 16), ("delay_ms=20", 20, 64))
-
-
-def start_gateway(
-    tree: Path, sim_port: int, env_extra: dict[str, str]
-) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    tmp = tempfile.mkdtemp()
-    env = {
-        **os.environ,
-        "GROKGATE_UPSTREAM_URL": f"http://127.0.0.1:{sim_port}",
-        "GROKGATE_ASSETS_URL": f"http://127.0.0.1:{sim_port}",
-        "GROKGATE_FLARESOLVERR_URL": f"http://127.0.0.1:{sim_port}",
-        "GROKGATE_STORE": f"sqlite:///{tmp}/bench.db",
-        "GROKGATE_LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(tree),
-        **env_extra,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.chat_bench", "--serve-gateway", str(port)], cwd=tree, env=env
-    )
-    return proc, port
 
 
 def times(pid: int) -> tuple[float, float]:
@@ -88,7 +67,7 @@ def main() -> int:
     )
     extra_a = dict(item.split("=", 1) for item in args.env_a)
     extra_b = dict(item.split("=", 1) for item in args.env_b)
-    gateways = [start_gateway(args.before, sim_port, extra_a), start_gateway(args.after, sim_port, extra_b)]
+    gateways = [start_gateway(sim_port, args.before, extra_a), start_gateway(sim_port, args.after, extra_b)]
     try:
         wait_port(sim_port, sim)
         for proc, port in gateways:

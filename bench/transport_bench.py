@@ -18,29 +18,21 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-from bench.chat_bench import ROOT, Target, _load, cpu_seconds, free_port, run_load, wait_port, write_section
+from bench.chat_bench import (
+    ROOT,
+    Target,
+    _load,
+    cpu_seconds,
+    free_port,
+    run_load,
+    start_gateway,
+    wait_port,
+    write_section,
+)
 
 ROUNDS = 3
-
-
-def start_gateway(sim_port: int, transport: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    tmp = tempfile.mkdtemp()
-    env = {
-        **os.environ,
-        "GROKGATE_UPSTREAM_URL": f"http://127.0.0.1:{sim_port}",
-        "GROKGATE_ASSETS_URL": f"http://127.0.0.1:{sim_port}",
-        "GROKGATE_STORE": f"sqlite:///{tmp}/bench.db",
-        "GROKGATE_LOG_LEVEL": "WARNING",
-        "GROKGATE_CHAT_TRANSPORT": transport,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.chat_bench", "--serve-gateway", str(port)], cwd=ROOT, env=env
-    )
-    return proc, port
 
 
 def measure(sim_port: int, gateways: dict[str, tuple[int, int]], seconds: float) -> list[tuple[str, ...]]:
@@ -119,7 +111,7 @@ def main() -> int:
     try:
         wait_port(sim_port, sim)
         for transport in ("rest", "ws"):
-            proc, port = start_gateway(sim_port, transport)
+            proc, port = start_gateway(sim_port, env_extra={"GROKGATE_CHAT_TRANSPORT": transport})
             procs[transport] = proc
             wait_port(port, proc)
             gateways[transport] = (proc.pid, port)
